@@ -1,0 +1,174 @@
+"""Configuration of the encoder-decoder Transformer.
+
+Paper: Vaswani et al. 2017, "Attention Is All You Need", https://arxiv.org/abs/1706.03762
+
+The defaults are the paper's base model (Table 3, row "base"); `from_preset("big")` gives the big model.
+Where transformers' Marian (the closest reference implementation) differs from the paper, the paper is the
+default and Marian's behaviour is an option: `position_encoding_layout="concatenated"`,
+`activation_function="silu"`, `lm_head_bias=True`, `label_smoothing=0.0`.
+"""
+
+from typing import Any
+
+from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
+
+POSITION_ENCODING_LAYOUTS = ("interleaved", "concatenated")
+LAYER_NORM_PLACEMENTS = ("post", "pre")
+
+# Table 3 of the paper: N (layers), d_model, d_ff, h (heads), P_drop. Label smoothing is 0.1 for both.
+TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
+    "base": {
+        "d_model": 512,
+        "encoder_layers": 6,
+        "decoder_layers": 6,
+        "encoder_ffn_dim": 2048,
+        "decoder_ffn_dim": 2048,
+        "encoder_attention_heads": 8,
+        "decoder_attention_heads": 8,
+        "dropout": 0.1,
+        "label_smoothing": 0.1,
+    },
+    "big": {
+        "d_model": 1024,
+        "encoder_layers": 6,
+        "decoder_layers": 6,
+        "encoder_ffn_dim": 4096,
+        "decoder_ffn_dim": 4096,
+        "encoder_attention_heads": 16,
+        "decoder_attention_heads": 16,
+        "dropout": 0.3,
+        "label_smoothing": 0.1,
+    },
+}
+
+
+class VtxTransformerConfig(PreTrainedConfig):
+    r"""Configuration of [`VtxTransformerModel`] and [`VtxTransformerForConditionalGeneration`].
+
+    Args:
+        vocab_size: size of the (shared) token vocabulary. The paper used a shared BPE vocabulary of about 37,000.
+        d_model: width of every residual stream, embedding and attention output.
+        encoder_layers / decoder_layers: number of blocks in each stack (the paper's N).
+        encoder_attention_heads / decoder_attention_heads: heads per attention layer (the paper's h);
+            `d_model` must be divisible by both.
+        encoder_ffn_dim / decoder_ffn_dim: inner width of the position-wise feed-forward network (d_ff).
+        activation_function: feed-forward non-linearity, any key of `transformers.activations.ACT2FN`
+            ("relu" in the paper, "silu"/"swish" in Marian checkpoints).
+        dropout: residual dropout, applied to each sub-layer output and to embeddings + positions (P_drop).
+        attention_dropout: dropout on the attention probabilities.
+        activation_dropout: dropout after the feed-forward non-linearity.
+        max_position_embeddings: length of the fixed sinusoid table, the longest sequence either stack accepts.
+        position_encoding_layout: "interleaved" (sin on even, cos on odd features, the paper's formula) or
+            "concatenated" (all sines then all cosines, as in Marian).
+        layer_norm_placement: "post" (LayerNorm after each residual addition, the paper) or "pre" (LayerNorm
+            before each sub-layer plus a final LayerNorm per stack, more stable for deep models).
+        layer_norm_eps: epsilon of every LayerNorm.
+        scale_embedding: multiply token embeddings by sqrt(d_model) (section 3.4 of the paper).
+        share_encoder_decoder_embeddings: one embedding matrix for source and target tokens.
+        tie_word_embeddings: the output projection reuses the target embedding matrix (section 3.4).
+        lm_head_bias: add a bias to the output logits (Marian's `final_logits_bias`).
+        label_smoothing: epsilon of label-smoothed cross-entropy when `labels` are given (0.1 in the paper).
+        pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special token ids; the decoder
+            starts from `decoder_start_token_id`.
+        use_cache: return a key/value cache from the decoder, used by `generate()`.
+    """
+
+    model_type = "vtx_transformer"
+    keys_to_ignore_at_inference = ["cache"]
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_attention_heads": "encoder_attention_heads",
+        "num_hidden_layers": "encoder_layers",
+    }
+
+    vocab_size: int = 37000
+    d_model: int = 512
+    encoder_layers: int = 6
+    decoder_layers: int = 6
+    encoder_attention_heads: int = 8
+    decoder_attention_heads: int = 8
+    encoder_ffn_dim: int = 2048
+    decoder_ffn_dim: int = 2048
+    activation_function: str = "relu"
+    dropout: float | int = 0.1
+    attention_dropout: float | int = 0.0
+    activation_dropout: float | int = 0.0
+    max_position_embeddings: int = 1024
+    position_encoding_layout: str = "interleaved"
+    layer_norm_placement: str = "post"
+    layer_norm_eps: float = 1e-5
+    scale_embedding: bool = True
+    share_encoder_decoder_embeddings: bool = True
+    tie_word_embeddings: bool = True
+    lm_head_bias: bool = False
+    label_smoothing: float | int = 0.1
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 2
+    decoder_start_token_id: int | None = 1
+    use_cache: bool = True
+    is_encoder_decoder: bool = True
+
+    def __post_init__(self, **kwargs):
+        self._validate_fields()
+        super().__post_init__(**kwargs)
+
+    def _validate_fields(self) -> None:
+        """Raise a `ValueError` naming the field when the configuration cannot build a working model."""
+        positive = ("vocab_size", "d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads",
+                    "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim", "max_position_embeddings")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        for name in ("encoder_attention_heads", "decoder_attention_heads"):
+            heads = getattr(self, name)
+            if self.d_model % heads != 0:
+                raise ValueError(
+                    f"`d_model` ({self.d_model}) must be divisible by `{name}` ({heads}): each head gets "
+                    f"d_model / heads features."
+                )
+        if self.d_model % 2 != 0:
+            raise ValueError(f"`d_model` must be even for sinusoidal positions (sin/cos pairs), got {self.d_model}.")
+        for name in ("dropout", "attention_dropout", "activation_dropout", "label_smoothing"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
+        if self.position_encoding_layout not in POSITION_ENCODING_LAYOUTS:
+            raise ValueError(
+                f"`position_encoding_layout` must be one of {POSITION_ENCODING_LAYOUTS}, "
+                f"got {self.position_encoding_layout!r}."
+            )
+        if self.share_encoder_decoder_embeddings and not self.tie_word_embeddings:
+            raise ValueError(
+                "`share_encoder_decoder_embeddings=True` needs `tie_word_embeddings=True`: transformers ties (and "
+                "saves) shared weights only when `tie_word_embeddings` is set. Set both, or share nothing."
+            )
+        if self.layer_norm_placement not in LAYER_NORM_PLACEMENTS:
+            raise ValueError(
+                f"`layer_norm_placement` must be one of {LAYER_NORM_PLACEMENTS}, got {self.layer_norm_placement!r}."
+            )
+        if self.activation_function not in ACT2FN:
+            raise ValueError(
+                f"`activation_function` {self.activation_function!r} is unknown; use one of "
+                f"{sorted(ACT2FN.keys())}."
+            )
+        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
+            token_id = getattr(self, name)
+            if token_id is not None and not 0 <= token_id < self.vocab_size:
+                raise ValueError(f"`{name}` ({token_id}) must lie in [0, vocab_size={self.vocab_size}).")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "VtxTransformerConfig":
+        """Build the configuration of a model from the paper's Table 3.
+
+        Args:
+            name: "base" (about 63M parameters with a 37k vocabulary) or "big" (about 213M).
+            **overrides: any field, applied on top of the preset (for example `vocab_size=32000`).
+        """
+        if name not in TRANSFORMER_PRESETS:
+            raise ValueError(f"Unknown Transformer preset {name!r}; choose one of {sorted(TRANSFORMER_PRESETS)}.")
+        return cls(**{**TRANSFORMER_PRESETS[name], **overrides})
+
+
+__all__ = ["VtxTransformerConfig", "TRANSFORMER_PRESETS"]

@@ -1,0 +1,799 @@
+"""The encoder-decoder Transformer of Vaswani et al. 2017, "Attention Is All You Need".
+
+Paper: https://arxiv.org/abs/1706.03762
+
+Reading order: `sinusoidal_position_table` (section 3.5), `VtxTransformerAttention` (3.2), `VtxTransformerMLP`
+(3.3), the encoder and decoder layers (3.1, post-LN residual blocks), the stacks, then the two models.
+Generation goes through transformers' `GenerationMixin` and its Cache API: the decoder's self-attention keys and
+values grow by one position per step, and the cross-attention keys and values are projected from the encoder
+output once, at the first step, then reused.
+
+This file imports only torch, transformers and its sibling configuration, so it travels with a saved model as Hub
+remote code.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from .configuration_transformer import VtxTransformerConfig
+
+IGNORE_INDEX = -100
+
+
+def sinusoidal_position_table(num_positions: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
+    """Fixed sinusoidal position encodings (section 3.5 of the paper).
+
+    PE(pos, 2i) = sin(pos / 10000^(2i/d)) and PE(pos, 2i+1) = cos(pos / 10000^(2i/d)).
+
+    Args:
+        num_positions: number of positions (rows).
+        dim: encoding width d (even).
+        layout: "interleaved" puts sin/cos pairs side by side as in the formula above; "concatenated" puts all
+            sines first and all cosines second, as Marian does.
+
+    Returns:
+        float32 tensor of shape [num_positions, dim].
+    """
+    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]  # [P, 1]
+    frequencies = 10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # [dim/2]
+    angles = positions / frequencies  # [P, dim/2]
+    if layout == "interleaved":
+        table = torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(1)  # [P, dim/2, 2] -> [P, dim]
+    elif layout == "concatenated":
+        table = torch.cat((angles.sin(), angles.cos()), dim=-1)  # [P, dim]
+    else:
+        raise ValueError(f"`layout` must be 'interleaved' or 'concatenated', got {layout!r}.")
+    return table.float()
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Teacher-forcing decoder inputs: the labels moved one step right, starting with `decoder_start_token_id`.
+
+    Positions ignored in the loss (-100) become `pad_token_id`.
+
+    Args:
+        labels: [batch, target_len] target token ids, -100 where ignored.
+    Returns:
+        [batch, target_len] decoder input ids.
+    """
+    shifted = labels.new_full(labels.shape, decoder_start_token_id)  # [B, T]
+    shifted[:, 1:] = labels[:, :-1]
+    return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
+
+
+def label_smoothed_cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    label_smoothing: float = 0.0,
+    num_items_in_batch: torch.Tensor | int | None = None,
+) -> torch.Tensor:
+    """Token-level cross-entropy with label smoothing, summed and divided by the number of target tokens.
+
+    Args:
+        logits: [batch, target_len, vocab] decoder outputs (not shifted: they already predict `labels`).
+        labels: [batch, target_len] target ids, -100 where ignored.
+        label_smoothing: epsilon of the smoothed target distribution (0.1 in the paper).
+        num_items_in_batch: the number of target tokens over all gradient-accumulation micro-batches, passed by
+            `Trainer`; when None, the tokens of this batch are counted.
+    """
+    summed = F.cross_entropy(
+        logits.flatten(0, 1).float(),  # [B*T, V]
+        labels.flatten(),  # [B*T]
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
+    if num_items_in_batch is None:
+        num_items_in_batch = (labels != IGNORE_INDEX).sum()
+    if isinstance(num_items_in_batch, torch.Tensor):
+        num_items_in_batch = num_items_in_batch.to(summed.device)
+    return summed / num_items_in_batch
+
+
+def check_token_ids(name: str, token_ids: torch.Tensor | None, vocab_size: int, allow_ignore_index: bool = False):
+    """Raise a `ValueError` naming `name` when `token_ids` holds an id outside [0, vocab_size).
+
+    Skipped under `torch.compile`, where reading a value back from the tensor would break the graph.
+    """
+    if token_ids is None or torch.compiler.is_compiling():
+        return
+    if token_ids.is_floating_point() or token_ids.is_complex():
+        raise ValueError(f"`{name}` must hold integer token ids, got dtype {token_ids.dtype}.")
+    ids = token_ids[token_ids != IGNORE_INDEX] if allow_ignore_index else token_ids
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        allowed = "-100 or " if allow_ignore_index else ""
+        raise ValueError(
+            f"`{name}` holds token ids outside the vocabulary: found values in [{int(ids.min())}, {int(ids.max())}], "
+            f"expected {allowed}ids in [0, {vocab_size}) (config.vocab_size={vocab_size})."
+        )
+
+
+def check_attention_mask(name: str, attention_mask: torch.Tensor | None, expected_shape: tuple[int, ...]):
+    """Raise a `ValueError` naming `name` when a 2-D padding mask does not match the sequence it masks."""
+    if attention_mask is None or attention_mask.dim() == 4:  # a prepared 4-D mask is the caller's business
+        return
+    if tuple(attention_mask.shape) != tuple(expected_shape):
+        raise ValueError(
+            f"`{name}` must have shape {tuple(expected_shape)} (batch, sequence length), "
+            f"got {tuple(attention_mask.shape)}."
+        )
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled dot-product attention written out (equation 1 of the paper): softmax(QK^T / sqrt(d_k)) V.
+
+    Args:
+        query: [batch, heads, q_len, head_dim]; key, value: [batch, heads, kv_len, head_dim].
+        attention_mask: additive float mask broadcastable to [batch, heads, q_len, kv_len], or None.
+    Returns:
+        output [batch, q_len, heads, head_dim] and the attention probabilities [batch, heads, q_len, kv_len].
+    """
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [B, H, Q, K]
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probabilities = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    probabilities = F.dropout(probabilities, p=dropout, training=module.training)
+    output = torch.matmul(probabilities, value).transpose(1, 2).contiguous()  # [B, H, Q, D] -> [B, Q, H, D]
+    return output, probabilities
+
+
+class VtxTransformerSinusoidalPositions(nn.Module):
+    """Looks up the fixed sinusoid table; the table is a non-persistent buffer rebuilt by `_init_weights`."""
+
+    def __init__(self, config: VtxTransformerConfig):
+        super().__init__()
+        self.layout = config.position_encoding_layout
+        table = sinusoidal_position_table(config.max_position_embeddings, config.d_model, self.layout)
+        self.register_buffer("table", table, persistent=False)  # [max_positions, d_model]
+
+    def forward(self, start: int, length: int) -> torch.Tensor:
+        """Encodings of positions start, ..., start + length - 1, shape [length, d_model]."""
+        if not torch.compiler.is_compiling() and isinstance(start, int) and start + length > self.table.shape[0]:
+            raise ValueError(
+                f"Sequence of {start + length} positions is longer than `max_position_embeddings` "
+                f"({self.table.shape[0]}); shorten the input or raise `max_position_embeddings`."
+            )
+        return self.table[start : start + length]
+
+
+class VtxTransformerAttention(nn.Module):
+    """Multi-head attention (section 3.2.2) with fused projections.
+
+    Self-attention projects queries, keys and values with one matrix (`qkv_proj`); cross-attention projects
+    queries from the decoder (`q_proj`) and keys/values from the encoder output with one matrix (`kv_proj`).
+    The fused layout is exact: the rows of `qkv_proj.weight` are those of the separate Q, K, V matrices stacked.
+    """
+
+    def __init__(
+        self,
+        config: VtxTransformerConfig,
+        num_heads: int,
+        is_cross_attention: bool = False,
+        is_causal: bool = False,
+        layer_idx: int | None = None,
+    ):
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = config.d_model // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_cross_attention = is_cross_attention
+        self.is_causal = is_causal
+        self.layer_idx = layer_idx
+        if is_cross_attention:
+            self.q_proj = nn.Linear(config.d_model, config.d_model)
+            self.kv_proj = nn.Linear(config.d_model, 2 * config.d_model)
+        else:
+            self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model)
+        self.o_proj = nn.Linear(config.d_model, config.d_model)
+
+    def _split_heads(self, projected: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
+        """[batch, len, parts * d_model] -> `parts` tensors of shape [batch, heads, len, head_dim]."""
+        batch, length, _ = projected.shape
+        projected = projected.view(batch, length, parts, self.num_heads, self.head_dim)  # [B, L, parts, H, D]
+        return projected.permute(2, 0, 3, 1, 4).unbind(0)  # parts x [B, H, L, D]
+
+    def _cross_key_value(
+        self, encoder_hidden_states: torch.Tensor, cache: EncoderDecoderCache | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the encoder output, projected once per generation and then read from the cache."""
+        if cache is not None and cache.is_updated.get(self.layer_idx, False):
+            layer = cache.cross_attention_cache.layers[self.layer_idx]
+            return layer.keys, layer.values
+        key, value = self._split_heads(self.kv_proj(encoder_hidden_states), 2)  # 2 x [B, H, S, D]
+        if cache is not None:
+            key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
+            cache.is_updated[self.layer_idx] = True
+        return key, value
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend from `hidden_states` [batch, q_len, d_model] to itself, or to `encoder_hidden_states`.
+
+        Returns the output [batch, q_len, d_model] and, under eager attention, the probabilities.
+        """
+        batch, q_len, d_model = hidden_states.shape
+        if self.is_cross_attention:
+            (query,) = self._split_heads(self.q_proj(hidden_states), 1)  # [B, H, Q, D]
+            key, value = self._cross_key_value(encoder_hidden_states, cache)  # [B, H, S, D]
+        else:
+            query, key, value = self._split_heads(self.qkv_proj(hidden_states), 3)  # 3 x [B, H, Q, D]
+            if cache is not None:
+                key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # [B, H, past+Q, D]
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        attn_output = attn_output.reshape(batch, q_len, d_model)  # [B, Q, H, D] -> [B, Q, d_model]
+        return self.o_proj(attn_output), attn_weights
+
+
+class VtxTransformerMLP(nn.Module):
+    """Position-wise feed-forward network (section 3.3): FFN(x) = act(x W1 + b1) W2 + b2."""
+
+    def __init__(self, config: VtxTransformerConfig, ffn_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(config.d_model, ffn_dim)
+        self.activation = ACT2FN[config.activation_function]
+        self.activation_dropout = config.activation_dropout
+        self.fc2 = nn.Linear(ffn_dim, config.d_model)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """[batch, len, d_model] -> [batch, len, d_model]."""
+        hidden_states = self.activation(self.fc1(hidden_states))
+        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        return self.fc2(hidden_states)
+
+
+class VtxTransformerResidualBlock(GradientCheckpointingLayer):
+    """Shared residual wiring of the encoder and decoder layers.
+
+    Post-LN (the paper): x = LayerNorm(x + Dropout(Sublayer(x))).
+    Pre-LN (option): x = x + Dropout(Sublayer(LayerNorm(x))).
+    """
+
+    def __init__(self, config: VtxTransformerConfig):
+        super().__init__()
+        self.pre_norm = config.layer_norm_placement == "pre"
+        self.dropout = config.dropout
+
+    def _residual(self, hidden_states: torch.Tensor, norm: nn.LayerNorm, sublayer: Callable) -> tuple:
+        """Apply `sublayer` (returning (output, extra)) inside a residual connection; returns (x, extra)."""
+        output, extra = sublayer(norm(hidden_states) if self.pre_norm else hidden_states)
+        hidden_states = hidden_states + F.dropout(output, p=self.dropout, training=self.training)
+        return (hidden_states if self.pre_norm else norm(hidden_states)), extra
+
+
+class VtxTransformerEncoderLayer(VtxTransformerResidualBlock):
+    """One encoder block: self-attention, then the feed-forward network, each inside a residual connection."""
+
+    def __init__(self, config: VtxTransformerConfig, layer_idx: int):
+        super().__init__(config)
+        self.self_attn = VtxTransformerAttention(config, config.encoder_attention_heads, layer_idx=layer_idx)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.mlp = VtxTransformerMLP(config, config.encoder_ffn_dim)
+        self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states [batch, src_len, d_model] -> same shape, plus the self-attention probabilities."""
+        hidden_states, attn_weights = self._residual(
+            hidden_states, self.self_attn_layer_norm, lambda x: self.self_attn(x, attention_mask=attention_mask)
+        )
+        hidden_states, _ = self._residual(hidden_states, self.final_layer_norm, lambda x: (self.mlp(x), None))
+        return hidden_states, attn_weights
+
+
+class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
+    """One decoder block: masked self-attention, cross-attention over the encoder output, feed-forward network."""
+
+    def __init__(self, config: VtxTransformerConfig, layer_idx: int):
+        super().__init__(config)
+        heads = config.decoder_attention_heads
+        self.self_attn = VtxTransformerAttention(config, heads, is_causal=True, layer_idx=layer_idx)
+        self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.encoder_attn = VtxTransformerAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
+        self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.mlp = VtxTransformerMLP(config, config.decoder_ffn_dim)
+        self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """hidden_states [batch, tgt_len, d_model] -> same shape, plus self- and cross-attention probabilities."""
+        hidden_states, self_weights = self._residual(
+            hidden_states,
+            self.self_attn_layer_norm,
+            lambda x: self.self_attn(x, attention_mask=attention_mask, cache=cache),
+        )
+        hidden_states, cross_weights = self._residual(
+            hidden_states,
+            self.encoder_attn_layer_norm,
+            lambda x: self.encoder_attn(x, encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache),
+        )
+        hidden_states, _ = self._residual(hidden_states, self.final_layer_norm, lambda x: (self.mlp(x), None))
+        return hidden_states, self_weights, cross_weights
+
+
+class VtxTransformerPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and the class-level contract shared by the Transformer models."""
+
+    config: VtxTransformerConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    input_modalities = ("text",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["VtxTransformerEncoderLayer", "VtxTransformerDecoderLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = False
+    _can_compile_fullgraph = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Xavier-uniform linear layers, N(0, d_model^-1/2) embeddings, rebuilt sinusoid tables."""
+        super()._init_weights(module)
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=self.config.d_model**-0.5)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, VtxTransformerSinusoidalPositions):
+            table = sinusoidal_position_table(module.table.shape[0], module.table.shape[1], module.layout)
+            init.copy_(module.table, table)
+
+
+def _return_dict(config: VtxTransformerConfig, return_dict: bool | None) -> bool:
+    """The caller's `return_dict`, else the config's (True unless the user turned it off)."""
+    return return_dict if return_dict is not None else getattr(config, "return_dict", True)
+
+
+def _check_attention_output_request(config: VtxTransformerConfig, output_attentions: bool) -> None:
+    """Attention probabilities exist only under eager attention; say so instead of returning None."""
+    if output_attentions and config._attn_implementation != "eager":
+        raise ValueError(
+            f"`output_attentions=True` needs eager attention, but the model runs {config._attn_implementation!r}: "
+            "load it with `attn_implementation='eager'` or call `model.set_attn_implementation('eager')`."
+        )
+
+
+class VtxTransformerEncoder(nn.Module):
+    """The encoder stack: scaled token embeddings + sinusoidal positions, then N encoder layers."""
+
+    def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = embed_tokens
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_positions = VtxTransformerSinusoidalPositions(config)
+        self.dropout = config.dropout
+        self.layers = nn.ModuleList(VtxTransformerEncoderLayer(config, i) for i in range(config.encoder_layers))
+        pre_norm = config.layer_norm_placement == "pre"
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if pre_norm else None
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutput:
+        """Encode a source batch.
+
+        Args:
+            input_ids: [batch, src_len] source token ids (or `inputs_embeds` [batch, src_len, d_model]).
+            attention_mask: [batch, src_len], 1 for real tokens and 0 for padding.
+        Returns:
+            `BaseModelOutput` with `last_hidden_state` [batch, src_len, d_model].
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds` to the encoder.")
+        output_attentions = bool(output_attentions)
+        _check_attention_output_request(self.config, output_attentions)
+        if inputs_embeds is None:
+            check_token_ids("input_ids", input_ids, self.config.vocab_size)
+            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale  # [B, S, d_model]
+        check_attention_mask("attention_mask", attention_mask, inputs_embeds.shape[:2])
+
+        positions = self.embed_positions(0, inputs_embeds.shape[1])  # [S, d_model]
+        hidden_states = F.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
+        mask = create_bidirectional_mask(config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, attn_weights = layer(hidden_states, mask)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        if self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states)
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        return BaseModelOutput(
+            last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
+        )
+
+
+class VtxTransformerDecoder(nn.Module):
+    """The decoder stack: scaled target embeddings + sinusoidal positions, then N decoder layers."""
+
+    def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = embed_tokens
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_positions = VtxTransformerSinusoidalPositions(config)
+        self.dropout = config.dropout
+        self.layers = nn.ModuleList(VtxTransformerDecoderLayer(config, i) for i in range(config.decoder_layers))
+        pre_norm = config.layer_norm_placement == "pre"
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if pre_norm else None
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
+        """Decode target positions given the encoder output.
+
+        Args:
+            input_ids: [batch, tgt_len] decoder input ids; with a cache, only the new positions.
+            encoder_hidden_states: [batch, src_len, d_model].
+            attention_mask: [batch, past_len + tgt_len] decoder padding mask (causality is added here).
+            encoder_attention_mask: [batch, src_len] source padding mask.
+            cache: an `EncoderDecoderCache`, updated in place.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds`.")
+        if cache is not None and not isinstance(cache, EncoderDecoderCache):
+            raise TypeError(
+                f"`cache` must be an `EncoderDecoderCache` (self-attention and cross-attention caches), "
+                f"got {type(cache).__name__}."
+            )
+        if inputs_embeds is None:
+            check_token_ids("decoder_input_ids", input_ids, self.config.vocab_size)
+            inputs_embeds = self.embed_tokens(input_ids)  # [B, T, d_model]
+        inputs_embeds = inputs_embeds * self.embed_scale
+        past_length = cache.get_seq_length() if cache is not None else 0
+        check_attention_mask(
+            "decoder_attention_mask", attention_mask, (inputs_embeds.shape[0], past_length + inputs_embeds.shape[1])
+        )
+
+        positions = self.embed_positions(past_length, inputs_embeds.shape[1])  # [T, d_model]
+        hidden_states = F.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
+        self_attention_cache = cache.self_attention_cache if cache is not None else None
+        causal_mask = create_causal_mask(
+            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=self_attention_cache
+        )
+        cross_mask = create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+        )
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_self_attentions = () if output_attentions else None
+        all_cross_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, self_weights, cross_weights = layer(
+                hidden_states, encoder_hidden_states, causal_mask, cross_mask, cache=cache
+            )
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_self_attentions += (self_weights,)
+                all_cross_attentions += (cross_weights,)
+        if self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states)
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            cache=cache,
+            hidden_states=all_hidden_states,
+            attentions=all_self_attentions,
+            cross_attentions=all_cross_attentions,
+        )
+
+
+class VtxTransformerModel(VtxTransformerPreTrainedModel):
+    """The bare encoder-decoder Transformer, returning the decoder's last hidden states."""
+
+    def __init__(self, config: VtxTransformerConfig):
+        super().__init__(config)
+        encoder_embeddings = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
+        if config.share_encoder_decoder_embeddings:
+            decoder_embeddings = encoder_embeddings
+            self._tied_weights_keys = {"decoder.embed_tokens.weight": "encoder.embed_tokens.weight"}
+        else:
+            decoder_embeddings = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
+            self._tied_weights_keys = None
+        self.encoder = VtxTransformerEncoder(config, encoder_embeddings)
+        self.decoder = VtxTransformerDecoder(config, decoder_embeddings)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The source token embedding (shared with the target when configured)."""
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Replace the source embedding, and the target one when they are shared."""
+        self.encoder.embed_tokens = value
+        if self.config.share_encoder_decoder_embeddings:
+            self.decoder.embed_tokens = value
+
+    def get_encoder(self, modality: str | None = None) -> VtxTransformerEncoder:
+        """The encoder stack, which `generate()` runs once per batch."""
+        return self.encoder
+
+    def get_decoder(self) -> VtxTransformerDecoder:
+        """The decoder stack."""
+        return self.decoder
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Seq2SeqModelOutput | tuple:
+        """Encode the source (unless `encoder_outputs` is given) and decode the target.
+
+        Args:
+            input_ids: [batch, src_len] source ids; attention_mask: [batch, src_len] source padding mask.
+            decoder_input_ids: [batch, tgt_len] target ids, already shifted right (teacher forcing).
+            decoder_attention_mask: [batch, past_len + tgt_len] target padding mask.
+            encoder_outputs: a precomputed encoder output, as `generate()` passes it.
+            cache: an `EncoderDecoderCache` to read and extend; with `use_cache=True` and none given, a dynamic
+                one is created.
+        Returns:
+            `Seq2SeqModelOutput` with `last_hidden_state` [batch, tgt_len, d_model] (a tuple if `return_dict=False`).
+        """
+        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
+        output_hidden_states = bool(
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        _check_attention_output_request(self.config, output_attentions)
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+            )
+        elif not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            raise ValueError(
+                "The decoder needs `decoder_input_ids` (or `labels`, from which they are derived by shifting right)."
+            )
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if not use_cache:
+            cache = None
+        elif cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        decoder_outputs = self.decoder(
+            decoder_input_ids,
+            encoder_outputs.last_hidden_state,
+            attention_mask=decoder_attention_mask,
+            encoder_attention_mask=attention_mask,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        output = Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            cache=decoder_outputs.cache,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+
+
+class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, GenerationMixin):
+    """The Transformer with its output projection: next-token logits, loss from `labels`, and `generate()`."""
+
+    def __init__(self, config: VtxTransformerConfig):
+        super().__init__(config)
+        self.model = VtxTransformerModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=config.lm_head_bias)
+        self._tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+        if config.share_encoder_decoder_embeddings:
+            self._tied_weights_keys["model.decoder.embed_tokens.weight"] = "model.encoder.embed_tokens.weight"
+            self._tied_weights_keys["lm_head.weight"] = "model.encoder.embed_tokens.weight"
+        self.post_init()
+        if self.generation_config.max_new_tokens is None:
+            self.generation_config.max_new_tokens = min(256, config.max_position_embeddings - 1)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The source token embedding."""
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Replace the source (and shared target) embedding."""
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        """The output projection to vocabulary logits."""
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        """Replace the output projection."""
+        self.lm_head = value
+
+    def get_encoder(self, modality: str | None = None) -> VtxTransformerEncoder:
+        """The encoder stack, which `generate()` runs once per batch."""
+        return self.model.encoder
+
+    def get_decoder(self) -> VtxTransformerDecoder:
+        """The decoder stack."""
+        return self.model.decoder
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Decoder inputs for teacher forcing, as `DataCollatorForSeq2Seq` asks for them."""
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput | tuple:
+        """Next-token logits for each target position, and the label-smoothed loss when `labels` are given.
+
+        Args:
+            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs, cache,
+                inputs_embeds, decoder_inputs_embeds, use_cache: as in `VtxTransformerModel.forward`.
+            labels: [batch, tgt_len] target ids, -100 where ignored. Without `decoder_input_ids`, the decoder
+                inputs are the labels shifted right.
+            num_items_in_batch: passed by `Trainer`: the loss is the summed token loss divided by it, which keeps
+                gradient accumulation exact.
+        Returns:
+            `Seq2SeqLMOutput` with `logits` [batch, tgt_len, vocab_size] and `loss` when `labels` are given.
+        """
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}.forward() got unexpected arguments {sorted(kwargs)}.")
+        if labels is not None:
+            check_token_ids("labels", labels, self.config.vocab_size, allow_ignore_index=True)
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)  # [B, T, V]
+        loss = None
+        if labels is not None:
+            loss = label_smoothed_cross_entropy(logits, labels, self.config.label_smoothing, num_items_in_batch)
+        output = Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
+        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+
+    def generate(self, inputs: torch.Tensor | None = None, **kwargs) -> torch.LongTensor:
+        """`GenerationMixin.generate`, with a clear error when no source is given.
+
+        Args:
+            inputs: [batch, src_len] source ids (or pass `input_ids=`, `inputs_embeds=` or `encoder_outputs=`).
+            **kwargs: anything `GenerationMixin.generate` accepts: `attention_mask`, `num_beams`, `do_sample`,
+                `max_new_tokens`, `cache_implementation="static"`, a `generation_config`, ...
+        """
+        if inputs is None and all(kwargs.get(name) is None for name in ("input_ids", "inputs_embeds", "encoder_outputs")):
+            raise ValueError(
+                "generate() needs a source sentence: pass `input_ids` (for example `tokenizer(texts, "
+                "return_tensors='pt', padding=True)`), `inputs_embeds` or `encoder_outputs`."
+            )
+        return super().generate(inputs, **kwargs)
+
+
+__all__ = [
+    "VtxTransformerPreTrainedModel",
+    "VtxTransformerModel",
+    "VtxTransformerForConditionalGeneration",
+    "sinusoidal_position_table",
+    "shift_tokens_right",
+]
