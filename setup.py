@@ -1,0 +1,46 @@
+"""Packaging for hf_visiontx: the package itself plus `modeling/`, installed as `hf_visiontx.modeling`."""
+
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="hf_visiontx",
+    version="0.1.0",
+    description=(
+        "The encoder-decoder Transformer, ViT and Swin written from scratch as first-class Hugging Face models."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["hf_visiontx", "hf_visiontx.modeling"],
+    package_dir={"hf_visiontx": "hf_visiontx", "hf_visiontx.modeling": "modeling"},
+    install_requires=[
+        # torch first: install the CPU wheel yourself (`pip install torch==2.13.0`) before this package, or an
+        # unpinned resolver may pick a multi-GB CUDA build.
+        "torch>=2.6",
+        "transformers>=5.24,<6",
+        "accelerate>=1.0",
+        "datasets>=3.0",
+        "evaluate>=0.4.3",
+        "huggingface-hub>=1.0",
+        "safetensors>=0.4.3",
+        "tokenizers>=0.21",
+        "Pillow>=10.0",
+        "num2words>=0.5.13",
+        "scikit-learn>=1.3",
+        "sacrebleu>=2.4",
+    ],
+    extras_require={
+        "test": ["pytest>=8.0"],
+    },
+    entry_points={"console_scripts": ["hf-visiontx = hf_visiontx.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
