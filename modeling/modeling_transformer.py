@@ -636,7 +636,8 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
             raise ValueError(
                 "The decoder needs `decoder_input_ids` (or `labels`, from which they are derived by shifting right)."
             )
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if use_cache is None:  # a cache only helps incremental decoding, never a training forward
+            use_cache = self.config.use_cache and not self.training
         if not use_cache:
             cache = None
         elif cache is None:
