@@ -1,7 +1,8 @@
 """hf_visiontx: the encoder-decoder Transformer, ViT and Swin as first-class Hugging Face models.
 
-Importing the package registers every model type with transformers' Auto classes and the `translation`
-pipeline task, so `AutoModelForSeq2SeqLM.from_pretrained(dir)` and `pipeline("translation", model=dir)` work.
+Importing the package registers every model type with transformers' Auto classes and the
+`seq2seq-translation` pipeline task, so `AutoModelForSeq2SeqLM.from_pretrained(dir)` and
+`pipeline("seq2seq-translation", model=dir)` work.
 """
 
 from .modeling import (

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from transformers import MarianConfig, MarianModel, MarianMTModel, PreTrainedModel
 
+from .checkpoint_files import verify_safetensors_files
 from .modeling import VtxTransformerConfig, VtxTransformerForConditionalGeneration, VtxTransformerModel
 
 # Files written by `save_pretrained` of a model; everything else in a checkpoint directory (tokenizer, vocabularies,
@@ -151,6 +152,7 @@ def _load_source_model(src_dir: Path) -> PreTrainedModel:
     except json.JSONDecodeError as error:
         raise ValueError(f"{config_file} is not valid JSON: {error}") from error
     architectures = config.get("architectures") or []
+    verify_safetensors_files(src_dir)
     for cls in CONVERTERS:
         if cls.__name__ in architectures:
             return cls.from_pretrained(src_dir)

@@ -13,6 +13,17 @@ from num2words import CONVERTER_CLASSES, num2words
 NUMBER_TRANSLATION_FEATURES = Features({"number": Value("int64"), "source": Value("string"), "target": Value("string")})
 
 
+def _numbers_across_magnitudes(total: int, max_number: int, rng: random.Random) -> list[int]:
+    """`total` distinct numbers from [0, max_number), split as evenly as possible over [0, 10), [10, 100), ..."""
+    bounds = [0] + [10**k for k in range(1, len(str(max_number - 1)) + 1)]
+    ranges = [range(low, min(high, max_number)) for low, high in zip(bounds, bounds[1:]) if low < max_number]
+    counts, remaining = {}, total
+    for position, numbers in enumerate(sorted(ranges, key=len)):  # small ranges first, their leftovers go on
+        counts[numbers] = min(len(numbers), remaining // (len(ranges) - position))
+        remaining -= counts[numbers]
+    return [n for numbers in ranges for n in rng.sample(numbers, counts[numbers])]
+
+
 def number_translation(
     src_lang: str = "de",
     tgt_lang: str = "en",
@@ -24,8 +35,10 @@ def number_translation(
 ) -> DatasetDict:
     """A deterministic number-words translation corpus.
 
-    Distinct numbers are drawn from [0, max_number) with `seed` and dealt into the splits, so no number (and so
-    no source sentence) appears in two splits.
+    Distinct numbers are drawn from [0, max_number) with `seed`, spread evenly over orders of magnitude (as many
+    one- or two-digit numbers as there are, the rest shared equally by the longer ones) so that short and long
+    numbers are both learned, then shuffled and dealt into the splits: no number (and so no source sentence)
+    appears in two splits.
 
     Args:
         src_lang, tgt_lang: num2words language codes (for example "de", "en", "fr", "es", "it", "nl").
@@ -50,7 +63,9 @@ def number_translation(
             f"The splits ask for {total} distinct numbers but `max_number`={max_number} allows only {max_number}; "
             "raise `max_number` or shrink the splits."
         )
-    numbers = random.Random(seed).sample(range(max_number), total)
+    rng = random.Random(seed)
+    numbers = _numbers_across_magnitudes(total, max_number, rng)
+    rng.shuffle(numbers)
     splits, start = {}, 0
     for split, size in sizes.items():
         chosen = numbers[start : start + size]

@@ -1,20 +1,22 @@
-"""A `translation` pipeline task for sequence-to-sequence models.
+"""A `seq2seq-translation` pipeline task for sequence-to-sequence models.
 
 transformers 5 removed its `translation` and `text2text-generation` pipelines (and `text-generation` silently
-returns wrong text for encoder-decoder models). Importing hf_visiontx registers this one under the old name:
+returns wrong text for encoder-decoder models); it also refuses the old task names, so importing hf_visiontx
+registers this one under a new name:
 
-    translator = pipeline("translation", model="path/to/model")
+    translator = pipeline("seq2seq-translation", model="path/to/model")
     translator(["siebenundachtzig", "dreihundertzwölf"], batch_size=16, num_beams=4)
     # [{"translation_text": "eighty-seven"}, {"translation_text": "three hundred and twelve"}]
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from transformers import AutoModelForSeq2SeqLM, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-TRANSLATION_TASK = "translation"
+TRANSLATION_TASK = "seq2seq-translation"
 
 
 class TranslationPipeline(Pipeline):
@@ -49,13 +51,14 @@ class TranslationPipeline(Pipeline):
             postprocess_params["clean_up_tokenization_spaces"] = clean_up_tokenization_spaces
         return preprocess_params, generate_kwargs, postprocess_params
 
-    def __call__(self, texts: str | list[str], **kwargs: Any) -> list[dict[str, str]] | list[list[dict[str, str]]]:
-        """Translate `texts` (a string or a list of strings)."""
-        if isinstance(texts, str):
-            texts = [texts]
-        elif not isinstance(texts, (list, tuple)) or not all(isinstance(text, str) for text in texts):
-            raise TypeError(f"`texts` must be a string or a list of strings, got {type(texts).__name__}.")
-        results = super().__call__(list(texts), **kwargs)
+    def __call__(self, texts: str | Iterable[str], **kwargs: Any) -> list[dict[str, str]] | list[list[dict[str, str]]]:
+        """Translate `texts` (a string, or any sequence of strings such as a list or a dataset column)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        bad = next((text for text in texts if not isinstance(text, str)), None)
+        if bad is not None or not texts:
+            given = "an empty sequence" if not texts else f"a {type(bad).__name__} ({bad!r})"
+            raise TypeError(f"`texts` must be a string or a non-empty sequence of strings, got {given}.")
+        results = super().__call__(texts, **kwargs)
         return [result[0] if len(result) == 1 else result for result in results]
 
     def preprocess(self, text: str, truncation: bool = False) -> dict[str, torch.Tensor]:
@@ -80,7 +83,7 @@ class TranslationPipeline(Pipeline):
 
 
 def register_pipelines() -> None:
-    """Register the `translation` task with transformers' pipeline registry (idempotent)."""
+    """Register the `seq2seq-translation` task with transformers' pipeline registry (idempotent)."""
     if TRANSLATION_TASK in PIPELINE_REGISTRY.supported_tasks:
         if PIPELINE_REGISTRY.supported_tasks[TRANSLATION_TASK]["impl"] is TranslationPipeline:
             return

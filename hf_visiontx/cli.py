@@ -1,0 +1,55 @@
+"""The `hf-visiontx` command line."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from .convert import convert_checkpoint
+
+    out_dir = convert_checkpoint(args.src_dir, args.out_dir)
+    print(f"converted {args.src_dir} -> {out_dir}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import DemoSettings, run_demo
+
+    settings = DemoSettings(output_dir=args.output_dir, epochs=args.epochs, train_size=args.train_size)
+    run_demo(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="hf-visiontx", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    convert = commands.add_parser(
+        "convert", help="convert a saved transformers checkpoint (Marian) into hf_visiontx classes"
+    )
+    convert.add_argument("src_dir", type=Path, help="directory saved with save_pretrained (config.json + weights)")
+    convert.add_argument("out_dir", type=Path, help="new directory for the converted model (must not exist)")
+    convert.set_defaults(handler=_convert)
+
+    demo = commands.add_parser("demo", help="train, evaluate, save, reload and use a small translation model")
+    demo.add_argument("--output-dir", type=Path, default=Path("demo-output"))
+    demo.add_argument("--epochs", type=int, default=10)
+    demo.add_argument("--train-size", type=int, default=12000)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status (errors are printed, not raised)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, OSError) as error:  # bad input or files: a message, not a traceback
+        print(f"hf-visiontx {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

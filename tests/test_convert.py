@@ -1,0 +1,139 @@
+"""Published-checkpoint conversion: transformers' Marian in, our Transformer out, same numbers."""
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianConfig, MarianModel, MarianMTModel, ViTConfig, ViTModel
+from transformer_tester import padded_source_batch
+
+from hf_visiontx import VtxTransformerForConditionalGeneration, VtxTransformerModel
+from hf_visiontx.cli import main
+from hf_visiontx.convert import from_transformers
+from hf_visiontx.tokenization import train_tokenizer
+
+MARIAN_PAD = 98  # Marian starts decoding from the pad token, the last id of its vocabulary
+
+
+def tiny_marian(seed: int = 0, **overrides) -> MarianMTModel:
+    torch.manual_seed(seed)
+    config = MarianConfig(
+        vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, activation_function="swish",
+        max_position_embeddings=64, pad_token_id=MARIAN_PAD, decoder_start_token_id=MARIAN_PAD, eos_token_id=0,
+        forced_eos_token_id=0, scale_embedding=True, **overrides,
+    )
+    model = MarianMTModel(config).eval()
+    with torch.no_grad():
+        model.final_logits_bias.normal_()  # published checkpoints have a non-zero bias: make it count
+    return model
+
+
+def marian_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    input_ids, attention_mask = padded_source_batch(batch=4)
+    input_ids = input_ids.clamp(max=MARIAN_PAD - 1).masked_fill(attention_mask == 0, MARIAN_PAD)
+    return input_ids, attention_mask
+
+
+def test_converted_marian_gives_the_same_logits():
+    reference = tiny_marian()
+    ours = from_transformers(reference)
+    assert isinstance(ours, VtxTransformerForConditionalGeneration) and not ours.training
+    input_ids, attention_mask = marian_batch()
+    decoder_input_ids = torch.randint(1, MARIAN_PAD, (4, 6), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = reference(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+        actual = ours(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+    assert (actual.logits - expected.logits).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "generate_kwargs",
+    [{"num_beams": 1}, {"num_beams": 4, "num_return_sequences": 2}],
+    ids=["greedy", "beam4"],
+)
+def test_converted_marian_generates_the_same_tokens(generate_kwargs):
+    reference = tiny_marian(seed=1)
+    ours = from_transformers(reference)
+    input_ids, attention_mask = marian_batch()
+    expected = reference.generate(input_ids, attention_mask=attention_mask, max_new_tokens=16, **generate_kwargs)
+    actual = ours.generate(input_ids, attention_mask=attention_mask, max_new_tokens=16, **generate_kwargs)
+    assert expected.shape[0] == 4 * generate_kwargs.get("num_return_sequences", 1)
+    assert torch.equal(actual, expected)
+
+
+def test_bare_marian_converts_to_the_bare_model():
+    torch.manual_seed(0)
+    reference = MarianModel(tiny_marian().config).eval()
+    ours = from_transformers(reference)
+    assert isinstance(ours, VtxTransformerModel)
+    input_ids, attention_mask = marian_batch()
+    decoder_input_ids = input_ids[:, :5]
+    with torch.no_grad():
+        expected = reference(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+        actual = ours(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+    assert (actual.last_hidden_state - expected.last_hidden_state).abs().max() <= 1e-5
+
+
+def test_unsupported_models_are_refused_by_name():
+    with pytest.raises(TypeError, match="Cannot convert ViTModel"):
+        from_transformers(ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                             intermediate_size=37, image_size=32, patch_size=4)))
+
+
+def test_marian_with_separate_vocabularies_is_refused():
+    reference = tiny_marian(share_encoder_decoder_embeddings=False, decoder_vocab_size=120)
+    with pytest.raises(ValueError, match="separate source \\(99\\) and target \\(120\\) vocabulary sizes"):
+        from_transformers(reference)
+
+
+def test_cli_converts_a_saved_checkpoint_with_its_tokenizer(tmp_path, capsys):
+    reference = tiny_marian(seed=2)
+    source_dir, out_dir = tmp_path / "marian", tmp_path / "converted"
+    reference.save_pretrained(source_dir)
+    train_tokenizer(["ein zwei drei", "one two three"], vocab_size=40, min_frequency=1).save_pretrained(source_dir)
+    assert main(["convert", str(source_dir), str(out_dir)]) == 0
+    assert "converted" in capsys.readouterr().out
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(out_dir)
+    assert isinstance(loaded, VtxTransformerForConditionalGeneration)
+    assert AutoTokenizer.from_pretrained(out_dir)("ein zwei").input_ids == AutoTokenizer.from_pretrained(
+        source_dir)("ein zwei").input_ids
+    input_ids, attention_mask = marian_batch()
+    assert torch.equal(
+        loaded.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8),
+        reference.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8),
+    )
+
+
+def test_cli_reports_bad_directories_without_leaving_output(tmp_path, capsys):
+    assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "out")]) == 1
+    assert "is not a directory" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["convert", str(empty), str(tmp_path / "out")]) == 1
+    assert "has no config.json" in capsys.readouterr().err
+    (empty / "config.json").write_text("{not json")
+    assert main(["convert", str(empty), str(tmp_path / "out")]) == 1
+    assert "is not valid JSON" in capsys.readouterr().err
+    (empty / "config.json").write_text('{"model_type": "bert", "architectures": ["BertModel"]}')
+    assert main(["convert", str(empty), str(tmp_path / "out")]) == 1
+    assert "supports MarianMTModel" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_cli_refuses_to_overwrite(tmp_path, capsys):
+    source_dir, out_dir = tmp_path / "marian", tmp_path / "out"
+    tiny_marian().save_pretrained(source_dir)
+    out_dir.mkdir()
+    (out_dir / "keep.txt").write_text("mine")
+    assert main(["convert", str(source_dir), str(out_dir)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert [p.name for p in out_dir.iterdir()] == ["keep.txt"]
+
+
+def test_corrupted_weights_give_an_error_and_no_output(tmp_path, capsys):
+    source_dir, out_dir = tmp_path / "marian", tmp_path / "out"
+    tiny_marian().save_pretrained(source_dir)
+    weights = source_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert main(["convert", str(source_dir), str(out_dir)]) == 1
+    assert "model.safetensors is truncated or corrupted" in capsys.readouterr().err
+    assert not out_dir.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["marian"]
