@@ -172,14 +172,20 @@ class VtxTransformerSinusoidalPositions(nn.Module):
         table = sinusoidal_position_table(config.max_position_embeddings, config.d_model, self.layout)
         self.register_buffer("table", table, persistent=False)  # [max_positions, d_model]
 
-    def forward(self, start: int, length: int) -> torch.Tensor:
-        """Encodings of positions start, ..., start + length - 1, shape [length, d_model]."""
-        if not torch.compiler.is_compiling() and isinstance(start, int) and start + length > self.table.shape[0]:
+    def forward(self, start: int | torch.Tensor, length: int) -> torch.Tensor:
+        """Encodings of positions start, ..., start + length - 1, shape [length, d_model].
+
+        `start` may be a 0-d tensor (a static cache's length): the positions are then gathered, which keeps the
+        output shape independent of its value under `torch.compile`.
+        """
+        if not torch.compiler.is_compiling() and int(start) + length > self.table.shape[0]:
             raise ValueError(
-                f"Sequence of {start + length} positions is longer than `max_position_embeddings` "
+                f"Sequence of {int(start) + length} positions is longer than `max_position_embeddings` "
                 f"({self.table.shape[0]}); shorten the input or raise `max_position_embeddings`."
             )
-        return self.table[start : start + length]
+        if isinstance(start, int):
+            return self.table[start : start + length]
+        return self.table[torch.arange(length, device=self.table.device) + start]  # [length, d_model]
 
 
 class VtxTransformerAttention(nn.Module):
@@ -407,19 +413,52 @@ def _check_attention_output_request(config: VtxTransformerConfig, output_attenti
         )
 
 
-class VtxTransformerEncoder(nn.Module):
-    """The encoder stack: scaled token embeddings + sinusoidal positions, then N encoder layers."""
+class VtxTransformerStack(nn.Module):
+    """What the encoder and decoder stacks share: token embeddings scaled by sqrt(d_model), sinusoidal positions,
+    embedding dropout, the layers, and (pre-LN only) a final LayerNorm."""
 
-    def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding):
+    def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding, layers: list[nn.Module]):
         super().__init__()
         self.config = config
         self.embed_tokens = embed_tokens
         self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
         self.embed_positions = VtxTransformerSinusoidalPositions(config)
         self.dropout = config.dropout
-        self.layers = nn.ModuleList(VtxTransformerEncoderLayer(config, i) for i in range(config.encoder_layers))
+        self.layers = nn.ModuleList(layers)
         pre_norm = config.layer_norm_placement == "pre"
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if pre_norm else None
+
+    def embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, ids_name: str,
+              embeds_name: str) -> torch.Tensor:
+        """Scaled token embeddings [batch, len, d_model] of `input_ids`, or `inputs_embeds` as given."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError(f"Pass exactly one of `{ids_name}` and `{embeds_name}`.")
+        if inputs_embeds is not None:
+            return inputs_embeds
+        check_token_ids(ids_name, input_ids, self.config.vocab_size)
+        return self.embed_tokens(input_ids) * self.embed_scale  # [B, L, d_model]
+
+    def add_positions(self, inputs_embeds: torch.Tensor, start: int) -> torch.Tensor:
+        """Add the encodings of positions start, start + 1, ... and apply embedding dropout."""
+        positions = self.embed_positions(start, inputs_embeds.shape[1])  # [L, d_model]
+        return F.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
+
+    def final_norm(self, hidden_states: torch.Tensor, all_hidden_states: tuple | None) -> tuple:
+        """Apply the pre-LN stack's final LayerNorm (if any); the last recorded hidden state is the normed one."""
+        if self.layer_norm is None:
+            return hidden_states, all_hidden_states
+        hidden_states = self.layer_norm(hidden_states)
+        if all_hidden_states is not None:
+            all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        return hidden_states, all_hidden_states
+
+
+class VtxTransformerEncoder(VtxTransformerStack):
+    """The encoder stack: N encoder layers over the embedded source."""
+
+    def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding):
+        super().__init__(config, embed_tokens,
+                         [VtxTransformerEncoderLayer(config, i) for i in range(config.encoder_layers)])
 
     def forward(
         self,
@@ -433,22 +472,18 @@ class VtxTransformerEncoder(nn.Module):
         """Encode a source batch.
 
         Args:
-            input_ids: [batch, src_len] source token ids (or `inputs_embeds` [batch, src_len, d_model]).
+            input_ids: [batch, src_len] source token ids, or `inputs_embeds` [batch, src_len, d_model] (used as
+                given: not scaled).
             attention_mask: [batch, src_len], 1 for real tokens and 0 for padding.
+            return_dict: accepted for `generate()`; the output is always a `BaseModelOutput`.
         Returns:
             `BaseModelOutput` with `last_hidden_state` [batch, src_len, d_model].
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds` to the encoder.")
         output_attentions = bool(output_attentions)
         _check_attention_output_request(self.config, output_attentions)
-        if inputs_embeds is None:
-            check_token_ids("input_ids", input_ids, self.config.vocab_size)
-            inputs_embeds = self.embed_tokens(input_ids) * self.embed_scale  # [B, S, d_model]
+        inputs_embeds = self.embed(input_ids, inputs_embeds, "input_ids", "inputs_embeds")
         check_attention_mask("attention_mask", attention_mask, inputs_embeds.shape[:2])
-
-        positions = self.embed_positions(0, inputs_embeds.shape[1])  # [S, d_model]
-        hidden_states = F.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
+        hidden_states = self.add_positions(inputs_embeds, start=0)
         mask = create_bidirectional_mask(config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -459,28 +494,18 @@ class VtxTransformerEncoder(nn.Module):
                 all_hidden_states += (hidden_states,)
             if output_attentions:
                 all_attentions += (attn_weights,)
-        if self.layer_norm is not None:
-            hidden_states = self.layer_norm(hidden_states)
-            if output_hidden_states:
-                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        hidden_states, all_hidden_states = self.final_norm(hidden_states, all_hidden_states)
         return BaseModelOutput(
             last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
         )
 
 
-class VtxTransformerDecoder(nn.Module):
-    """The decoder stack: scaled target embeddings + sinusoidal positions, then N decoder layers."""
+class VtxTransformerDecoder(VtxTransformerStack):
+    """The decoder stack: N decoder layers over the embedded target, attending to the encoder output."""
 
     def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding):
-        super().__init__()
-        self.config = config
-        self.embed_tokens = embed_tokens
-        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
-        self.embed_positions = VtxTransformerSinusoidalPositions(config)
-        self.dropout = config.dropout
-        self.layers = nn.ModuleList(VtxTransformerDecoderLayer(config, i) for i in range(config.decoder_layers))
-        pre_norm = config.layer_norm_placement == "pre"
-        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if pre_norm else None
+        super().__init__(config, embed_tokens,
+                         [VtxTransformerDecoderLayer(config, i) for i in range(config.decoder_layers)])
 
     def forward(
         self,
@@ -496,30 +521,24 @@ class VtxTransformerDecoder(nn.Module):
         """Decode target positions given the encoder output.
 
         Args:
-            input_ids: [batch, tgt_len] decoder input ids; with a cache, only the new positions.
+            input_ids: [batch, tgt_len] decoder input ids; with a cache, only the new positions. Or
+                `inputs_embeds` [batch, tgt_len, d_model], used as given (not scaled).
             encoder_hidden_states: [batch, src_len, d_model].
             attention_mask: [batch, past_len + tgt_len] decoder padding mask (causality is added here).
             encoder_attention_mask: [batch, src_len] source padding mask.
             cache: an `EncoderDecoderCache`, updated in place.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds`.")
         if cache is not None and not isinstance(cache, EncoderDecoderCache):
             raise TypeError(
                 f"`cache` must be an `EncoderDecoderCache` (self-attention and cross-attention caches), "
                 f"got {type(cache).__name__}."
             )
-        if inputs_embeds is None:
-            check_token_ids("decoder_input_ids", input_ids, self.config.vocab_size)
-            inputs_embeds = self.embed_tokens(input_ids)  # [B, T, d_model]
-        inputs_embeds = inputs_embeds * self.embed_scale
+        inputs_embeds = self.embed(input_ids, inputs_embeds, "decoder_input_ids", "decoder_inputs_embeds")
         past_length = cache.get_seq_length() if cache is not None else 0
         check_attention_mask(
             "decoder_attention_mask", attention_mask, (inputs_embeds.shape[0], past_length + inputs_embeds.shape[1])
         )
-
-        positions = self.embed_positions(past_length, inputs_embeds.shape[1])  # [T, d_model]
-        hidden_states = F.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
+        hidden_states = self.add_positions(inputs_embeds, start=past_length)
         self_attention_cache = cache.self_attention_cache if cache is not None else None
         causal_mask = create_causal_mask(
             config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=self_attention_cache
@@ -543,10 +562,7 @@ class VtxTransformerDecoder(nn.Module):
             if output_attentions:
                 all_self_attentions += (self_weights,)
                 all_cross_attentions += (cross_weights,)
-        if self.layer_norm is not None:
-            hidden_states = self.layer_norm(hidden_states)
-            if output_hidden_states:
-                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        hidden_states, all_hidden_states = self.final_norm(hidden_states, all_hidden_states)
         return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden_states,
             cache=cache,

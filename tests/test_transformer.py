@@ -10,6 +10,7 @@ from model_tester_mixin import ModelTesterMixin
 from safetensors import safe_open
 from transformers import AutoModel, AutoModelForSeq2SeqLM
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.generation.configuration_utils import CompileConfig
 from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding
 from transformer_tester import BOS, EOS, PAD, VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
 
@@ -234,6 +235,17 @@ def test_static_cache_gives_the_same_tokens_as_the_dynamic_cache():
         model.generate(input_ids, attention_mask=attention_mask, **beams),
         model.generate(input_ids, attention_mask=attention_mask, cache_implementation="static", **beams),
     )
+
+
+def test_compiled_static_cache_generation_gives_the_same_tokens():
+    model = tiny_model()
+    input_ids, attention_mask = padded_source_batch()
+    eager = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8)
+    compile_config = CompileConfig(fullgraph=True, mode="default")  # fullgraph: any graph break is an error
+    compile_config._compile_all_devices = True  # generate() compiles only on accelerators unless told otherwise
+    compiled = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8,
+                              cache_implementation="static", compile_config=compile_config)
+    assert torch.equal(compiled, eager)
 
 
 def test_step_by_step_cached_logits_equal_the_full_forward():
