@@ -3,14 +3,15 @@
 Both models have the base sizes of the paper (d_model 512, 6+6 layers, 8 heads, d_ff 2048) with a 32k vocabulary;
 ours holds Marian's weights, converted, so both do the same arithmetic and produce the same tokens (checked).
 Each workload generates exactly `--new-tokens` tokens from `--source-length` source tokens through `generate()`,
-as users call it, and reports tokens/s (generated tokens over all rows, divided by wall time; best of
+as users call it, and reports tokens/s (generated tokens over all rows, divided by wall time; median of
 `--repeats` runs after a warm-up, the two models taking turns).
 
     python scripts/bench_generate.py                     # greedy batch 1 and 16, beam 4 at batch 1
-    python scripts/bench_generate.py --threads 2 --repeats 5
+    python scripts/bench_generate.py --threads 2 --repeats 10
 """
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -37,20 +38,20 @@ def base_marian(vocab_size: int) -> MarianMTModel:
     return MarianMTModel(config).eval()
 
 
-def best_times(models: dict, inputs: dict, repeats: int, generate_kwargs: dict) -> dict[str, tuple[float, torch.Tensor]]:
-    """Best wall time of `repeats` generate() calls per model, after one warm-up each, and the generated ids.
+def median_times(models: dict, inputs: dict, repeats: int, generate_kwargs: dict) -> dict[str, tuple]:
+    """Median wall time of `repeats` generate() calls per model, after one warm-up each, and the generated ids.
 
-    The models take turns run by run, so that a slow spell of a shared machine hits both alike.
+    The models take turns, in alternating order, so that a slow spell of a shared machine hits both alike.
     """
-    best = {}
+    times = {name: [] for name in models}
     with torch.inference_mode():
         outputs = {name: model.generate(**inputs, **generate_kwargs) for name, model in models.items()}
-        for _ in range(repeats):
-            for name, model in models.items():
+        for repeat in range(repeats):
+            for name in list(models)[:: 1 if repeat % 2 == 0 else -1]:
                 start = time.perf_counter()
-                outputs[name] = model.generate(**inputs, **generate_kwargs)
-                best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
-    return {name: (best[name], outputs[name]) for name in models}
+                outputs[name] = models[name].generate(**inputs, **generate_kwargs)
+                times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]), outputs[name]) for name in models}
 
 
 def main() -> None:
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--source-length", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,7 +74,7 @@ def main() -> None:
         input_ids = torch.randint(1, args.vocab_size - 1, (batch_size, args.source_length), generator=generator)
         inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
         generate_kwargs = {"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens, **kwargs}
-        results = best_times({"marian": marian, "ours": ours}, inputs, args.repeats, generate_kwargs)
+        results = median_times({"marian": marian, "ours": ours}, inputs, args.repeats, generate_kwargs)
         (marian_time, marian_ids), (ours_time, our_ids) = results["marian"], results["ours"]
         tokens = batch_size * args.new_tokens
         print(f"{name:<18} {tokens / marian_time:>13.1f} {tokens / ours_time:>11.1f} "
