@@ -2,8 +2,9 @@
 
 Paper: https://arxiv.org/abs/1706.03762
 
-Reading order: `sinusoidal_position_table` (section 3.5), `VtxTransformerAttention` (3.2), `VtxTransformerMLP`
-(3.3), the encoder and decoder layers (3.1, post-LN residual blocks), the stacks, then the two models.
+Reading order: `sinusoidal_position_table` (section 3.5), `VtxTransformerAttention` (3.2; the feed-forward
+network of 3.3 is `layers.VtxMLP`), the encoder and decoder layers (3.1, post-LN residual blocks), the stacks,
+then the two models.
 Generation goes through transformers' `GenerationMixin` and its Cache API: the decoder's self-attention keys and
 values grow by one position per step, and the cross-attention keys and values are projected from the encoder
 output once, at the first step, then reused.
@@ -20,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -33,6 +33,7 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_transformer import VtxTransformerConfig
+from .layers import VtxMLP, eager_attention_forward, split_heads
 
 IGNORE_INDEX = -100
 
@@ -136,33 +137,6 @@ def check_attention_mask(name: str, attention_mask: torch.Tensor | None, expecte
         )
 
 
-def eager_attention_forward(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scaled dot-product attention written out (equation 1 of the paper): softmax(QK^T / sqrt(d_k)) V.
-
-    Args:
-        query: [batch, heads, q_len, head_dim]; key, value: [batch, heads, kv_len, head_dim].
-        attention_mask: additive float mask broadcastable to [batch, heads, q_len, kv_len], or None.
-    Returns:
-        output [batch, q_len, heads, head_dim] and the attention probabilities [batch, heads, q_len, kv_len].
-    """
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [B, H, Q, K]
-    if attention_mask is not None:
-        scores = scores + attention_mask
-    probabilities = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    probabilities = F.dropout(probabilities, p=dropout, training=module.training)
-    output = torch.matmul(probabilities, value).transpose(1, 2).contiguous()  # [B, H, Q, D] -> [B, Q, H, D]
-    return output, probabilities
-
-
 class VtxTransformerSinusoidalPositions(nn.Module):
     """Looks up the fixed sinusoid table; the table is a non-persistent buffer rebuilt by `_init_weights`."""
 
@@ -220,12 +194,6 @@ class VtxTransformerAttention(nn.Module):
             self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model)
         self.o_proj = nn.Linear(config.d_model, config.d_model)
 
-    def _split_heads(self, projected: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
-        """[batch, len, parts * d_model] -> `parts` tensors of shape [batch, heads, len, head_dim]."""
-        batch, length, _ = projected.shape
-        projected = projected.view(batch, length, parts, self.num_heads, self.head_dim)  # [B, L, parts, H, D]
-        return projected.permute(2, 0, 3, 1, 4).unbind(0)  # parts x [B, H, L, D]
-
     def _cross_key_value(
         self, encoder_hidden_states: torch.Tensor, cache: EncoderDecoderCache | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,7 +201,7 @@ class VtxTransformerAttention(nn.Module):
         if cache is not None and cache.is_updated.get(self.layer_idx, False):
             layer = cache.cross_attention_cache.layers[self.layer_idx]
             return layer.keys, layer.values
-        key, value = self._split_heads(self.kv_proj(encoder_hidden_states), 2)  # 2 x [B, H, S, D]
+        key, value = split_heads(self.kv_proj(encoder_hidden_states), 2, self.num_heads)  # 2 x [B, H, S, D]
         if cache is not None:
             key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
             cache.is_updated[self.layer_idx] = True
@@ -252,10 +220,10 @@ class VtxTransformerAttention(nn.Module):
         """
         batch, q_len, d_model = hidden_states.shape
         if self.is_cross_attention:
-            (query,) = self._split_heads(self.q_proj(hidden_states), 1)  # [B, H, Q, D]
+            (query,) = split_heads(self.q_proj(hidden_states), 1, self.num_heads)  # [B, H, Q, D]
             key, value = self._cross_key_value(encoder_hidden_states, cache)  # [B, H, S, D]
         else:
-            query, key, value = self._split_heads(self.qkv_proj(hidden_states), 3)  # 3 x [B, H, Q, D]
+            query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, Q, D]
             if cache is not None:
                 key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # [B, H, past+Q, D]
 
@@ -273,23 +241,6 @@ class VtxTransformerAttention(nn.Module):
         )
         attn_output = attn_output.reshape(batch, q_len, d_model)  # [B, Q, H, D] -> [B, Q, d_model]
         return self.o_proj(attn_output), attn_weights
-
-
-class VtxTransformerMLP(nn.Module):
-    """Position-wise feed-forward network (section 3.3): FFN(x) = act(x W1 + b1) W2 + b2."""
-
-    def __init__(self, config: VtxTransformerConfig, ffn_dim: int):
-        super().__init__()
-        self.fc1 = nn.Linear(config.d_model, ffn_dim)
-        self.activation = ACT2FN[config.activation_function]
-        self.activation_dropout = config.activation_dropout
-        self.fc2 = nn.Linear(ffn_dim, config.d_model)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """[batch, len, d_model] -> [batch, len, d_model]."""
-        hidden_states = self.activation(self.fc1(hidden_states))
-        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
-        return self.fc2(hidden_states)
 
 
 class VtxTransformerResidualBlock(GradientCheckpointingLayer):
@@ -318,7 +269,7 @@ class VtxTransformerEncoderLayer(VtxTransformerResidualBlock):
         super().__init__(config)
         self.self_attn = VtxTransformerAttention(config, config.encoder_attention_heads, layer_idx=layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.mlp = VtxTransformerMLP(config, config.encoder_ffn_dim)
+        self.mlp = VtxMLP(config.d_model, config.encoder_ffn_dim, config.activation_function, config.activation_dropout)
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
     def forward(
@@ -342,7 +293,7 @@ class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.encoder_attn = VtxTransformerAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.mlp = VtxTransformerMLP(config, config.decoder_ffn_dim)
+        self.mlp = VtxMLP(config.d_model, config.decoder_ffn_dim, config.activation_function, config.activation_dropout)
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
     def forward(
