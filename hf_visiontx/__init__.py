@@ -7,10 +7,17 @@ Importing the package registers every model type with transformers' Auto classes
 
 from .modeling import (
     TRANSFORMER_PRESETS,
+    VIT_PRESETS,
     VtxTransformerConfig,
     VtxTransformerForConditionalGeneration,
     VtxTransformerModel,
     VtxTransformerPreTrainedModel,
+    VtxViTConfig,
+    VtxViTForImageClassification,
+    VtxViTForMaskedImageModeling,
+    VtxViTModel,
+    VtxViTPreTrainedModel,
+    bit_backbone_config,
 )
 from .pipelines import TranslationPipeline, register_pipelines
 from .registration import register_auto_classes
@@ -27,5 +34,12 @@ __all__ = [
     "VtxTransformerForConditionalGeneration",
     "VtxTransformerModel",
     "VtxTransformerPreTrainedModel",
+    "VIT_PRESETS",
+    "VtxViTConfig",
+    "VtxViTForImageClassification",
+    "VtxViTForMaskedImageModeling",
+    "VtxViTModel",
+    "VtxViTPreTrainedModel",
+    "bit_backbone_config",
     "__version__",
 ]

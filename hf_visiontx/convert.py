@@ -18,10 +18,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import MarianConfig, MarianModel, MarianMTModel, PreTrainedModel
+from transformers import (
+    MarianConfig,
+    MarianModel,
+    MarianMTModel,
+    PreTrainedModel,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTForMaskedImageModeling,
+    ViTModel,
+)
 
 from .checkpoint_files import verify_safetensors_files
-from .modeling import VtxTransformerConfig, VtxTransformerForConditionalGeneration, VtxTransformerModel
+from .modeling import (
+    VtxTransformerConfig,
+    VtxTransformerForConditionalGeneration,
+    VtxTransformerModel,
+    VtxViTConfig,
+    VtxViTForImageClassification,
+    VtxViTForMaskedImageModeling,
+    VtxViTModel,
+)
 
 # Files written by `save_pretrained` of a model; everything else in a checkpoint directory (tokenizer, vocabularies,
 # README) is copied unchanged by `convert_checkpoint`.
@@ -71,18 +88,24 @@ def marian_to_vtx_config(config: MarianConfig) -> VtxTransformerConfig:
     )
 
 
+def _stack_projections(source: dict, sources: list[str], target: str) -> dict[str, torch.Tensor]:
+    """Separate projections (e.g. q/k/v) -> one fused projection whose output rows are theirs, stacked."""
+    fused = {}
+    for kind in ("weight", "bias"):
+        parts = [source[f"{name}.{kind}"] for name in sources if f"{name}.{kind}" in source]
+        if parts:
+            fused[f"{target}.{kind}"] = torch.cat(parts, dim=0)  # [parts * d_out, ...]
+    return fused
+
+
 def _marian_attention(source: dict, src: str, dst: str, is_cross_attention: bool) -> dict[str, torch.Tensor]:
     """Separate q/k/v/out projections -> our fused `qkv_proj` (or `q_proj` + `kv_proj`) and `o_proj`."""
-    weights = {}
-    for kind in ("weight", "bias"):
-        q, k, v = (source[f"{src}.{name}_proj.{kind}"] for name in ("q", "k", "v"))
-        if is_cross_attention:
-            weights[f"{dst}.q_proj.{kind}"] = q
-            weights[f"{dst}.kv_proj.{kind}"] = torch.cat([k, v], dim=0)  # [2*d_out, ...]
-        else:
-            weights[f"{dst}.qkv_proj.{kind}"] = torch.cat([q, k, v], dim=0)  # [3*d_out, ...]
-        weights[f"{dst}.o_proj.{kind}"] = source[f"{src}.out_proj.{kind}"]
-    return weights
+    if is_cross_attention:
+        weights = _stack_projections(source, [f"{src}.q_proj"], f"{dst}.q_proj")
+        weights |= _stack_projections(source, [f"{src}.k_proj", f"{src}.v_proj"], f"{dst}.kv_proj")
+    else:
+        weights = _stack_projections(source, [f"{src}.{n}_proj" for n in "qkv"], f"{dst}.qkv_proj")
+    return weights | _copy(source, f"{src}.out_proj", f"{dst}.o_proj")
 
 
 def _copy(source: dict, src: str, dst: str) -> dict[str, torch.Tensor]:
@@ -124,9 +147,66 @@ def _from_marian(model: MarianModel | MarianMTModel) -> VtxTransformerModel | Vt
     return ours.to(model.dtype).train(model.training)
 
 
+def vit_to_vtx_config(config: ViTConfig, has_pooler: bool) -> VtxViTConfig:
+    """Our configuration for a transformers ViT one ([CLS] pooling; the pre-logits layer when it has one)."""
+    if not isinstance(config.patch_size, int) or not isinstance(config.image_size, int | list | tuple):
+        raise ValueError(f"Unsupported ViT patch_size {config.patch_size!r}: only square patches convert.")
+    return VtxViTConfig(
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        num_channels=config.num_channels,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        hidden_act=config.hidden_act,
+        hidden_dropout_prob=config.hidden_dropout_prob,
+        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+        layer_norm_eps=config.layer_norm_eps,
+        initializer_range=config.initializer_range,
+        qkv_bias=config.qkv_bias,
+        pooling="cls",
+        use_pooler=has_pooler,
+        pooler_act=config.pooler_act,
+        encoder_stride=config.encoder_stride,
+        id2label=config.id2label,
+        label2id=config.label2id,
+        problem_type=config.problem_type,
+    )
+
+
+def _from_vit(model: ViTModel | ViTForImageClassification | ViTForMaskedImageModeling) -> PreTrainedModel:
+    if isinstance(model, ViTModel) and model.pooler is not None and model.config.pooler_output_size != (
+        model.config.hidden_size
+    ):
+        raise ValueError("ViT pooler_output_size differs from hidden_size; VtxViTConfig's pre-logits keep the width.")
+    base = model if isinstance(model, ViTModel) else model.vit
+    config = vit_to_vtx_config(model.config, has_pooler=base.pooler is not None)
+    ours = {
+        ViTModel: VtxViTModel,
+        ViTForImageClassification: VtxViTForImageClassification,
+        ViTForMaskedImageModeling: VtxViTForMaskedImageModeling,
+    }[type(model)](config)
+    prefix = "" if isinstance(model, ViTModel) else "vit."
+    source = model.state_dict()
+    state = {
+        key.replace("pooler.dense.", "pooler.0."): value
+        for key, value in source.items()
+        if not any(f".attention.{name}_proj." in key for name in "qkv")
+    }
+    for i in range(config.num_hidden_layers):
+        layer = f"{prefix}layers.{i}.attention"
+        state |= _stack_projections(source, [f"{layer}.{n}_proj" for n in "qkv"], f"{layer}.qkv_proj")
+    ours.load_state_dict(state, strict=True)
+    return ours.to(model.dtype).train(model.training)
+
+
 CONVERTERS: dict[type, Callable[[PreTrainedModel], PreTrainedModel]] = {
     MarianMTModel: _from_marian,
     MarianModel: _from_marian,
+    ViTModel: _from_vit,
+    ViTForImageClassification: _from_vit,
+    ViTForMaskedImageModeling: _from_vit,
 }
 
 
@@ -134,7 +214,9 @@ def from_transformers(model: PreTrainedModel) -> PreTrainedModel:
     """Convert a transformers model into the equivalent hf_visiontx model, weights included.
 
     Supported: `MarianMTModel` (Helsinki-NLP/opus-mt-* checkpoints) -> `VtxTransformerForConditionalGeneration`,
-    with its generation config; `MarianModel` -> `VtxTransformerModel`.
+    with its generation config; `MarianModel` -> `VtxTransformerModel`; `ViTModel`, `ViTForImageClassification`,
+    `ViTForMaskedImageModeling` (google/vit-* and facebook/deit-* checkpoints without distillation token) ->
+    `VtxViTModel`, `VtxViTForImageClassification`, `VtxViTForMaskedImageModeling`.
     """
     converter = CONVERTERS.get(type(model))
     if converter is None:
@@ -157,8 +239,9 @@ def _load_source_model(src_dir: Path) -> PreTrainedModel:
         if cls.__name__ in architectures:
             return cls.from_pretrained(src_dir)
     model_type = config.get("model_type")
-    if model_type == "marian":
-        return MarianMTModel.from_pretrained(src_dir)
+    default_class = {"marian": MarianMTModel, "vit": ViTModel}.get(model_type)
+    if default_class is not None:
+        return default_class.from_pretrained(src_dir)
     supported = ", ".join(cls.__name__ for cls in CONVERTERS)
     raise ValueError(
         f"{config_file} describes {architectures or model_type!r}; `hf-visiontx convert` supports {supported}."

@@ -1,13 +1,42 @@
-"""Registration of every hf_visiontx config, model and tokenizer with transformers' Auto classes."""
+"""Registration of every hf_visiontx config, model, tokenizer and image processor with transformers' Auto classes."""
 
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForMaskedImageModeling,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+)
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+from transformers.models.vit.image_processing_vit import ViTImageProcessor
 
-from .modeling import VtxTransformerConfig, VtxTransformerForConditionalGeneration, VtxTransformerModel
+from .modeling import (
+    VtxTransformerConfig,
+    VtxTransformerForConditionalGeneration,
+    VtxTransformerModel,
+    VtxViTConfig,
+    VtxViTForImageClassification,
+    VtxViTForMaskedImageModeling,
+    VtxViTModel,
+)
+
+# The image processors of transformers' ViT (resize, rescale, normalise) serve our vision models unchanged:
+# Pillow backend by default, torchvision backend when that optional package is installed.
+VISION_IMAGE_PROCESSORS = {"pil": ViTImageProcessorPil, "torchvision": ViTImageProcessor}
 
 
 def register_auto_classes() -> None:
-    """Make `AutoConfig`, `AutoModel*` and `AutoTokenizer` resolve our model types; calling it twice is harmless."""
+    """Make the Auto classes resolve our model types; calling it twice is harmless."""
     AutoConfig.register(VtxTransformerConfig.model_type, VtxTransformerConfig, exist_ok=True)
     AutoModel.register(VtxTransformerConfig, VtxTransformerModel, exist_ok=True)
     AutoModelForSeq2SeqLM.register(VtxTransformerConfig, VtxTransformerForConditionalGeneration, exist_ok=True)
     AutoTokenizer.register(VtxTransformerConfig, tokenizer_class=PreTrainedTokenizerFast, exist_ok=True)
+
+    AutoConfig.register(VtxViTConfig.model_type, VtxViTConfig, exist_ok=True)
+    AutoModel.register(VtxViTConfig, VtxViTModel, exist_ok=True)
+    AutoModelForImageClassification.register(VtxViTConfig, VtxViTForImageClassification, exist_ok=True)
+    AutoModelForMaskedImageModeling.register(VtxViTConfig, VtxViTForMaskedImageModeling, exist_ok=True)
+    AutoImageProcessor.register(VtxViTConfig, image_processor_classes=VISION_IMAGE_PROCESSORS, exist_ok=True)

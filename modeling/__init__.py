@@ -1,10 +1,18 @@
 """Model files in transformers' one-model-one-file style; each is valid Hub remote code on its own."""
 
 from .configuration_transformer import TRANSFORMER_PRESETS, VtxTransformerConfig
+from .configuration_vit import VIT_PRESETS, VtxViTConfig, bit_backbone_config
 from .modeling_transformer import (
     VtxTransformerForConditionalGeneration,
     VtxTransformerModel,
     VtxTransformerPreTrainedModel,
+)
+
+from .modeling_vit import (
+    VtxViTForImageClassification,
+    VtxViTForMaskedImageModeling,
+    VtxViTModel,
+    VtxViTPreTrainedModel,
 )
 
 __all__ = [
@@ -13,4 +21,11 @@ __all__ = [
     "VtxTransformerForConditionalGeneration",
     "VtxTransformerModel",
     "VtxTransformerPreTrainedModel",
+    "VIT_PRESETS",
+    "VtxViTConfig",
+    "VtxViTForImageClassification",
+    "VtxViTForMaskedImageModeling",
+    "VtxViTModel",
+    "VtxViTPreTrainedModel",
+    "bit_backbone_config",
 ]

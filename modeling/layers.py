@@ -4,7 +4,22 @@ model's saved remote code carries this file along."""
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
+
+
+def resolve_return_dict(config: PreTrainedConfig, return_dict: bool | None) -> bool:
+    """The caller's `return_dict`, else the config's (True unless the user turned it off)."""
+    return return_dict if return_dict is not None else getattr(config, "return_dict", True)
+
+
+def check_attention_output_request(config: PreTrainedConfig, output_attentions: bool) -> None:
+    """Attention probabilities exist only under eager attention: raise a clear error instead of returning None."""
+    if output_attentions and config._attn_implementation != "eager":
+        raise ValueError(
+            f"`output_attentions=True` needs eager attention, but the model runs {config._attn_implementation!r}: "
+            "load it with `attn_implementation='eager'` or call `model.set_attn_implementation('eager')`."
+        )
 
 
 def eager_attention_forward(

@@ -33,7 +33,13 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_transformer import VtxTransformerConfig
-from .layers import VtxMLP, eager_attention_forward, split_heads
+from .layers import (
+    VtxMLP,
+    check_attention_output_request,
+    eager_attention_forward,
+    resolve_return_dict,
+    split_heads,
+)
 
 IGNORE_INDEX = -100
 
@@ -350,20 +356,6 @@ class VtxTransformerPreTrainedModel(PreTrainedModel):
             init.copy_(module.table, table)
 
 
-def _return_dict(config: VtxTransformerConfig, return_dict: bool | None) -> bool:
-    """The caller's `return_dict`, else the config's (True unless the user turned it off)."""
-    return return_dict if return_dict is not None else getattr(config, "return_dict", True)
-
-
-def _check_attention_output_request(config: VtxTransformerConfig, output_attentions: bool) -> None:
-    """Attention probabilities exist only under eager attention; say so instead of returning None."""
-    if output_attentions and config._attn_implementation != "eager":
-        raise ValueError(
-            f"`output_attentions=True` needs eager attention, but the model runs {config._attn_implementation!r}: "
-            "load it with `attn_implementation='eager'` or call `model.set_attn_implementation('eager')`."
-        )
-
-
 class VtxTransformerStack(nn.Module):
     """What the encoder and decoder stacks share: token embeddings scaled by sqrt(d_model), sinusoidal positions,
     embedding dropout, the layers, and (pre-LN only) a final LayerNorm."""
@@ -431,7 +423,7 @@ class VtxTransformerEncoder(VtxTransformerStack):
             `BaseModelOutput` with `last_hidden_state` [batch, src_len, d_model].
         """
         output_attentions = bool(output_attentions)
-        _check_attention_output_request(self.config, output_attentions)
+        check_attention_output_request(self.config, output_attentions)
         inputs_embeds = self.embed(input_ids, inputs_embeds, "input_ids", "inputs_embeds")
         check_attention_mask("attention_mask", attention_mask, inputs_embeds.shape[:2])
         hidden_states = self.add_positions(inputs_embeds, start=0)
@@ -588,7 +580,7 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
         output_hidden_states = bool(
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        _check_attention_output_request(self.config, output_attentions)
+        check_attention_output_request(self.config, output_attentions)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
                 input_ids=input_ids,
@@ -629,7 +621,7 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
         )
-        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
 
 class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, GenerationMixin):
@@ -740,7 +732,7 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
             encoder_hidden_states=outputs.encoder_hidden_states,
             encoder_attentions=outputs.encoder_attentions,
         )
-        return output if _return_dict(self.config, return_dict) else output.to_tuple()
+        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
     def generate(self, inputs: torch.Tensor | None = None, **kwargs) -> torch.LongTensor:
         """`GenerationMixin.generate`, with a clear error when no source is given.

@@ -1,0 +1,422 @@
+"""The Vision Transformer of Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words".
+
+Paper: https://arxiv.org/abs/2010.11929
+
+An image [B, C, H, W] is cut into P x P patches; each patch is flattened and linearly projected to D dimensions
+(a convolution with kernel = stride = P does exactly that). A learnable [CLS] token is prepended, learnable 1-D
+position embeddings are added, and a stack of pre-LN Transformer encoder layers follows (equations 1-4 of the
+paper). The classifier reads the final [CLS] state (or the mean of the patch states, the paper's GAP variant).
+
+Reading order: `VtxViTPatchEmbeddings`, `interpolate_position_embeddings`, `VtxViTEmbeddings`, `VtxViTAttention`,
+`VtxViTLayer`, then the models. This file imports only torch, transformers and its siblings, so it travels with a
+saved model as Hub remote code.
+"""
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BitBackbone, BitConfig, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    ImageClassifierOutput,
+    MaskedImageModelingOutput,
+)
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from .configuration_vit import VtxViTConfig
+from .layers import (
+    VtxMLP,
+    check_attention_output_request,
+    eager_attention_forward,
+    resolve_return_dict,
+    split_heads,
+)
+
+
+def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, min_size: int) -> None:
+    """Raise a `ValueError` naming `pixel_values` unless it is a float [batch, num_channels, H, W] batch with H and W
+    at least `min_size` (one token)."""
+    if not isinstance(pixel_values, torch.Tensor):
+        raise ValueError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}.")
+    if pixel_values.dim() != 4:
+        raise ValueError(
+            f"`pixel_values` must have 4 dimensions [batch, channels, height, width], got shape "
+            f"{tuple(pixel_values.shape)}."
+        )
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"`pixel_values` must be a floating-point tensor (normalised pixels, as the image processor returns), "
+            f"got {pixel_values.dtype}."
+        )
+    if pixel_values.shape[1] != num_channels:
+        raise ValueError(
+            f"`pixel_values` has {pixel_values.shape[1]} channels but the model expects {num_channels} "
+            f"(config.num_channels)."
+        )
+    if min(pixel_values.shape[2:]) < min_size:
+        raise ValueError(
+            f"`pixel_values` of size {tuple(pixel_values.shape[2:])} is smaller than one token "
+            f"({min_size}x{min_size} pixels)."
+        )
+
+
+def interpolate_position_embeddings(patch_positions: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Resize a grid of learned position embeddings to another grid (the paper's section 3.2, "fine-tuning and
+    higher resolution"): bicubic interpolation to an explicit size, computed in float32.
+
+    Args:
+        patch_positions: [1, rows, cols, D] position embeddings of the patch tokens.
+        grid: the (rows, cols) to resize to.
+    Returns:
+        [1, grid rows * grid cols, D].
+    """
+    dtype = patch_positions.dtype
+    resized = F.interpolate(
+        patch_positions.permute(0, 3, 1, 2).float(),  # [1, rows, cols, D] -> [1, D, rows, cols]
+        size=grid,
+        mode="bicubic",
+        align_corners=False,
+    )
+    return resized.to(dtype).flatten(2).transpose(1, 2)  # [1, D, r, c] -> [1, r*c, D]
+
+
+class VtxViTPatchEmbeddings(nn.Module):
+    """Cuts the image into P x P patches and projects each to D dimensions (equation 1's x_p E).
+
+    For the hybrid, a BiT ResNet first turns the image into a feature map and the patches are taken from it.
+    """
+
+    def __init__(self, config: VtxViTConfig):
+        super().__init__()
+        self.backbone = None
+        in_channels = config.num_channels
+        if config.backbone_config is not None:
+            self.backbone = BitBackbone(BitConfig(num_channels=config.num_channels, **config.backbone_config))
+            in_channels = self.backbone.channels[-1]
+        self.projection = nn.Conv2d(in_channels, config.hidden_size, config.patch_size, stride=config.patch_size)
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """[batch, C, H, W] -> patch embeddings [batch, rows * cols, D] and the grid (rows, cols)."""
+        features = pixel_values if self.backbone is None else self.backbone(pixel_values).feature_maps[-1]
+        embeddings = self.projection(features)  # [B, D, rows, cols]
+        grid = (embeddings.shape[2], embeddings.shape[3])
+        return embeddings.flatten(2).transpose(1, 2), grid  # [B, D, rows*cols] -> [B, rows*cols, D]
+
+
+class VtxViTEmbeddings(nn.Module):
+    """Patch embeddings, the [CLS] token and the position embeddings (equation 1), plus the optional mask token."""
+
+    def __init__(self, config: VtxViTConfig, use_mask_token: bool = False):
+        super().__init__()
+        self.config = config
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if use_mask_token else None
+        self.patch_embeddings = VtxViTPatchEmbeddings(config)
+        rows, cols = config.grid_size
+        self.position_embeddings = nn.Parameter(torch.zeros(1, 1 + rows * cols, config.hidden_size))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def positions_for(self, grid: tuple[int, int]) -> torch.Tensor:
+        """Position embeddings [1, 1 + rows * cols, D] for a patch grid, interpolated when it is not the
+        training grid."""
+        if grid == self.config.grid_size:
+            return self.position_embeddings
+        rows, cols = self.config.grid_size
+        patch_positions = self.position_embeddings[:, 1:].reshape(1, rows, cols, -1)  # [1, N, D] -> [1, r, c, D]
+        resized = interpolate_position_embeddings(patch_positions, grid)
+        return torch.cat([self.position_embeddings[:, :1], resized], dim=1)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.BoolTensor | None = None,
+        interpolate_pos_encoding: bool = False,
+    ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Token embeddings [batch, 1 + rows * cols, D] of an image batch, and the patch grid (rows, cols)."""
+        check_pixel_values(pixel_values, self.config.num_channels, self.config.token_stride)
+        height, width = pixel_values.shape[2:]
+        if not interpolate_pos_encoding and (height, width) != self.config.image_height_width:
+            expected_height, expected_width = self.config.image_height_width
+            raise ValueError(
+                f"`pixel_values` are {height}x{width} pixels but the model was configured for "
+                f"{expected_height}x{expected_width} (config.image_size); resize the images, or pass "
+                f"`interpolate_pos_encoding=True` to interpolate the position embeddings to this size."
+            )
+        embeddings, grid = self.patch_embeddings(pixel_values.to(self.cls_token.dtype))  # [B, N, D]
+        if bool_masked_pos is not None:
+            embeddings = self._mask_patches(embeddings, bool_masked_pos)
+        cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)  # [B, 1, D]
+        embeddings = torch.cat([cls_tokens, embeddings], dim=1) + self.positions_for(grid)  # [B, 1 + N, D]
+        return self.dropout(embeddings), grid
+
+    def _mask_patches(self, embeddings: torch.Tensor, bool_masked_pos: torch.Tensor) -> torch.Tensor:
+        """Replace the embeddings of masked patches by the learned mask token (SimMIM)."""
+        if self.mask_token is None:
+            raise ValueError("`bool_masked_pos` needs a model with a mask token: use VtxViTForMaskedImageModeling.")
+        if tuple(bool_masked_pos.shape) != tuple(embeddings.shape[:2]):
+            raise ValueError(
+                f"`bool_masked_pos` must have shape (batch, num_patches) = {tuple(embeddings.shape[:2])}, "
+                f"got {tuple(bool_masked_pos.shape)}."
+            )
+        mask = bool_masked_pos.unsqueeze(-1).to(embeddings.dtype)  # [B, N, 1]
+        return embeddings * (1.0 - mask) + self.mask_token * mask
+
+
+class VtxViTAttention(nn.Module):
+    """Multi-head self-attention over all tokens, with one fused query/key/value projection."""
+
+    def __init__(self, config: VtxViTConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.scaling = (config.hidden_size // config.num_attention_heads) ** -0.5
+        self.attention_dropout = config.attention_probs_dropout_prob
+        self.is_causal = False
+        self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[batch, tokens, D] -> [batch, tokens, D], and the probabilities under eager attention."""
+        batch, tokens, hidden_size = hidden_states.shape
+        query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            None,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        attn_output = attn_output.reshape(batch, tokens, hidden_size)  # [B, T, H, Dh] -> [B, T, D]
+        return self.o_proj(attn_output), attn_weights
+
+
+class VtxViTLayer(GradientCheckpointingLayer):
+    """One pre-LN encoder layer (equations 2-3): x + MSA(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, config: VtxViTConfig):
+        super().__init__()
+        self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = VtxViTAttention(config)
+        self.layernorm_after = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = VtxMLP(config.hidden_size, config.intermediate_size, config.hidden_act)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[batch, tokens, D] -> [batch, tokens, D], and the attention probabilities (eager only)."""
+        attention_output, attn_weights = self.attention(self.layernorm_before(hidden_states))
+        hidden_states = hidden_states + self.dropout(attention_output)
+        hidden_states = hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
+        return hidden_states, attn_weights
+
+
+class VtxViTPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and the class-level contract shared by the ViT models."""
+
+    config: VtxViTConfig
+    base_model_prefix = "vit"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["VtxViTEmbeddings", "VtxViTLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _can_compile_fullgraph = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Truncated-normal linear/conv weights, [CLS] token and positions; zero mask token and biases."""
+        super()._init_weights(module)
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init.trunc_normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, VtxViTEmbeddings):
+            init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
+            init.trunc_normal_(module.cls_token, mean=0.0, std=self.config.initializer_range)
+            if module.mask_token is not None:
+                init.zeros_(module.mask_token)
+
+
+class VtxViTModel(VtxViTPreTrainedModel):
+    """The bare ViT encoder: token states after the final LayerNorm, and the pooled image representation."""
+
+    def __init__(self, config: VtxViTConfig, use_mask_token: bool = False):
+        super().__init__(config)
+        self.embeddings = VtxViTEmbeddings(config, use_mask_token=use_mask_token)
+        self.layers = nn.ModuleList(VtxViTLayer(config) for _ in range(config.num_hidden_layers))
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.pooler = (
+            nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), ACT2FN[config.pooler_act])
+            if config.use_pooler
+            else None
+        )
+        self.post_init()
+
+    def get_input_embeddings(self) -> VtxViTPatchEmbeddings:
+        """The patch embedding."""
+        return self.embeddings.patch_embeddings
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        bool_masked_pos: torch.BoolTensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Encode an image batch.
+
+        Args:
+            pixel_values: [batch, num_channels, height, width] normalised pixels.
+            bool_masked_pos: [batch, num_patches], True where a patch is replaced by the mask token (models built
+                with `use_mask_token=True`).
+            interpolate_pos_encoding: accept any image size by resizing the position grid to the real patch grid.
+        Returns:
+            `BaseModelOutputWithPooling`: `last_hidden_state` [batch, 1 + num_patches, D] and `pooler_output`
+            [batch, D] ([CLS] or mean of patches, through the pre-logits layer when configured).
+        """
+        if pixel_values is None:
+            raise ValueError("`pixel_values` is required: a [batch, channels, height, width] float tensor.")
+        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
+        output_hidden_states = bool(
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        check_attention_output_request(self.config, output_attentions)
+        hidden_states, _ = self.embeddings(pixel_values, bool_masked_pos, interpolate_pos_encoding)
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, attn_weights = layer(hidden_states)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        sequence_output = self.layernorm(hidden_states)
+        pooled = sequence_output[:, 0] if self.config.pooling == "cls" else sequence_output[:, 1:].mean(dim=1)
+        if self.pooler is not None:
+            pooled = self.pooler(pooled)
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=sequence_output,
+            pooler_output=pooled,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+
+
+class VtxViTForImageClassification(VtxViTPreTrainedModel):
+    """ViT with a linear classifier on the pooled representation (the MLP head of fine-tuning)."""
+
+    def __init__(self, config: VtxViTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.vit = VtxViTModel(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
+        """Class logits [batch, num_labels], and the loss when `labels` [batch] are given (cross-entropy for
+        single-label classification; `config.problem_type` selects regression or multi-label)."""
+        outputs = self.vit(
+            pixel_values,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.classifier(outputs.pooler_output)  # [B, num_labels]
+        loss = None
+        if labels is not None:
+            if not labels.is_floating_point() and labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
+                raise ValueError(
+                    f"`labels` must lie in [0, num_labels={self.num_labels}), got values in "
+                    f"[{int(labels.min())}, {int(labels.max())}]."
+                )
+            loss = self.loss_function(labels, logits, self.config)
+        output = ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+
+
+class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
+    """SimMIM (Xie et al. 2022): masked patches are replaced by a learned token and their pixels reconstructed by a
+    1x1 convolution + pixel shuffle from the token states; the loss is the L1 error on masked pixels."""
+
+    def __init__(self, config: VtxViTConfig):
+        super().__init__(config)
+        if config.encoder_stride != config.token_stride:
+            raise ValueError(
+                f"`encoder_stride` ({config.encoder_stride}) must equal the token stride ({config.token_stride}) "
+                "so that the reconstruction has the input's size."
+            )
+        self.vit = VtxViTModel(config, use_mask_token=True)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(config.hidden_size, config.encoder_stride**2 * config.num_channels, kernel_size=1),
+            nn.PixelShuffle(config.encoder_stride),
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        bool_masked_pos: torch.BoolTensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MaskedImageModelingOutput | tuple:
+        """Reconstruct pixels [batch, C, H', W'] (H', W' the image size rounded down to whole patches), with the
+        masked-pixel L1 loss when `bool_masked_pos` [batch, num_patches] is given."""
+        outputs = self.vit(
+            pixel_values,
+            bool_masked_pos=bool_masked_pos,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        stride = self.config.encoder_stride
+        rows, cols = pixel_values.shape[2] // stride, pixel_values.shape[3] // stride
+        patch_states = outputs.last_hidden_state[:, 1:]  # [B, N, D]
+        feature_map = patch_states.transpose(1, 2).reshape(patch_states.shape[0], -1, rows, cols)  # [B, D, r, c]
+        reconstruction = self.decoder(feature_map)  # [B, C, r*stride, c*stride]
+        loss = None
+        if bool_masked_pos is not None:
+            target = pixel_values[:, :, : rows * stride, : cols * stride]
+            mask = bool_masked_pos.reshape(-1, 1, rows, cols).to(reconstruction.dtype)  # [B, 1, r, c]
+            mask = mask.repeat_interleave(stride, 2).repeat_interleave(stride, 3)  # [B, 1, r*stride, c*stride]
+            error = F.l1_loss(target, reconstruction, reduction="none")  # [B, C, H', W']
+            loss = (error * mask).sum() / (mask.sum() + 1e-5) / self.config.num_channels
+        output = MaskedImageModelingOutput(
+            loss=loss, reconstruction=reconstruction, hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+
+
+__all__ = [
+    "VtxViTPreTrainedModel",
+    "VtxViTModel",
+    "VtxViTForImageClassification",
+    "VtxViTForMaskedImageModeling",
+    "interpolate_position_embeddings",
+]
