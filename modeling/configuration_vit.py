@@ -37,16 +37,7 @@ def bit_backbone_config(depths: tuple[int, ...] = (3, 4, 9), width: int = 64, nu
         width: channels of the stem; stage i has 4 * width * 2 ** i output channels.
         num_groups: GroupNorm groups; must divide `width`.
     """
-    return {
-        "layer_type": "bottleneck",
-        "depths": list(depths),
-        "hidden_sizes": [4 * width * 2**stage for stage in range(len(depths))],
-        "embedding_size": width,
-        "num_groups": num_groups,
-        "global_padding": "SAME",
-        "embedding_dynamic_padding": True,
-        "out_features": [f"stage{len(depths)}"],
-    }
+    return {"depths": list(depths), "width": width, "num_groups": num_groups}
 
 
 def _presets() -> dict[str, dict[str, Any]]:
@@ -161,8 +152,18 @@ class VtxViTConfig(PreTrainedConfig):
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
-        if self.backbone_config is not None and not self.backbone_config.get("depths"):
-            raise ValueError("`backbone_config` must be a BiT configuration with `depths` (see bit_backbone_config).")
+        if self.backbone_config is not None:
+            backbone = self.backbone_config
+            if set(backbone) != {"depths", "width", "num_groups"} or not backbone["depths"]:
+                raise ValueError(
+                    f"`backbone_config` must be a dict with `depths`, `width` and `num_groups` (see "
+                    f"bit_backbone_config), got {backbone!r}."
+                )
+            if backbone["width"] % backbone["num_groups"] != 0:
+                raise ValueError(
+                    f"`backbone_config` width ({backbone['width']}) must be divisible by num_groups "
+                    f"({backbone['num_groups']})."
+                )
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "VtxViTConfig":

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BitBackbone, BitConfig, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import (
@@ -85,6 +85,84 @@ def interpolate_position_embeddings(patch_positions: torch.Tensor, grid: tuple[i
     return resized.to(dtype).flatten(2).transpose(1, 2)  # [1, D, r, c] -> [1, r*c, D]
 
 
+class VtxWeightStandardizedConv2d(nn.Conv2d):
+    """A convolution whose kernel is standardised per output channel (zero mean, unit variance) before use.
+
+    Weight standardisation (Qiao et al. 2019) with GroupNorm is what lets BiT's ResNets train and transfer without
+    batch statistics.
+    """
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """[batch, in_channels, H, W] -> [batch, out_channels, H / stride, W / stride]."""
+        variance, mean = torch.var_mean(self.weight, dim=(1, 2, 3), keepdim=True, correction=0)
+        weight = (self.weight - mean) * torch.rsqrt(variance + 1e-8)
+        return F.conv2d(hidden_states, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def _standardized_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
+    return VtxWeightStandardizedConv2d(
+        in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
+    )
+
+
+class VtxBitBottleneck(nn.Module):
+    """A ResNet bottleneck block (1x1 reduce, 3x3 with the stride, 1x1 expand) with weight-standardised
+    convolutions and GroupNorm; a projection shortcut where the shape changes."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, num_groups: int):
+        super().__init__()
+        middle = out_channels // 4
+        self.conv1 = _standardized_conv(in_channels, middle, 1)
+        self.norm1 = nn.GroupNorm(num_groups, middle)
+        self.conv2 = _standardized_conv(middle, middle, 3, stride)
+        self.norm2 = nn.GroupNorm(num_groups, middle)
+        self.conv3 = _standardized_conv(middle, out_channels, 1)
+        self.norm3 = nn.GroupNorm(num_groups, out_channels)
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                _standardized_conv(in_channels, out_channels, 1, stride), nn.GroupNorm(num_groups, out_channels)
+            )
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """[batch, in_channels, H, W] -> [batch, out_channels, H / stride, W / stride]."""
+        shortcut = hidden_states if self.shortcut is None else self.shortcut(hidden_states)
+        hidden_states = F.relu(self.norm1(self.conv1(hidden_states)))
+        hidden_states = F.relu(self.norm2(self.conv2(hidden_states)))
+        hidden_states = self.norm3(self.conv3(hidden_states))
+        return F.relu(hidden_states + shortcut)
+
+
+class VtxBitResNet(nn.Module):
+    """The hybrid's feature extractor, a BiT ResNet: a stem (7x7 stride-2 convolution, GroupNorm, ReLU, 3x3
+    stride-2 max-pool) and stages of bottleneck blocks, the first stage at stride 1 and each later one halving
+    the resolution: output stride 4 * 2 ** (stages - 1)."""
+
+    def __init__(self, num_channels: int, depths: list[int], width: int, num_groups: int):
+        super().__init__()
+        self.stem = nn.Sequential(
+            _standardized_conv(num_channels, width, 7, stride=2),
+            nn.GroupNorm(num_groups, width),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        stages, in_channels = [], width
+        for index, depth in enumerate(depths):
+            out_channels = 4 * width * 2**index
+            blocks = []
+            for block in range(depth):
+                stride = 2 if block == 0 and index > 0 else 1
+                blocks.append(VtxBitBottleneck(in_channels, out_channels, stride, num_groups))
+                in_channels = out_channels
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.out_channels = in_channels
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[batch, C, H, W] -> feature map [batch, out_channels, H / stride, W / stride]."""
+        return self.stages(self.stem(pixel_values))
+
+
 class VtxViTPatchEmbeddings(nn.Module):
     """Cuts the image into P x P patches and projects each to D dimensions (equation 1's x_p E).
 
@@ -96,13 +174,13 @@ class VtxViTPatchEmbeddings(nn.Module):
         self.backbone = None
         in_channels = config.num_channels
         if config.backbone_config is not None:
-            self.backbone = BitBackbone(BitConfig(num_channels=config.num_channels, **config.backbone_config))
-            in_channels = self.backbone.channels[-1]
+            self.backbone = VtxBitResNet(config.num_channels, **config.backbone_config)
+            in_channels = self.backbone.out_channels
         self.projection = nn.Conv2d(in_channels, config.hidden_size, config.patch_size, stride=config.patch_size)
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """[batch, C, H, W] -> patch embeddings [batch, rows * cols, D] and the grid (rows, cols)."""
-        features = pixel_values if self.backbone is None else self.backbone(pixel_values).feature_maps[-1]
+        features = pixel_values if self.backbone is None else self.backbone(pixel_values)
         embeddings = self.projection(features)  # [B, D, rows, cols]
         grid = (embeddings.shape[2], embeddings.shape[3])
         return embeddings.flatten(2).transpose(1, 2), grid  # [B, D, rows*cols] -> [B, rows*cols, D]
@@ -250,14 +328,16 @@ class VtxViTPreTrainedModel(PreTrainedModel):
 class VtxViTModel(VtxViTPreTrainedModel):
     """The bare ViT encoder: token states after the final LayerNorm, and the pooled image representation."""
 
-    def __init__(self, config: VtxViTConfig, use_mask_token: bool = False):
+    def __init__(self, config: VtxViTConfig, use_mask_token: bool = False, add_pooling_layer: bool = True):
+        """`use_mask_token` adds the learned mask token of masked image modeling; `add_pooling_layer=False` leaves
+        out the pre-logits layer even when configured (heads that do not pool must not hold unused weights)."""
         super().__init__(config)
         self.embeddings = VtxViTEmbeddings(config, use_mask_token=use_mask_token)
         self.layers = nn.ModuleList(VtxViTLayer(config) for _ in range(config.num_hidden_layers))
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.pooler = (
             nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), ACT2FN[config.pooler_act])
-            if config.use_pooler
+            if config.use_pooler and add_pooling_layer
             else None
         )
         self.post_init()
@@ -369,7 +449,7 @@ class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
                 f"`encoder_stride` ({config.encoder_stride}) must equal the token stride ({config.token_stride}) "
                 "so that the reconstruction has the input's size."
             )
-        self.vit = VtxViTModel(config, use_mask_token=True)
+        self.vit = VtxViTModel(config, use_mask_token=True, add_pooling_layer=False)
         self.decoder = nn.Sequential(
             nn.Conv2d(config.hidden_size, config.encoder_stride**2 * config.num_channels, kernel_size=1),
             nn.PixelShuffle(config.encoder_stride),

@@ -24,9 +24,13 @@ def output_tensor(outputs) -> torch.Tensor:
 
 
 def training_loss(outputs) -> torch.Tensor:
-    """The head's loss, or a stand-in that depends on every output value for base models."""
+    """The head's loss, or for base models a stand-in that depends on every tensor they output (hidden states,
+    pooled output, ...)."""
     loss = getattr(outputs, "loss", None)
-    return loss if loss is not None else output_tensor(outputs).float().pow(2).mean()
+    if loss is not None:
+        return loss
+    tensors = [value for value in outputs.values() if isinstance(value, torch.Tensor) and value.is_floating_point()]
+    return sum(tensor.float().pow(2).mean() for tensor in tensors)
 
 
 class _RepeatedExample(Dataset):
