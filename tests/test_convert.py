@@ -2,10 +2,29 @@
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianConfig, MarianModel, MarianMTModel, ViTConfig, ViTModel
+from transformers import (
+    AutoModelForImageClassification,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    MarianConfig,
+    MarianModel,
+    MarianMTModel,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTForMaskedImageModeling,
+    ViTModel,
+)
 from transformer_tester import padded_source_batch
 
-from hf_visiontx import VtxTransformerForConditionalGeneration, VtxTransformerModel
+from hf_visiontx import (
+    VtxTransformerForConditionalGeneration,
+    VtxTransformerModel,
+    VtxViTForImageClassification,
+    VtxViTForMaskedImageModeling,
+    VtxViTModel,
+)
 from hf_visiontx.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.tokenization import train_tokenizer
@@ -74,9 +93,9 @@ def test_bare_marian_converts_to_the_bare_model():
 
 
 def test_unsupported_models_are_refused_by_name():
-    with pytest.raises(TypeError, match="Cannot convert ViTModel"):
-        from_transformers(ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                             intermediate_size=37, image_size=32, patch_size=4)))
+    with pytest.raises(TypeError, match="Cannot convert BertModel"):
+        from_transformers(BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                               intermediate_size=37, vocab_size=50)))
 
 
 def test_marian_with_separate_vocabularies_is_refused():
@@ -137,3 +156,62 @@ def test_corrupted_weights_give_an_error_and_no_output(tmp_path, capsys):
     assert main(["convert", str(source_dir), str(out_dir)]) == 1
     assert "model.safetensors is truncated or corrupted" in capsys.readouterr().err
     assert not out_dir.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["marian"]
+
+
+# --- ViT -----------------------------------------------------------------------------------------------------
+
+
+def tiny_reference_vit(model_class, seed: int = 0):
+    torch.manual_seed(seed)
+    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                       image_size=32, patch_size=4, encoder_stride=4, num_labels=7, layer_norm_eps=1e-12)
+    return model_class(config).eval()
+
+
+VIT_PAIRS = [
+    (ViTModel, VtxViTModel, "pooler_output"),
+    (ViTForImageClassification, VtxViTForImageClassification, "logits"),
+    (ViTForMaskedImageModeling, VtxViTForMaskedImageModeling, "reconstruction"),
+]
+
+
+@pytest.mark.parametrize(("reference_class", "our_class", "output"), VIT_PAIRS, ids=[p[0].__name__ for p in VIT_PAIRS])
+def test_converted_vit_gives_the_same_outputs_at_the_native_size(reference_class, our_class, output):
+    reference = tiny_reference_vit(reference_class)
+    ours = from_transformers(reference)
+    assert type(ours) is our_class
+    pixels = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, actual = reference(pixels), ours(pixels)
+    assert (actual[output] - expected[output]).abs().max() <= 1e-5
+    if reference_class is ViTModel:
+        assert (actual.last_hidden_state - expected.last_hidden_state).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("reference_class", [ViTModel, ViTForImageClassification])
+def test_converted_vit_gives_the_same_outputs_at_a_non_square_size(reference_class):
+    reference = tiny_reference_vit(reference_class, seed=2)
+    ours = from_transformers(reference)
+    pixels = torch.randn(2, 3, 24, 44, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = reference(pixels, interpolate_pos_encoding=True)
+        actual = ours(pixels, interpolate_pos_encoding=True)
+    name = "pooler_output" if reference_class is ViTModel else "logits"
+    if reference_class is ViTModel:
+        assert actual.last_hidden_state.shape[1] == 1 + 6 * 11
+    assert (actual[name] - expected[name]).abs().max() <= 1e-5
+
+
+def test_converted_vit_keeps_labels_and_converts_from_the_command_line(tmp_path):
+    reference = tiny_reference_vit(ViTForImageClassification)
+    reference.config.id2label = {i: f"kind {i}" for i in range(7)}
+    reference.config.label2id = {f"kind {i}": i for i in range(7)}
+    source_dir, out_dir = tmp_path / "vit", tmp_path / "converted"
+    reference.save_pretrained(source_dir)
+    assert main(["convert", str(source_dir), str(out_dir)]) == 0
+    loaded = AutoModelForImageClassification.from_pretrained(out_dir).eval()
+    assert isinstance(loaded, VtxViTForImageClassification)
+    assert loaded.config.id2label[3] == "kind 3"
+    pixels = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert (loaded(pixels).logits - reference(pixels).logits).abs().max() <= 1e-5
