@@ -11,10 +11,10 @@ as users call it, and reports tokens/s (generated tokens over all rows, divided 
 """
 
 import argparse
-import statistics
-import time
+from functools import partial
 
 import torch
+from benchmarking import median_times
 from transformers import MarianConfig, MarianMTModel
 
 from hf_visiontx.convert import from_transformers
@@ -38,22 +38,6 @@ def base_marian(vocab_size: int) -> MarianMTModel:
     return MarianMTModel(config).eval()
 
 
-def median_times(models: dict, inputs: dict, repeats: int, generate_kwargs: dict) -> dict[str, tuple]:
-    """Median wall time of `repeats` generate() calls per model, after one warm-up each, and the generated ids.
-
-    The models take turns, in alternating order, so that a slow spell of a shared machine hits both alike.
-    """
-    times = {name: [] for name in models}
-    with torch.inference_mode():
-        outputs = {name: model.generate(**inputs, **generate_kwargs) for name, model in models.items()}
-        for repeat in range(repeats):
-            for name in list(models)[:: 1 if repeat % 2 == 0 else -1]:
-                start = time.perf_counter()
-                outputs[name] = models[name].generate(**inputs, **generate_kwargs)
-                times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(times[name]), outputs[name]) for name in models}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vocab-size", type=int, default=32000)
@@ -66,6 +50,7 @@ def main() -> None:
 
     marian = base_marian(args.vocab_size)
     ours = from_transformers(marian).eval()
+    models = {"marian": marian, "ours": ours}
     print(f"torch {torch.__version__}, {args.threads} threads; base sizes, vocab {args.vocab_size}, "
           f"{args.source_length} source tokens -> {args.new_tokens} new tokens")
     print(f"{'workload':<18} {'Marian tok/s':>13} {'ours tok/s':>11} {'ratio':>7}  same tokens")
@@ -74,7 +59,10 @@ def main() -> None:
         input_ids = torch.randint(1, args.vocab_size - 1, (batch_size, args.source_length), generator=generator)
         inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
         generate_kwargs = {"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens, **kwargs}
-        results = median_times({"marian": marian, "ours": ours}, inputs, args.repeats, generate_kwargs)
+        results = median_times(
+            {key: partial(model.generate, **inputs, **generate_kwargs) for key, model in models.items()},
+            args.repeats,
+        )
         (marian_time, marian_ids), (ours_time, our_ids) = results["marian"], results["ours"]
         tokens = batch_size * args.new_tokens
         print(f"{name:<18} {tokens / marian_time:>13.1f} {tokens / ours_time:>11.1f} "

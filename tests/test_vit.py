@@ -268,3 +268,15 @@ def test_labels_outside_the_classes_are_named():
 def test_missing_pixels_are_named():
     with pytest.raises(ValueError, match="`pixel_values` is required"):
         tiny(VtxViTModel)()
+
+
+def test_flex_attention_matches_eager():
+    model = tiny(VtxViTModel)
+    pixels = pixel_batch()
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        eager = model(pixels).last_hidden_state
+    model.set_attn_implementation("flex_attention")  # compiled by torch on first use, also on CPU
+    with torch.no_grad():
+        flex = model(pixels).last_hidden_state
+    torch.testing.assert_close(flex, eager, atol=1e-5, rtol=1e-5)
