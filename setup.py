@@ -35,7 +35,8 @@ setup(
         "sacrebleu>=2.4",
     ],
     extras_require={
-        "test": ["pytest>=8.0"],
+        "plots": ["matplotlib>=3.7"],
+        "test": ["pytest>=8.0", "matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["hf-visiontx = hf_visiontx.cli:main"]},
     classifiers=[

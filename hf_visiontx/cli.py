@@ -6,6 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _analyze(args: argparse.Namespace) -> None:
+    from .analysis import write_analysis
+
+    for path in write_analysis(args.model_dir, args.image, args.out):
+        print(path)
+
+
 def _convert(args: argparse.Namespace) -> None:
     from .convert import convert_checkpoint
 
@@ -25,8 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-visiontx", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
+    analyze = commands.add_parser(
+        "analyze", help="plot what a ViT learned for one image: attention distances, rollout, position embeddings"
+    )
+    analyze.add_argument("model_dir", type=Path, help="saved model directory (config, weights, image processor)")
+    analyze.add_argument("image", type=Path, help="an image file that Pillow can read")
+    analyze.add_argument("--out", type=Path, required=True, help="directory for the three PNG plots")
+    analyze.set_defaults(handler=_analyze)
+
     convert = commands.add_parser(
-        "convert", help="convert a saved transformers checkpoint (Marian) into hf_visiontx classes"
+        "convert", help="convert a saved transformers checkpoint (Marian, ViT) into hf_visiontx classes"
     )
     convert.add_argument("src_dir", type=Path, help="directory saved with save_pretrained (config.json + weights)")
     convert.add_argument("out_dir", type=Path, help="new directory for the converted model (must not exist)")
