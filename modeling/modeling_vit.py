@@ -396,6 +396,14 @@ class VtxViTModel(VtxViTPreTrainedModel):
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
 
+def _labels_outside_classes(labels: torch.Tensor, num_labels: int) -> bool:
+    """Whether integer class labels fall outside [0, num_labels); not checked under `torch.compile`, where reading
+    values back would break the graph."""
+    if torch.compiler.is_compiling() or labels.is_floating_point() or not labels.numel():
+        return False
+    return bool(labels.min() < 0 or labels.max() >= num_labels)
+
+
 class VtxViTForImageClassification(VtxViTPreTrainedModel):
     """ViT with a linear classifier on the pooled representation (the MLP head of fine-tuning)."""
 
@@ -426,7 +434,7 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
         logits = self.classifier(outputs.pooler_output)  # [B, num_labels]
         loss = None
         if labels is not None:
-            if not labels.is_floating_point() and labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
+            if _labels_outside_classes(labels, self.num_labels):
                 raise ValueError(
                     f"`labels` must lie in [0, num_labels={self.num_labels}), got values in "
                     f"[{int(labels.min())}, {int(labels.max())}]."

@@ -280,3 +280,13 @@ def test_flex_attention_matches_eager():
     with torch.no_grad():
         flex = model(pixels).last_hidden_state
     torch.testing.assert_close(flex, eager, atol=1e-5, rtol=1e-5)
+
+
+def test_compiles_with_fullgraph_for_training():
+    model = tiny(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+    pixels, labels = pixel_batch(), torch.tensor([0, 1, 2])
+    eager = model(pixels, labels=labels)
+    compiled = torch.compile(model, fullgraph=True)(pixels, labels=labels)  # any graph break is an error
+    torch.testing.assert_close(compiled.logits, eager.logits, atol=1e-5, rtol=1e-5)
+    compiled.loss.backward()
+    assert model.vit.embeddings.cls_token.grad is not None
