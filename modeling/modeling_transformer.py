@@ -9,8 +9,8 @@ Generation goes through transformers' `GenerationMixin` and its Cache API: the d
 values grow by one position per step, and the cross-attention keys and values are projected from the encoder
 output once, at the first step, then reused.
 
-This file imports only torch, transformers and its sibling configuration, so it travels with a saved model as Hub
-remote code.
+This file imports only torch, transformers and its siblings (configuration, shared layers), so it travels with a
+saved model as Hub remote code.
 """
 
 import math
