@@ -7,9 +7,9 @@ An image [B, C, H, W] is cut into P x P patches; each patch is flattened and lin
 position embeddings are added, and a stack of pre-LN Transformer encoder layers follows (equations 1-4 of the
 paper). The classifier reads the final [CLS] state (or the mean of the patch states, the paper's GAP variant).
 
-Reading order: `VtxViTPatchEmbeddings`, `interpolate_position_embeddings`, `VtxViTEmbeddings`, `VtxViTAttention`,
-`VtxViTLayer`, then the models. This file imports only torch, transformers and its siblings, so it travels with a
-saved model as Hub remote code.
+Reading order: `VtxViTPatchEmbeddings`, `VtxViTEmbeddings` (with `layers.interpolate_position_embeddings`),
+`VtxViTAttention`, `VtxViTLayer`, then the models. This file imports only torch, transformers and its siblings,
+so it travels with a saved model as Hub remote code.
 """
 
 from collections.abc import Callable
@@ -32,57 +32,13 @@ from .configuration_vit import VtxViTConfig
 from .layers import (
     VtxMLP,
     check_attention_output_request,
+    check_pixel_values,
     eager_attention_forward,
+    interpolate_position_embeddings,
+    labels_outside_classes,
     resolve_return_dict,
     split_heads,
 )
-
-
-def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, min_size: int) -> None:
-    """Raise a `ValueError` naming `pixel_values` unless it is a float [batch, num_channels, H, W] batch with H and W
-    at least `min_size` (one token)."""
-    if not isinstance(pixel_values, torch.Tensor):
-        raise ValueError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}.")
-    if pixel_values.dim() != 4:
-        raise ValueError(
-            f"`pixel_values` must have 4 dimensions [batch, channels, height, width], got shape "
-            f"{tuple(pixel_values.shape)}."
-        )
-    if not pixel_values.is_floating_point():
-        raise ValueError(
-            f"`pixel_values` must be a floating-point tensor (normalised pixels, as the image processor returns), "
-            f"got {pixel_values.dtype}."
-        )
-    if pixel_values.shape[1] != num_channels:
-        raise ValueError(
-            f"`pixel_values` has {pixel_values.shape[1]} channels but the model expects {num_channels} "
-            f"(config.num_channels)."
-        )
-    if min(pixel_values.shape[2:]) < min_size:
-        raise ValueError(
-            f"`pixel_values` of size {tuple(pixel_values.shape[2:])} is smaller than one token "
-            f"({min_size}x{min_size} pixels)."
-        )
-
-
-def interpolate_position_embeddings(patch_positions: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Resize a grid of learned position embeddings to another grid (the paper's section 3.2, "fine-tuning and
-    higher resolution"): bicubic interpolation to an explicit size, computed in float32.
-
-    Args:
-        patch_positions: [1, rows, cols, D] position embeddings of the patch tokens.
-        grid: the (rows, cols) to resize to.
-    Returns:
-        [1, grid rows * grid cols, D].
-    """
-    dtype = patch_positions.dtype
-    resized = F.interpolate(
-        patch_positions.permute(0, 3, 1, 2).float(),  # [1, rows, cols, D] -> [1, D, rows, cols]
-        size=grid,
-        mode="bicubic",
-        align_corners=False,
-    )
-    return resized.to(dtype).flatten(2).transpose(1, 2)  # [1, D, r, c] -> [1, r*c, D]
 
 
 class VtxWeightStandardizedConv2d(nn.Conv2d):
@@ -396,14 +352,6 @@ class VtxViTModel(VtxViTPreTrainedModel):
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
 
-def _labels_outside_classes(labels: torch.Tensor, num_labels: int) -> bool:
-    """Whether integer class labels fall outside [0, num_labels); not checked under `torch.compile`, where reading
-    values back would break the graph."""
-    if torch.compiler.is_compiling() or labels.is_floating_point() or not labels.numel():
-        return False
-    return bool(labels.min() < 0 or labels.max() >= num_labels)
-
-
 class VtxViTForImageClassification(VtxViTPreTrainedModel):
     """ViT with a linear classifier on the pooled representation (the MLP head of fine-tuning)."""
 
@@ -434,7 +382,7 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
         logits = self.classifier(outputs.pooler_output)  # [B, num_labels]
         loss = None
         if labels is not None:
-            if _labels_outside_classes(labels, self.num_labels):
+            if labels_outside_classes(labels, self.num_labels):
                 raise ValueError(
                     f"`labels` must lie in [0, num_labels={self.num_labels}), got values in "
                     f"[{int(labels.min())}, {int(labels.max())}]."
