@@ -23,6 +23,10 @@ from transformers import (
     MarianModel,
     MarianMTModel,
     PreTrainedModel,
+    SwinConfig,
+    SwinForImageClassification,
+    SwinForMaskedImageModeling,
+    SwinModel,
     ViTConfig,
     ViTForImageClassification,
     ViTForMaskedImageModeling,
@@ -31,6 +35,10 @@ from transformers import (
 
 from .checkpoint_files import verify_safetensors_files
 from .modeling import (
+    VtxSwinConfig,
+    VtxSwinForImageClassification,
+    VtxSwinForMaskedImageModeling,
+    VtxSwinModel,
     VtxTransformerConfig,
     VtxTransformerForConditionalGeneration,
     VtxTransformerModel,
@@ -201,7 +209,63 @@ def _from_vit(model: ViTModel | ViTForImageClassification | ViTForMaskedImageMod
     return ours.to(model.dtype).train(model.training)
 
 
+def swin_to_vtx_config(config: SwinConfig) -> VtxSwinConfig:
+    """Our configuration for a transformers Swin one."""
+    if not isinstance(config.patch_size, int):
+        raise ValueError(f"Unsupported Swin patch_size {config.patch_size!r}: only square patches convert.")
+    return VtxSwinConfig(
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        num_channels=config.num_channels,
+        embed_dim=config.embed_dim,
+        depths=config.depths,
+        num_heads=config.num_heads,
+        window_size=config.window_size,
+        mlp_ratio=config.mlp_ratio,
+        qkv_bias=config.qkv_bias,
+        hidden_dropout_prob=config.hidden_dropout_prob,
+        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+        drop_path_rate=config.drop_path_rate,
+        hidden_act=config.hidden_act,
+        use_absolute_embeddings=config.use_absolute_embeddings,
+        layer_norm_eps=config.layer_norm_eps,
+        initializer_range=config.initializer_range,
+        encoder_stride=config.encoder_stride,
+        id2label=config.id2label,
+        label2id=config.label2id,
+        problem_type=config.problem_type,
+    )
+
+
+def _from_swin(model: SwinModel | SwinForImageClassification | SwinForMaskedImageModeling) -> PreTrainedModel:
+    config = swin_to_vtx_config(model.config)
+    ours = {
+        SwinModel: VtxSwinModel,
+        SwinForImageClassification: VtxSwinForImageClassification,
+        SwinForMaskedImageModeling: VtxSwinForMaskedImageModeling,
+    }[type(model)](config)
+    source = model.state_dict()
+    state = {
+        key.replace("encoder.layers.", "stages.").replace(
+            "attention.relative_position_bias.relative_position_bias_table", "attention.relative_position_bias_table"
+        ): value
+        for key, value in source.items()
+        if not any(f".attention.{name}_proj." in key for name in "qkv")
+    }
+    prefix = "" if isinstance(model, SwinModel) else "swin."
+    for stage, depth in enumerate(config.depths):
+        for block in range(depth):
+            src = f"{prefix}encoder.layers.{stage}.blocks.{block}.attention"
+            dst = f"{prefix}stages.{stage}.blocks.{block}.attention"
+            state |= _stack_projections(source, [f"{src}.{n}_proj" for n in "qkv"], f"{dst}.qkv_proj")
+    ours.load_state_dict(state, strict=True)
+    return ours.to(model.dtype).train(model.training)
+
+
 CONVERTERS: dict[type, Callable[[PreTrainedModel], PreTrainedModel]] = {
+    SwinModel: _from_swin,
+    SwinForImageClassification: _from_swin,
+    SwinForMaskedImageModeling: _from_swin,
     MarianMTModel: _from_marian,
     MarianModel: _from_marian,
     ViTModel: _from_vit,
@@ -216,7 +280,9 @@ def from_transformers(model: PreTrainedModel) -> PreTrainedModel:
     Supported: `MarianMTModel` (Helsinki-NLP/opus-mt-* checkpoints) -> `VtxTransformerForConditionalGeneration`,
     with its generation config; `MarianModel` -> `VtxTransformerModel`; `ViTModel`, `ViTForImageClassification`,
     `ViTForMaskedImageModeling` (google/vit-* and facebook/deit-* checkpoints without distillation token) ->
-    `VtxViTModel`, `VtxViTForImageClassification`, `VtxViTForMaskedImageModeling`.
+    `VtxViTModel`, `VtxViTForImageClassification`, `VtxViTForMaskedImageModeling`; `SwinModel`,
+    `SwinForImageClassification`, `SwinForMaskedImageModeling` (microsoft/swin-* checkpoints) -> the `VtxSwin*`
+    classes.
     """
     converter = CONVERTERS.get(type(model))
     if converter is None:
@@ -239,7 +305,7 @@ def _load_source_model(src_dir: Path) -> PreTrainedModel:
         if cls.__name__ in architectures:
             return cls.from_pretrained(src_dir)
     model_type = config.get("model_type")
-    default_class = {"marian": MarianMTModel, "vit": ViTModel}.get(model_type)
+    default_class = {"marian": MarianMTModel, "vit": ViTModel, "swin": SwinModel}.get(model_type)
     if default_class is not None:
         return default_class.from_pretrained(src_dir)
     supported = ", ".join(cls.__name__ for cls in CONVERTERS)

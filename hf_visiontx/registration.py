@@ -1,6 +1,7 @@
 """Registration of every hf_visiontx config, model, tokenizer and image processor with transformers' Auto classes."""
 
 from transformers import (
+    AutoBackbone,
     AutoConfig,
     AutoImageProcessor,
     AutoModel,
@@ -14,6 +15,11 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from transformers.models.vit.image_processing_vit import ViTImageProcessor
 
 from .modeling import (
+    VtxSwinBackbone,
+    VtxSwinConfig,
+    VtxSwinForImageClassification,
+    VtxSwinForMaskedImageModeling,
+    VtxSwinModel,
     VtxTransformerConfig,
     VtxTransformerForConditionalGeneration,
     VtxTransformerModel,
@@ -40,3 +46,10 @@ def register_auto_classes() -> None:
     AutoModelForImageClassification.register(VtxViTConfig, VtxViTForImageClassification, exist_ok=True)
     AutoModelForMaskedImageModeling.register(VtxViTConfig, VtxViTForMaskedImageModeling, exist_ok=True)
     AutoImageProcessor.register(VtxViTConfig, image_processor_classes=VISION_IMAGE_PROCESSORS, exist_ok=True)
+
+    AutoConfig.register(VtxSwinConfig.model_type, VtxSwinConfig, exist_ok=True)
+    AutoModel.register(VtxSwinConfig, VtxSwinModel, exist_ok=True)
+    AutoModelForImageClassification.register(VtxSwinConfig, VtxSwinForImageClassification, exist_ok=True)
+    AutoModelForMaskedImageModeling.register(VtxSwinConfig, VtxSwinForMaskedImageModeling, exist_ok=True)
+    AutoBackbone.register(VtxSwinConfig, VtxSwinBackbone, exist_ok=True)
+    AutoImageProcessor.register(VtxSwinConfig, image_processor_classes=VISION_IMAGE_PROCESSORS, exist_ok=True)

@@ -1,7 +1,15 @@
 """Model files in transformers' one-model-one-file style; each is valid Hub remote code on its own."""
 
 from .configuration_transformer import TRANSFORMER_PRESETS, VtxTransformerConfig
+from .configuration_swin import SWIN_PRESETS, VtxSwinConfig
 from .configuration_vit import VIT_PRESETS, VtxViTConfig, bit_backbone_config
+from .modeling_swin import (
+    VtxSwinBackbone,
+    VtxSwinForImageClassification,
+    VtxSwinForMaskedImageModeling,
+    VtxSwinModel,
+    VtxSwinPreTrainedModel,
+)
 from .modeling_transformer import (
     VtxTransformerForConditionalGeneration,
     VtxTransformerModel,
@@ -28,4 +36,11 @@ __all__ = [
     "VtxViTModel",
     "VtxViTPreTrainedModel",
     "bit_backbone_config",
+    "SWIN_PRESETS",
+    "VtxSwinBackbone",
+    "VtxSwinConfig",
+    "VtxSwinForImageClassification",
+    "VtxSwinForMaskedImageModeling",
+    "VtxSwinModel",
+    "VtxSwinPreTrainedModel",
 ]
