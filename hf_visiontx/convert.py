@@ -263,14 +263,14 @@ def _from_swin(model: SwinModel | SwinForImageClassification | SwinForMaskedImag
 
 
 CONVERTERS: dict[type, Callable[[PreTrainedModel], PreTrainedModel]] = {
-    SwinModel: _from_swin,
-    SwinForImageClassification: _from_swin,
-    SwinForMaskedImageModeling: _from_swin,
     MarianMTModel: _from_marian,
     MarianModel: _from_marian,
     ViTModel: _from_vit,
     ViTForImageClassification: _from_vit,
     ViTForMaskedImageModeling: _from_vit,
+    SwinModel: _from_swin,
+    SwinForImageClassification: _from_swin,
+    SwinForMaskedImageModeling: _from_swin,
 }
 
 
