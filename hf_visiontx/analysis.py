@@ -29,7 +29,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -546,6 +546,27 @@ def _open_image(image_path: str | os.PathLike) -> Any:
         raise ValueError(f"cannot read image file {image_path}: {error}") from error
 
 
+def write_all_or_nothing(out_dir: str | os.PathLike, draw: Callable[[Path], list[Path]]) -> list[Path]:
+    """Runs draw(staging_dir) in a temporary directory next to `out_dir`, then moves the files it returns into
+    `out_dir` (created if needed, existing files of the same name replaced); returns their new paths.
+
+    A failure while drawing leaves no partial output: the staging directory is removed in every case.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        drawn = draw(staging)
+        out_dir.mkdir(exist_ok=True)
+        written = []
+        for path in drawn:
+            written.append(out_dir / path.name)
+            os.replace(path, written[-1])
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_analysis(
     model_dir: str | os.PathLike, image_path: str | os.PathLike, out_dir: str | os.PathLike
 ) -> list[Path]:
@@ -578,20 +599,11 @@ def write_analysis(
     similarity = position_embedding_similarity(model, grid["num_prefix_tokens"])  # [rows, cols, rows, cols]
     shown_image = image.resize((pixel_values.shape[-1], pixel_values.shape[-2]))
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        drawn = [
+    def draw(staging: Path) -> list[Path]:
+        return [
             plot_mean_attention_distance(distances, staging / PLOT_FILE_NAMES[0]),
             plot_attention_rollout(shown_image, rollout_map, staging / PLOT_FILE_NAMES[1]),
             plot_position_embedding_similarity(similarity, staging / PLOT_FILE_NAMES[2]),
         ]
-        out_dir.mkdir(exist_ok=True)
-        written = []
-        for path in drawn:
-            written.append(out_dir / path.name)
-            os.replace(path, written[-1])
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return write_all_or_nothing(out_dir, draw)

@@ -27,6 +27,13 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(settings)
 
 
+def _swin_windows(args: argparse.Namespace) -> None:
+    from .swin_pictures import write_swin_pictures
+
+    for path in write_swin_pictures(args.out, args.height, args.width, args.window, args.shift):
+        print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="hf-visiontx", description=__doc__)
@@ -52,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=10)
     demo.add_argument("--train-size", type=int, default=12000)
     demo.set_defaults(handler=_demo)
+
+    swin_windows = commands.add_parser(
+        "swin-windows", help="draw Swin's shifted windows, cyclic shift, attention mask and relative position index"
+    )
+    swin_windows.add_argument("--out", type=Path, required=True, help="directory for the two PNG pictures")
+    swin_windows.add_argument("--height", type=int, default=8, help="map height in tokens, `height` (%(default)s)")
+    swin_windows.add_argument("--width", type=int, default=8, help="map width in tokens, `width` (%(default)s)")
+    swin_windows.add_argument("--window", type=int, default=4, help="window side M, `window_size` (%(default)s)")
+    swin_windows.add_argument("--shift", type=int, default=2, help="shift s in [0, M), `shift_size` (%(default)s)")
+    swin_windows.set_defaults(handler=_swin_windows)
     return parser
 
 

@@ -356,7 +356,7 @@ class VtxSwinLayer(GradientCheckpointingLayer):
         padded_height, padded_width = features.shape[1:3]
         if shift:
             features = torch.roll(features, shifts=(-shift, -shift), dims=(1, 2))
-        windows = window_partition(features, window).view(-1, window * window, dim)  # [B*nW, m*m, C]
+        windows = window_partition(features, window).reshape(-1, window * window, dim)  # [B*nW, m*m, C]
         mask = attention_mask_for(padded_height, padded_width, window, shift, features.dtype, features.device)
         attended, attn_weights = self.attention(windows, window, mask)
         features = window_reverse(attended.view(-1, window, window, dim), window, padded_height, padded_width)
@@ -448,9 +448,16 @@ class VtxSwinPreTrainedModel(PreTrainedModel):
 class VtxSwinModel(VtxSwinPreTrainedModel):
     """The bare Swin encoder: final token states, their average (the pooled representation), and per-stage maps."""
 
-    def __init__(self, config: VtxSwinConfig, add_pooling_layer: bool = True, use_mask_token: bool = False):
+    def __init__(
+        self,
+        config: VtxSwinConfig,
+        add_pooling_layer: bool = True,
+        use_mask_token: bool = False,
+        add_final_layernorm: bool = True,
+    ):
         """`add_pooling_layer=False` skips the average pooling (for heads that do not pool); `use_mask_token` adds
-        SimMIM's learned mask token."""
+        SimMIM's learned mask token; `add_final_layernorm=False` leaves out the LayerNorm on the last stage (the
+        backbone normalises each feature map itself, and an unused layer would trouble DDP)."""
         super().__init__(config)
         self.embeddings = VtxSwinEmbeddings(config, use_mask_token=use_mask_token)
         rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()  # linear in depth
@@ -459,7 +466,7 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
             VtxSwinStage(config, index, rates[start : start + depth])
             for index, (start, depth) in enumerate(zip(starts, config.depths))
         )
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_layernorm else None
         self.add_pooling_layer = add_pooling_layer
         self.post_init()
 
@@ -516,7 +523,7 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
                 )
                 all_hidden_states += (recorded,)
                 all_maps += (to_feature_map(recorded, recorded_grid),)
-        sequence_output = self.layernorm(hidden_states)
+        sequence_output = self.layernorm(hidden_states) if self.layernorm is not None else hidden_states
         pooled = sequence_output.mean(dim=1) if self.add_pooling_layer else None  # [B, C_last]
         output = VtxSwinModelOutput(
             last_hidden_state=sequence_output,
@@ -628,7 +635,7 @@ class VtxSwinBackbone(BackboneMixin, VtxSwinPreTrainedModel):
     def __init__(self, config: VtxSwinConfig):
         super().__init__(config)
         self.num_features = [config.embed_dim] + [config.embed_dim * 2**i for i in range(len(config.depths))]
-        self.swin = VtxSwinModel(config, add_pooling_layer=False)
+        self.swin = VtxSwinModel(config, add_pooling_layer=False, add_final_layernorm=False)
         self.hidden_states_norms = nn.ModuleDict(
             {stage: nn.LayerNorm(channels) for stage, channels in zip(self.out_features, self.channels)}
         )

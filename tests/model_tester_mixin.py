@@ -15,21 +15,28 @@ from transformers import AutoConfig, Trainer, TrainingArguments
 
 
 def output_tensor(outputs) -> torch.Tensor:
-    """The tensor a check compares: logits for heads, the last hidden state for base models."""
+    """The tensor a check compares: logits for heads, the last hidden state for base models, the feature maps
+    (flattened and joined) for backbones."""
     for name in ("logits", "reconstruction", "last_hidden_state"):
         value = getattr(outputs, name, None)
         if value is not None:
             return value
+    feature_maps = getattr(outputs, "feature_maps", None)
+    if feature_maps is not None:
+        return torch.cat([feature_map.flatten() for feature_map in feature_maps])
     return outputs[0]
 
 
 def training_loss(outputs) -> torch.Tensor:
-    """The head's loss, or for base models a stand-in that depends on every tensor they output (hidden states,
-    pooled output, ...)."""
+    """The head's loss, or for base models and backbones a stand-in that depends on every tensor they output
+    (hidden states, pooled output, feature maps, ...)."""
     loss = getattr(outputs, "loss", None)
     if loss is not None:
         return loss
-    tensors = [value for value in outputs.values() if isinstance(value, torch.Tensor) and value.is_floating_point()]
+    tensors = []
+    for value in outputs.values():
+        values = value if isinstance(value, tuple) else (value,)
+        tensors += [v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()]
     return sum(tensor.float().pow(2).mean() for tensor in tensors)
 
 

@@ -1,0 +1,303 @@
+"""The Swin Transformer: paper sizes, stages, any image size, heads, backbone, processor and errors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from model_tester_mixin import ModelTesterMixin
+from swin_tester import NUM_LABELS, tiny_swin_config
+from transformers import (
+    AutoBackbone,
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForMaskedImageModeling,
+    SwinConfig,
+    SwinForImageClassification,
+    SwinForMaskedImageModeling,
+    SwinModel,
+)
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+from vit_tester import masked_positions, pixel_batch
+
+from hf_visiontx import (
+    VtxSwinBackbone,
+    VtxSwinConfig,
+    VtxSwinForImageClassification,
+    VtxSwinForMaskedImageModeling,
+    VtxSwinModel,
+)
+from hf_visiontx.convert import from_transformers
+from hf_visiontx.modeling.modeling_swin import attention_mask_for, relative_position_index
+
+
+def tiny(model_class=VtxSwinForImageClassification, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    return model_class(tiny_swin_config(**overrides)).eval()
+
+
+class TestSwinCommon(ModelTesterMixin):
+    """The shared checks on a tiny two-stage Swin (W-MSA and SW-MSA blocks, patch merging, drop path)."""
+
+    model_classes = (VtxSwinModel, VtxSwinForMaskedImageModeling, VtxSwinBackbone, VtxSwinForImageClassification)
+    auto_classes = {
+        VtxSwinModel: AutoModel,
+        VtxSwinForImageClassification: AutoModelForImageClassification,
+        VtxSwinForMaskedImageModeling: AutoModelForMaskedImageModeling,
+    }  # AutoBackbone: see test_backbone_returns_nchw_maps_at_strides_4_8_16_32
+
+    def make_config(self, **overrides):
+        return tiny_swin_config(**overrides)
+
+    def make_inputs(self, config, model_class):
+        inputs = {"pixel_values": pixel_batch()}
+        if model_class is VtxSwinForImageClassification:
+            inputs["labels"] = torch.tensor([0, 3, NUM_LABELS - 1])
+        if model_class is VtxSwinForMaskedImageModeling:
+            inputs["bool_masked_pos"] = masked_positions(3, 16 * 16)
+        return inputs
+
+
+class TestSwinAbsolutePositionsCommon(TestSwinCommon):
+    """The same checks with absolute position embeddings and a backbone returning every stage."""
+
+    def make_config(self, **overrides):
+        return tiny_swin_config(use_absolute_embeddings=True, out_features=["stem", "stage1", "stage2"], **overrides)
+
+
+# --- sizes and config ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("preset", "paper_count"), [("tiny", 28e6), ("small", 50e6), ("base", 88e6), ("large", 197e6)]
+)
+def test_presets_match_the_paper_parameter_counts(preset, paper_count):
+    with torch.device("meta"):
+        model = VtxSwinForImageClassification(VtxSwinConfig.from_preset(preset, num_labels=1000))
+    count = sum(p.numel() for p in model.parameters())
+    assert abs(count - paper_count) / paper_count <= 0.02, f"{preset}: {count / 1e6:.1f}M"
+
+
+def test_presets_pick_the_window_for_the_resolution():
+    assert VtxSwinConfig.from_preset("tiny").window_size == 7
+    assert VtxSwinConfig.from_preset("base", image_size=384).window_size == 12
+    assert VtxSwinConfig.from_preset("base", image_size=384, window_size=6).window_size == 6
+    large = VtxSwinConfig.from_preset("large")
+    assert (large.embed_dim, large.depths, large.num_heads, large.hidden_size) == (192, [2, 2, 18, 2],
+                                                                                  [6, 12, 24, 48], 1536)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"window_size": 20}, r"`window_size` \(20\) must not exceed the patch grid of `image_size` \(16 patches"),
+        ({"num_heads": (3, 4)}, r"`num_heads\[0\]` \(3\) must divide the width of stage 1 \(embed_dim \* 2\^0 = 16\)"),
+        ({"num_heads": (2,)}, "`num_heads` needs one entry per stage"),
+        ({"depths": (2, 0)}, "`depths` must be a non-empty list of positive block counts"),
+        ({"drop_path_rate": 1.0}, r"`drop_path_rate` must be in \[0, 1\)"),
+    ],
+)
+def test_invalid_configs_fail_when_built(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_swin_config(**overrides)
+
+
+# --- mechanics -----------------------------------------------------------------------------------------------
+
+
+def test_stages_halve_the_resolution_and_double_the_channels():
+    model = tiny(VtxSwinModel, depths=(2, 2, 2), num_heads=(2, 4, 8), image_size=64, encoder_stride=8)
+    with torch.no_grad():
+        out = model(pixel_batch(height=64, width=64), output_hidden_states=True)
+    shapes = [tuple(m.shape) for m in out.reshaped_hidden_states]
+    assert shapes == [(3, 16, 32, 32), (3, 32, 16, 16), (3, 64, 8, 8), (3, 64, 8, 8)]
+    assert out.last_hidden_state.shape == (3, 64, 64) and out.pooler_output.shape == (3, 64)
+    torch.testing.assert_close(out.pooler_output, out.last_hidden_state.mean(1))
+
+
+def test_blocks_alternate_regular_and_shifted_windows_with_linear_drop_path():
+    model = tiny(VtxSwinModel, drop_path_rate=0.3)
+    blocks = [block for stage in model.stages for block in stage.blocks]
+    assert [block.shift_size for block in blocks] == [0, 2, 0, 2]
+    assert [round(block.drop_path.drop_prob, 6) for block in blocks] == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_patch_merging_concatenates_2x2_neighbours_in_the_reference_order():
+    merging = tiny(VtxSwinModel).stages[0].downsample
+    features = torch.zeros(2, 16, 16)  # a 4x4 grid of 16 channels
+    features[..., 0] = torch.arange(32, dtype=torch.float32).reshape(2, 16)  # channel 0 numbers the positions
+    captured = {}
+    merging.norm.register_forward_hook(lambda module, args, out: captured.update(merged=args[0]))
+    with torch.no_grad():
+        _, grid = merging(features, (4, 4))
+    assert grid == (2, 2)
+    # first group of image 0: positions (0,0)=0, (1,0)=4, (0,1)=1, (1,1)=5
+    assert captured["merged"][0, 0, ::16].tolist() == [0.0, 4.0, 1.0, 5.0]
+
+
+def test_shift_masks_are_cached_per_size_dtype_and_device():
+    first = attention_mask_for(8, 8, 4, 2, torch.float32, torch.device("cpu"))
+    assert attention_mask_for(8, 8, 4, 2, torch.float32, torch.device("cpu")) is first
+    assert attention_mask_for(8, 8, 4, 2, torch.bfloat16, torch.device("cpu")).dtype == torch.bfloat16
+    assert attention_mask_for(8, 8, 4, 0, torch.float32, torch.device("cpu")) is None
+
+
+def test_a_map_no_larger_than_the_window_is_one_unshifted_window():
+    model = tiny(VtxSwinModel)
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = model(pixel_batch(batch=1, height=12, width=16), output_attentions=True)  # grids 6x8, then 3x4
+    # stage 1: window 4 over a 6x8 map padded to 8x8 -> 4 windows; stage 2: 3x4 <= 4 -> one 3x3 window per ... 
+    assert out.attentions[0].shape == (4, 2, 16, 16)
+    assert out.attentions[2].shape[-1] == 9  # window shrinks to min(3, 4) = 3
+    small_bias = model.stages[1].blocks[0].attention.relative_position_bias(3)
+    table = model.stages[1].blocks[0].attention.relative_position_bias_table
+    torch.testing.assert_close(small_bias[0].permute(1, 2, 0), table[relative_position_index(3, 4)])
+
+
+def test_odd_and_non_multiple_sizes_work_in_every_head():
+    for model_class in (VtxSwinModel, VtxSwinForImageClassification, VtxSwinForMaskedImageModeling):
+        model = tiny(model_class)
+        with torch.no_grad():
+            out = model(pixel_batch(height=27, width=45))
+        assert all(torch.isfinite(v).all() for v in out.values() if isinstance(v, torch.Tensor))
+
+
+def test_eager_and_sdpa_agree_on_shifted_padded_windows():
+    model = tiny(VtxSwinModel)
+    pixels = pixel_batch(height=30, width=44)
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        eager = model(pixels).last_hidden_state
+    model.set_attn_implementation("sdpa")
+    with torch.no_grad():
+        sdpa = model(pixels).last_hidden_state
+    torch.testing.assert_close(sdpa, eager, atol=1e-5, rtol=1e-5)
+
+
+# --- oracle --------------------------------------------------------------------------------------------------
+
+
+def reference_swin(model_class, seed: int = 0):
+    torch.manual_seed(seed)
+    config = SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=4,
+                        num_labels=7, encoder_stride=4)
+    model = model_class(config).eval()
+    with torch.no_grad():  # the tables start at zero: give the relative position bias something to do
+        for name, parameter in model.named_parameters():
+            if "relative_position_bias_table" in name:
+                parameter.normal_()
+    return model
+
+
+SWIN_PAIRS = [
+    (SwinModel, VtxSwinModel, "last_hidden_state"),
+    (SwinForImageClassification, VtxSwinForImageClassification, "logits"),
+    (SwinForMaskedImageModeling, VtxSwinForMaskedImageModeling, "reconstruction"),
+]
+
+
+@pytest.mark.parametrize(("reference_class", "our_class", "output"), SWIN_PAIRS, ids=[p[0].__name__ for p in SWIN_PAIRS])
+@pytest.mark.parametrize("size", [(32, 32), (20, 20)], ids=["native", "not-a-window-multiple"])
+def test_converted_swin_gives_the_same_outputs(reference_class, our_class, output, size):
+    reference = reference_swin(reference_class)
+    ours = from_transformers(reference)
+    assert type(ours) is our_class
+    pixels = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, actual = reference(pixels), ours(pixels)
+    assert (actual[output] - expected[output]).abs().max() <= 1e-5
+
+
+def test_converted_swin_matches_on_non_square_images():
+    reference = reference_swin(SwinForImageClassification, seed=3)
+    ours = from_transformers(reference)
+    pixels = torch.randn(2, 3, 30, 44, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert (ours(pixels).logits - reference(pixels).logits).abs().max() <= 1e-5
+
+
+# --- heads, backbone, processor ------------------------------------------------------------------------------
+
+
+def test_masked_image_modeling_scores_only_masked_pixels():
+    model = tiny(VtxSwinForMaskedImageModeling)
+    with torch.no_grad():
+        model.swin.embeddings.mask_token.normal_()
+    pixels = pixel_batch()
+    mask = masked_positions(3, 256)
+    with torch.no_grad():
+        out = model(pixels, bool_masked_pos=mask)
+    pixel_mask = mask.reshape(3, 1, 16, 16).repeat_interleave(2, 2).repeat_interleave(2, 3).float()
+    expected = ((out.reconstruction - pixels).abs() * pixel_mask).sum() / (pixel_mask.sum() + 1e-5) / 3
+    torch.testing.assert_close(out.loss, expected)
+    with pytest.raises(ValueError, match=r"`bool_masked_pos` must have shape \(batch, num_patches\) = \(3, 256\)"):
+        model(pixels, bool_masked_pos=mask[:, :100])
+
+
+def test_backbone_returns_nchw_maps_at_strides_4_8_16_32(tmp_path):
+    config = VtxSwinConfig.from_preset("tiny", out_features=["stage1", "stage2", "stage3", "stage4"],
+                                       embed_dim=16, num_heads=(1, 2, 4, 8), depths=(2, 2, 2, 2))
+    torch.manual_seed(0)
+    backbone = VtxSwinBackbone(config).eval()
+    with torch.no_grad():
+        maps = backbone(torch.randn(1, 3, 224, 224)).feature_maps
+    assert [tuple(m.shape) for m in maps] == [(1, 16, 56, 56), (1, 32, 28, 28), (1, 64, 14, 14), (1, 128, 7, 7)]
+    assert backbone.channels == [16, 32, 64, 128]
+    backbone.save_pretrained(tmp_path)
+    # transformers 5.24's AutoBackbone.from_pretrained asks the Hub whether a local directory is a repo (and
+    # fails offline), so resolve the class through AutoBackbone.from_config and load the weights with it.
+    resolved = type(AutoBackbone.from_config(AutoConfig.from_pretrained(tmp_path)))
+    reloaded = resolved.from_pretrained(tmp_path, out_indices=[2, 4])
+    assert resolved is VtxSwinBackbone and reloaded.out_features == ["stage2", "stage4"]
+    assert torch.equal(reloaded.swin.stages[3].blocks[1].mlp.fc2.weight, backbone.swin.stages[3].blocks[1].mlp.fc2.weight)
+
+
+def test_auto_image_processor_and_classifier_resolve(tmp_path):
+    model = tiny(id2label={i: f"class {i}" for i in range(NUM_LABELS)})
+    model.save_pretrained(tmp_path)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    assert isinstance(AutoImageProcessor.from_pretrained(tmp_path), ViTImageProcessorPil)
+    assert isinstance(AutoModelForImageClassification.from_pretrained(tmp_path), VtxSwinForImageClassification)
+
+
+def test_classification_loss_is_cross_entropy():
+    labels = torch.tensor([0, 3, 4])
+    with torch.no_grad():
+        out = tiny()(pixel_batch(), labels=labels)
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, labels))
+
+
+# --- bad input -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        (torch.randn(2, 4, 32, 32), r"has 4 channels but the model expects 3"),
+        (torch.randn(2, 3, 1, 8), r"smaller than one token \(2x2 pixels\)"),
+        (torch.randn(32, 32), r"must have 4 dimensions"),
+        (torch.zeros(2, 3, 32, 32, dtype=torch.int64), "must be a floating-point tensor"),
+    ],
+)
+def test_bad_pixel_values_are_named(pixels, message):
+    with pytest.raises(ValueError, match=message):
+        tiny()(pixels)
+
+
+def test_absolute_positions_at_another_size_ask_for_interpolation():
+    model = tiny(use_absolute_embeddings=True)
+    with pytest.raises(ValueError, match="pass `interpolate_pos_encoding=True`"):
+        model(pixel_batch(height=40, width=40))
+    with torch.no_grad():
+        assert model(pixel_batch(height=40, width=24), interpolate_pos_encoding=True).logits.shape == (3, NUM_LABELS)
+
+
+def test_compiles_with_fullgraph_for_training():
+    model = tiny(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0).train()
+    pixels, labels = pixel_batch(), torch.tensor([0, 1, 2])
+    eager = model(pixels, labels=labels)
+    compiled = torch.compile(model, fullgraph=True)(pixels, labels=labels)
+    torch.testing.assert_close(compiled.logits, eager.logits, atol=1e-5, rtol=1e-5)
+    compiled.loss.backward()
+    assert model.swin.stages[0].blocks[1].attention.relative_position_bias_table.grad is not None
