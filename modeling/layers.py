@@ -129,9 +129,38 @@ def interpolate_position_embeddings(patch_positions: torch.Tensor, grid: tuple[i
     return resized.to(dtype).flatten(2).transpose(1, 2)  # [1, D, r, c] -> [1, r*c, D]
 
 
-def labels_outside_classes(labels: torch.Tensor, num_labels: int) -> bool:
-    """Whether integer class labels fall outside [0, num_labels); not checked under `torch.compile`, where reading
-    values back would break the graph."""
-    if torch.compiler.is_compiling() or labels.is_floating_point() or not labels.numel():
-        return False
-    return bool(labels.min() < 0 or labels.max() >= num_labels)
+def classification_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """The loss of an image classifier: `model.loss_function` (cross-entropy for single-label classification,
+    `config.problem_type` selects regression or multi-label), after checking that integer labels name a class.
+
+    The label check reads values back from the tensor, so it is skipped under `torch.compile`.
+    """
+    if labels is None:
+        return None
+    num_labels = model.config.num_labels
+    checkable = not (torch.compiler.is_compiling() or labels.is_floating_point() or not labels.numel())
+    if checkable and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(
+            f"`labels` must lie in [0, num_labels={num_labels}), got values in "
+            f"[{int(labels.min())}, {int(labels.max())}]."
+        )
+    return model.loss_function(labels, logits, model.config)
+
+
+def masked_pixel_l1_loss(pixel_values: torch.Tensor, reconstruction: torch.Tensor, bool_masked_pos: torch.Tensor,
+                         patch_grid: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """SimMIM's loss: the L1 error on the pixels of masked patches, averaged over those pixels and the channels.
+
+    Args:
+        pixel_values: [batch, C, H, W] the input images.
+        reconstruction: [batch, C, H', W'] the prediction; the loss covers the pixels both share.
+        bool_masked_pos: [batch, rows * cols] masked patches of the (rows, cols) `patch_grid`.
+        patch_size: pixels per patch side.
+    """
+    mask = bool_masked_pos.reshape(-1, 1, *patch_grid).to(reconstruction.dtype)  # [B, 1, rows, cols]
+    mask = mask.repeat_interleave(patch_size, 2).repeat_interleave(patch_size, 3)  # [B, 1, rows*P, cols*P]
+    rows = min(pixel_values.shape[2], reconstruction.shape[2], mask.shape[2])
+    cols = min(pixel_values.shape[3], reconstruction.shape[3], mask.shape[3])
+    error = F.l1_loss(reconstruction[:, :, :rows, :cols], pixel_values[:, :, :rows, :cols], reduction="none")
+    mask = mask[:, :, :rows, :cols]
+    return (error * mask).sum() / (mask.sum() + 1e-5) / pixel_values.shape[1]

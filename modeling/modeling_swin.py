@@ -43,9 +43,10 @@ from .layers import (
     VtxMLP,
     check_attention_output_request,
     check_pixel_values,
+    classification_loss,
     eager_attention_forward,
     interpolate_position_embeddings,
-    labels_outside_classes,
+    masked_pixel_l1_loss,
     resolve_return_dict,
     split_heads,
 )
@@ -562,14 +563,7 @@ class VtxSwinForImageClassification(VtxSwinPreTrainedModel):
             output_hidden_states=output_hidden_states,
         )
         logits = self.classifier(outputs.pooler_output)  # [B, num_labels]
-        loss = None
-        if labels is not None:
-            if labels_outside_classes(labels, self.num_labels):
-                raise ValueError(
-                    f"`labels` must lie in [0, num_labels={self.num_labels}), got values in "
-                    f"[{int(labels.min())}, {int(labels.max())}]."
-                )
-            loss = self.loss_function(labels, logits, self.config)
+        loss = classification_loss(self, logits, labels)
         output = ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -614,12 +608,7 @@ class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
         if bool_masked_pos is not None:
             patch = self.config.patch_size
             patch_grid = (-(-height // patch), -(-width // patch))
-            mask = bool_masked_pos.reshape(-1, 1, *patch_grid).to(reconstruction.dtype)  # [B, 1, h, w]
-            mask = mask.repeat_interleave(patch, 2).repeat_interleave(patch, 3)  # [B, 1, h*P, w*P]
-            rows, cols = min(height, reconstruction.shape[2]), min(width, reconstruction.shape[3])
-            error = F.l1_loss(pixel_values[:, :, :rows, :cols], reconstruction[:, :, :rows, :cols], reduction="none")
-            mask = mask[:, :, :rows, :cols]
-            loss = (error * mask).sum() / (mask.sum() + 1e-5) / self.config.num_channels
+            loss = masked_pixel_l1_loss(pixel_values, reconstruction, bool_masked_pos, patch_grid, patch)
         output = MaskedImageModelingOutput(
             loss=loss, reconstruction=reconstruction, hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,

@@ -33,9 +33,10 @@ from .layers import (
     VtxMLP,
     check_attention_output_request,
     check_pixel_values,
+    classification_loss,
     eager_attention_forward,
     interpolate_position_embeddings,
-    labels_outside_classes,
+    masked_pixel_l1_loss,
     resolve_return_dict,
     split_heads,
 )
@@ -380,14 +381,7 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
             output_hidden_states=output_hidden_states,
         )
         logits = self.classifier(outputs.pooler_output)  # [B, num_labels]
-        loss = None
-        if labels is not None:
-            if labels_outside_classes(labels, self.num_labels):
-                raise ValueError(
-                    f"`labels` must lie in [0, num_labels={self.num_labels}), got values in "
-                    f"[{int(labels.min())}, {int(labels.max())}]."
-                )
-            loss = self.loss_function(labels, logits, self.config)
+        loss = classification_loss(self, logits, labels)
         output = ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -437,11 +431,7 @@ class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
         reconstruction = self.decoder(feature_map)  # [B, C, r*stride, c*stride]
         loss = None
         if bool_masked_pos is not None:
-            target = pixel_values[:, :, : rows * stride, : cols * stride]
-            mask = bool_masked_pos.reshape(-1, 1, rows, cols).to(reconstruction.dtype)  # [B, 1, r, c]
-            mask = mask.repeat_interleave(stride, 2).repeat_interleave(stride, 3)  # [B, 1, r*stride, c*stride]
-            error = F.l1_loss(target, reconstruction, reduction="none")  # [B, C, H', W']
-            loss = (error * mask).sum() / (mask.sum() + 1e-5) / self.config.num_channels
+            loss = masked_pixel_l1_loss(pixel_values, reconstruction, bool_masked_pos, (rows, cols), stride)
         output = MaskedImageModelingOutput(
             loss=loss, reconstruction=reconstruction, hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
