@@ -7,9 +7,14 @@ from pathlib import Path
 
 
 def _analyze(args: argparse.Namespace) -> None:
-    from .analysis import write_analysis
+    from transformers import AutoConfig
 
-    for path in write_analysis(args.model_dir, args.image, args.out):
+    from .analysis import write_analysis
+    from .swin_pictures import write_swin_model_pictures
+
+    is_swin = AutoConfig.from_pretrained(args.model_dir).model_type == "vtx_swin"
+    write = write_swin_model_pictures if is_swin else write_analysis
+    for path in write(args.model_dir, args.image, args.out):
         print(path)
 
 
@@ -40,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     analyze = commands.add_parser(
-        "analyze", help="plot what a ViT learned for one image: attention distances, rollout, position embeddings"
+        "analyze",
+        help="plot what a model does with one image: for ViT attention distances, rollout and position-embedding "
+        "similarity; for Swin its shifted windows, attention mask and relative position index",
     )
     analyze.add_argument("model_dir", type=Path, help="saved model directory (config, weights, image processor)")
     analyze.add_argument("image", type=Path, help="an image file that Pillow can read")
@@ -48,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.set_defaults(handler=_analyze)
 
     convert = commands.add_parser(
-        "convert", help="convert a saved transformers checkpoint (Marian, ViT) into hf_visiontx classes"
+        "convert", help="convert a saved transformers checkpoint (Marian, ViT, Swin) into hf_visiontx classes"
     )
     convert.add_argument("src_dir", type=Path, help="directory saved with save_pretrained (config.json + weights)")
     convert.add_argument("out_dir", type=Path, help="new directory for the converted model (must not exist)")

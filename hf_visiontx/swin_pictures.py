@@ -33,8 +33,9 @@ from typing import Any
 
 import torch
 
-from .analysis import _new_figure, _require_matplotlib, _save, write_all_or_nothing
+from .analysis import _new_figure, _open_image, _require_matplotlib, _save, write_all_or_nothing
 from .modeling.modeling_swin import (
+    effective_window,
     MASKED_LOGIT,
     relative_position_index,
     shifted_region_ids,
@@ -332,3 +333,18 @@ def write_swin_pictures(out_dir: str | os.PathLike, height: int = 8, width: int 
 
     return write_all_or_nothing(out_dir, draw)
 
+
+def write_swin_model_pictures(model_dir: str | os.PathLike, image_path: str | os.PathLike,
+                              out_dir: str | os.PathLike) -> list[Path]:
+    """The pictures of `write_swin_pictures` for a saved Swin model and one image: the first stage's feature map
+    for that image (as the model's image processor sizes it, padded to whole windows as the model pads it) with
+    the model's window and shift. Used by `hf-visiontx analyze` for Swin models."""
+    from transformers import AutoConfig, AutoImageProcessor
+
+    config = AutoConfig.from_pretrained(model_dir)
+    image = _open_image(image_path)
+    pixel_values = AutoImageProcessor.from_pretrained(model_dir)(images=image, return_tensors="pt")["pixel_values"]
+    grid = tuple(-(-side // config.patch_size) for side in pixel_values.shape[-2:])  # first-stage tokens
+    window, shift = effective_window(grid, config.window_size, config.window_size // 2)
+    height, width = (-(-side // window) * window for side in grid)  # padded to whole windows
+    return write_swin_pictures(out_dir, height, width, window, shift)

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from model_tester_mixin import ModelTesterMixin
+from PIL import Image
 from swin_tester import NUM_LABELS, tiny_swin_config
 from transformers import (
     AutoBackbone,
@@ -27,6 +28,7 @@ from hf_visiontx import (
     VtxSwinForMaskedImageModeling,
     VtxSwinModel,
 )
+from hf_visiontx.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.modeling.modeling_swin import attention_mask_for, relative_position_index
 
@@ -301,3 +303,26 @@ def test_compiles_with_fullgraph_for_training():
     torch.testing.assert_close(compiled.logits, eager.logits, atol=1e-5, rtol=1e-5)
     compiled.loss.backward()
     assert model.swin.stages[0].blocks[1].attention.relative_position_bias_table.grad is not None
+
+
+def test_analyze_draws_the_windows_of_a_saved_swin(tmp_path, capsys):
+    model_dir, out_dir, image_path = tmp_path / "swin", tmp_path / "pictures", tmp_path / "image.png"
+    tiny().save_pretrained(model_dir)
+    ViTImageProcessorPil(size={"height": 30, "width": 44}).save_pretrained(model_dir)
+    Image.new("RGB", (64, 48)).save(image_path)
+    assert main(["analyze", str(model_dir), str(image_path), "--out", str(out_dir)]) == 0
+    written = sorted(p.name for p in out_dir.iterdir())
+    assert written == ["relative_position_index.png", "shifted_windows.png"]
+    assert all((out_dir / name).read_bytes().startswith(b"\x89PNG") for name in written)
+    assert str(out_dir / "shifted_windows.png") in capsys.readouterr().out
+
+
+def test_cli_converts_a_saved_swin(tmp_path):
+    reference = reference_swin(SwinForImageClassification, seed=5)
+    reference.save_pretrained(tmp_path / "swin")
+    assert main(["convert", str(tmp_path / "swin"), str(tmp_path / "converted")]) == 0
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path / "converted").eval()
+    pixels = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert isinstance(loaded, VtxSwinForImageClassification)
+        assert (loaded(pixels).logits - reference(pixels).logits).abs().max() <= 1e-5
