@@ -461,7 +461,8 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
         backbone normalises each feature map itself, and an unused layer would trouble DDP)."""
         super().__init__(config)
         self.embeddings = VtxSwinEmbeddings(config, use_mask_token=use_mask_token)
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()  # linear in depth
+        total = sum(config.depths)
+        rates = [config.drop_path_rate * block / max(total - 1, 1) for block in range(total)]  # linear in depth
         starts = [sum(config.depths[:index]) for index in range(len(config.depths))]
         self.stages = nn.ModuleList(
             VtxSwinStage(config, index, rates[start : start + depth])
