@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
+from transformers.modeling_outputs import ImageClassifierOutput
 
 
 def resolve_return_dict(config: PreTrainedConfig, return_dict: bool | None) -> bool:
@@ -127,6 +128,34 @@ def interpolate_position_embeddings(patch_positions: torch.Tensor, grid: tuple[i
         align_corners=False,
     )
     return resized.to(dtype).flatten(2).transpose(1, 2)  # [1, D, r, c] -> [1, r*c, D]
+
+
+def classify_images(
+    model: nn.Module,
+    encoder: nn.Module,
+    pixel_values: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    interpolate_pos_encoding: bool,
+    output_attentions: bool | None,
+    output_hidden_states: bool | None,
+    return_dict: bool | None,
+) -> ImageClassifierOutput | tuple:
+    """The forward pass of an image classifier: encode, apply `model.classifier` to the pooled representation,
+    and add the loss when `labels` are given. Shared by the ViT and Swin classification heads."""
+    outputs = encoder(
+        pixel_values,
+        interpolate_pos_encoding=interpolate_pos_encoding,
+        output_attentions=output_attentions,
+        output_hidden_states=output_hidden_states,
+    )
+    logits = model.classifier(outputs.pooler_output)  # [B, num_labels]
+    output = ImageClassifierOutput(
+        loss=classification_loss(model, logits, labels),
+        logits=logits,
+        hidden_states=outputs.hidden_states,
+        attentions=outputs.attentions,
+    )
+    return output if resolve_return_dict(model.config, return_dict) else output.to_tuple()
 
 
 def classification_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:

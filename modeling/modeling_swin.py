@@ -43,7 +43,7 @@ from .layers import (
     VtxMLP,
     check_attention_output_request,
     check_pixel_values,
-    classification_loss,
+    classify_images,
     eager_attention_forward,
     interpolate_position_embeddings,
     masked_pixel_l1_loss,
@@ -557,18 +557,8 @@ class VtxSwinForImageClassification(VtxSwinPreTrainedModel):
         return_dict: bool | None = None,
     ) -> ImageClassifierOutput | tuple:
         """Class logits [batch, num_labels], and the loss when `labels` [batch] are given."""
-        outputs = self.swin(
-            pixel_values,
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-        logits = self.classifier(outputs.pooler_output)  # [B, num_labels]
-        loss = classification_loss(self, logits, labels)
-        output = ImageClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+        return classify_images(self, self.swin, pixel_values, labels, interpolate_pos_encoding, output_attentions,
+                               output_hidden_states, return_dict)
 
 
 class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
