@@ -34,8 +34,31 @@ from .modeling import (
 VISION_IMAGE_PROCESSORS = {"pil": ViTImageProcessorPil, "torchvision": ViTImageProcessor}
 
 
+# Each family's classes and the Auto class that loads each. Marking them with `register_for_auto_class` makes
+# `save_pretrained` / `push_to_hub` copy the model files into the saved directory (with `auto_map` in config.json),
+# so that a saved model loads with `trust_remote_code=True` where hf_visiontx is not installed.
+REMOTE_CODE_CLASSES = {
+    VtxTransformerConfig: "AutoConfig",
+    VtxTransformerModel: "AutoModel",
+    VtxTransformerForConditionalGeneration: "AutoModelForSeq2SeqLM",
+    VtxViTConfig: "AutoConfig",
+    VtxViTModel: "AutoModel",
+    VtxViTForImageClassification: "AutoModelForImageClassification",
+    VtxViTForMaskedImageModeling: "AutoModelForMaskedImageModeling",
+    VtxSwinConfig: "AutoConfig",
+    VtxSwinModel: "AutoModel",
+    VtxSwinForImageClassification: "AutoModelForImageClassification",
+    VtxSwinForMaskedImageModeling: "AutoModelForMaskedImageModeling",
+    VtxSwinBackbone: "AutoBackbone",
+}
+
+
 def register_auto_classes() -> None:
-    """Make the Auto classes resolve our model types; calling it twice is harmless."""
+    """Make the Auto classes resolve our model types, and saved models carry their code; calling it twice is
+    harmless."""
+    for cls, auto_class in REMOTE_CODE_CLASSES.items():
+        cls.register_for_auto_class(auto_class)
+
     AutoConfig.register(VtxTransformerConfig.model_type, VtxTransformerConfig, exist_ok=True)
     AutoModel.register(VtxTransformerConfig, VtxTransformerModel, exist_ok=True)
     AutoModelForSeq2SeqLM.register(VtxTransformerConfig, VtxTransformerForConditionalGeneration, exist_ok=True)

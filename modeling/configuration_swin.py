@@ -20,6 +20,17 @@ SWIN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Where each Auto class finds this family's classes in a saved model directory (Hub remote code): every head is
+# listed, so a checkpoint saved from one head loads into any other with `trust_remote_code=True`.
+AUTO_MAP: dict[str, str] = {
+    "AutoConfig": "configuration_swin.VtxSwinConfig",
+    "AutoModel": "modeling_swin.VtxSwinModel",
+    "AutoModelForImageClassification": "modeling_swin.VtxSwinForImageClassification",
+    "AutoModelForMaskedImageModeling": "modeling_swin.VtxSwinForMaskedImageModeling",
+    "AutoBackbone": "modeling_swin.VtxSwinBackbone",
+}
+
+
 class VtxSwinConfig(BackboneConfigMixin, PreTrainedConfig):
     r"""Configuration of [`VtxSwinModel`], its heads and [`VtxSwinBackbone`].
 
@@ -69,6 +80,7 @@ class VtxSwinConfig(BackboneConfigMixin, PreTrainedConfig):
     _out_indices: list[int] | None = None
 
     def __post_init__(self, **kwargs):
+        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self.depths, self.num_heads = list(self.depths), list(self.num_heads)
         if isinstance(self.image_size, (list, tuple)):
             self.image_size = list(self.image_size)

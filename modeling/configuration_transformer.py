@@ -43,6 +43,15 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Where each Auto class finds this family's classes in a saved model directory (Hub remote code): every head is
+# listed, so a checkpoint saved from one head loads into any other with `trust_remote_code=True`.
+AUTO_MAP: dict[str, str] = {
+    "AutoConfig": "configuration_transformer.VtxTransformerConfig",
+    "AutoModel": "modeling_transformer.VtxTransformerModel",
+    "AutoModelForSeq2SeqLM": "modeling_transformer.VtxTransformerForConditionalGeneration",
+}
+
+
 class VtxTransformerConfig(PreTrainedConfig):
     r"""Configuration of [`VtxTransformerModel`] and [`VtxTransformerForConditionalGeneration`].
 
@@ -111,6 +120,7 @@ class VtxTransformerConfig(PreTrainedConfig):
     is_encoder_decoder: bool = True
 
     def __post_init__(self, **kwargs):
+        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self._validate_fields()
         super().__post_init__(**kwargs)
 

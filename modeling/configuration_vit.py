@@ -52,6 +52,16 @@ def _presets() -> dict[str, dict[str, Any]]:
 VIT_PRESETS: dict[str, dict[str, Any]] = _presets()
 
 
+# Where each Auto class finds this family's classes in a saved model directory (Hub remote code): every head is
+# listed, so a checkpoint saved from one head loads into any other with `trust_remote_code=True`.
+AUTO_MAP: dict[str, str] = {
+    "AutoConfig": "configuration_vit.VtxViTConfig",
+    "AutoModel": "modeling_vit.VtxViTModel",
+    "AutoModelForImageClassification": "modeling_vit.VtxViTForImageClassification",
+    "AutoModelForMaskedImageModeling": "modeling_vit.VtxViTForMaskedImageModeling",
+}
+
+
 class VtxViTConfig(PreTrainedConfig):
     r"""Configuration of [`VtxViTModel`] and its heads.
 
@@ -99,6 +109,7 @@ class VtxViTConfig(PreTrainedConfig):
     backbone_config: dict | None = None
 
     def __post_init__(self, **kwargs):
+        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         if isinstance(self.image_size, (list, tuple)):
             self.image_size = list(self.image_size)
         if self.encoder_stride is None:
