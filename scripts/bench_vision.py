@@ -1,4 +1,4 @@
-"""Vision inference speed: our ViT and Swin against transformers' (and timm's ViT, when installed), side by side.
+"""Vision inference speed: our ViT and Swin against transformers' (and timm's, when installed), side by side.
 
 ViT-B/16 and Swin-T at 224 px, fp32, through each model's forward as users call it. Ours holds the transformers
 model's weights, converted, and the outputs are compared. For every model, attention implementation (eager, sdpa)
@@ -56,6 +56,42 @@ def timm_vit(reference: ViTForImageClassification):
     return model
 
 
+def timm_swin(ours):
+    """timm's swin_tiny_patch4_window7_224 with our Swin-T's weights, or None when timm is not installed."""
+    try:
+        import timm
+    except ImportError:
+        return None
+    model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=1000).eval()
+    source = ours.state_dict()
+    renames = {
+        "swin.embeddings.patch_embeddings.projection.": "patch_embed.proj.",
+        "swin.embeddings.norm.": "patch_embed.norm.",
+        "swin.layernorm.": "norm.",
+        "classifier.": "head.fc.",
+        ".layernorm_before.": ".norm1.",
+        ".layernorm_after.": ".norm2.",
+        ".attention.qkv_proj.": ".attn.qkv.",
+        ".attention.o_proj.": ".attn.proj.",
+        ".attention.relative_position_bias_table": ".attn.relative_position_bias_table",
+        "swin.stages.": "layers.",
+    }
+    state = {}
+    for key, value in source.items():
+        if key.endswith("relative_position_index"):
+            continue
+        if ".downsample." in key:  # timm merges patches at the start of the next stage
+            stage = int(key.split(".")[2])
+            key = key.replace(f"swin.stages.{stage}.downsample.", f"layers.{stage + 1}.downsample.")
+        for old, new in renames.items():
+            key = key.replace(old, new)
+        state[key] = value
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not name.endswith(("relative_position_index", "attn_mask")) for name in missing):
+        raise RuntimeError(f"timm Swin mapping is off: missing {missing}, unexpected {unexpected}")
+    return model
+
+
 def forward_flops(model: torch.nn.Module, pixel_values: torch.Tensor, **kwargs) -> int:
     """FLOPs of one forward pass as torch's flop counter counts them (matmuls and convolutions), run under eager
     attention: the counter does not see inside CPU sdpa kernels."""
@@ -77,16 +113,17 @@ def build_models(family: str) -> tuple[dict[str, torch.nn.Module], torch.nn.Modu
     else:  # Swin-T, window 7, 224 px (transformers' defaults are swin-tiny-patch4-window7-224)
         reference = SwinForImageClassification(SwinConfig(num_labels=1000)).eval()
     peers = {"transformers": reference}
-    timm_model = timm_vit(reference) if family == "vit" else None
+    ours = from_transformers(reference).eval()
+    timm_model = timm_vit(reference) if family == "vit" else timm_swin(ours)
     if timm_model is not None:
         peers["timm"] = timm_model
-    return peers, from_transformers(reference).eval()
+    return peers, ours
 
 
 def compare(family: str, attention_kinds: list[str], batch_sizes: list[int], repeats: int, peak: float) -> None:
     """Print images/s of ours and the peers, the ratios, and our share of the matmul rate."""
     peers, ours = build_models(family)
-    print(f"\n{family}: peers {', '.join(peers)}{'' if 'timm' in peers else ' (timm not installed or no mapping)'}")
+    print(f"\n{family}: peers {', '.join(peers)}{'' if 'timm' in peers else ' (timm not installed)'}")
     print(f"{'attention':<9} {'batch':>5} {'ours img/s':>11} " + " ".join(f"{p + ' img/s':>18}" for p in peers)
           + " " + " ".join(f"{'vs ' + p:>16}" for p in peers) + f" {'ours GFLOP/s':>13} {'of peak':>8}")
     for attention in attention_kinds:
