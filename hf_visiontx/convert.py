@@ -155,13 +155,20 @@ def _from_marian(model: MarianModel | MarianMTModel) -> VtxTransformerModel | Vt
     return ours.to(model.dtype).train(model.training)
 
 
+def _square_patch_size(patch_size: int | list | tuple) -> int:
+    """The side of square patches, given as an int or a (height, width) pair; other shapes cannot convert."""
+    if isinstance(patch_size, int):
+        return patch_size
+    if len(patch_size) == 2 and patch_size[0] == patch_size[1]:
+        return int(patch_size[0])
+    raise ValueError(f"Unsupported patch_size {patch_size!r}: only square patches convert.")
+
+
 def vit_to_vtx_config(config: ViTConfig, has_pooler: bool) -> VtxViTConfig:
     """Our configuration for a transformers ViT one ([CLS] pooling; the pre-logits layer when it has one)."""
-    if not isinstance(config.patch_size, int) or not isinstance(config.image_size, int | list | tuple):
-        raise ValueError(f"Unsupported ViT patch_size {config.patch_size!r}: only square patches convert.")
     return VtxViTConfig(
         image_size=config.image_size,
-        patch_size=config.patch_size,
+        patch_size=_square_patch_size(config.patch_size),
         num_channels=config.num_channels,
         hidden_size=config.hidden_size,
         num_hidden_layers=config.num_hidden_layers,
@@ -211,11 +218,9 @@ def _from_vit(model: ViTModel | ViTForImageClassification | ViTForMaskedImageMod
 
 def swin_to_vtx_config(config: SwinConfig) -> VtxSwinConfig:
     """Our configuration for a transformers Swin one."""
-    if not isinstance(config.patch_size, int):
-        raise ValueError(f"Unsupported Swin patch_size {config.patch_size!r}: only square patches convert.")
     return VtxSwinConfig(
         image_size=config.image_size,
-        patch_size=config.patch_size,
+        patch_size=_square_patch_size(config.patch_size),
         num_channels=config.num_channels,
         embed_dim=config.embed_dim,
         depths=config.depths,
