@@ -149,9 +149,10 @@ def test_a_map_no_larger_than_the_window_is_one_unshifted_window():
     model.set_attn_implementation("eager")
     with torch.no_grad():
         out = model(pixel_batch(batch=1, height=12, width=16), output_attentions=True)  # grids 6x8, then 3x4
-    # stage 1: window 4 over a 6x8 map padded to 8x8 -> 4 windows; stage 2: 3x4 <= 4 -> one 3x3 window per ... 
+    # stage 1: window 4 over a 6x8 map padded to 8x8 -> 4 windows of 16 tokens
     assert out.attentions[0].shape == (4, 2, 16, 16)
-    assert out.attentions[2].shape[-1] == 9  # window shrinks to min(3, 4) = 3
+    # stage 2: the 3x4 map is no larger than the window: window min(3, 4) = 3, no shift, padded to 3x6 -> 2 windows
+    assert out.attentions[2].shape == (2, 4, 9, 9) and out.attentions[3].shape == (2, 4, 9, 9)
     small_bias = model.stages[1].blocks[0].attention.relative_position_bias(3)
     table = model.stages[1].blocks[0].attention.relative_position_bias_table
     torch.testing.assert_close(small_bias[0].permute(1, 2, 0), table[relative_position_index(3, 4)])
