@@ -41,7 +41,6 @@ setup(
     entry_points={"console_scripts": ["hf-visiontx = hf_visiontx.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: Apache Software License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )
