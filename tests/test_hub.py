@@ -1,0 +1,233 @@
+"""push_to_hub / from_pretrained round trips against the in-memory Hub of hub_server.py.
+
+conftest.py imports transformers with HF_HUB_OFFLINE=1, and huggingface_hub reads HF_ENDPOINT only once, when it
+is first imported; so every client operation runs in a subprocess whose environment points at the local server.
+The pushes all happen in one subprocess and the pulls in another, to keep the number of interpreter starts low.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from hub_server import HubServer
+from safetensors.torch import load_file, save_file
+from swin_tester import tiny_swin_config
+from test_remote_code import REMOTE_LOAD_SCRIPT  # loads with trust_remote_code=True where hf_visiontx cannot be imported
+from transformer_tester import padded_source_batch, tiny_transformer_config
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+from vit_tester import tiny_vit_config
+
+from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration, VtxViTForImageClassification
+from hf_visiontx.tokenization import train_tokenizer
+
+TOKEN = "hf_local_test_token"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["the cat sat on the mat", "a dog ate the bone", "the bird sang a song", "cats and dogs and birds"] * 4
+
+FAMILIES = {  # family -> (model class, tiny config, Auto class, repo)
+    "transformer": (VtxTransformerForConditionalGeneration, tiny_transformer_config, "AutoModelForSeq2SeqLM", "user/tiny-transformer"),
+    "vit": (VtxViTForImageClassification, tiny_vit_config, "AutoModelForImageClassification", "user/tiny-vit"),
+    "swin": (VtxSwinForImageClassification, tiny_swin_config, "AutoModelForImageClassification", "user/tiny-swin"),
+}
+PRIVATE_REPO = "user/private-swin"
+
+PUSH_SCRIPT = """
+import json, sys
+import hf_visiontx, transformers
+from huggingface_hub import HfApi
+from transformers import AutoTokenizer
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+api, shas = HfApi(), {}
+for step in json.loads(sys.argv[1]):
+    model = getattr(transformers, step["auto"]).from_pretrained(step["dir"])
+    model.push_to_hub(step["repo"], private=step.get("private", False))
+    if "tokenizer" in step:
+        AutoTokenizer.from_pretrained(step["tokenizer"]).push_to_hub(step["repo"])
+    if "processor" in step:
+        ViTImageProcessorPil.from_pretrained(step["processor"]).push_to_hub(step["repo"])
+    shas.setdefault(step["repo"], []).append(api.model_info(step["repo"]).sha)
+    if "tag" in step:
+        api.create_tag(step["repo"], tag=step["tag"])
+json.dump(shas, open(sys.argv[2], "w"))
+"""
+
+PULL_SCRIPT = """
+import json, sys
+import hf_visiontx, transformers
+from huggingface_hub.errors import RepositoryNotFoundError
+from safetensors.torch import save_file
+from transformers import AutoImageProcessor, AutoTokenizer
+
+results = {}
+for step in json.loads(sys.argv[1]):
+    kwargs = {k: step[k] for k in ("revision", "token") if k in step}
+    try:
+        model = getattr(transformers, step["auto"]).from_pretrained(step["repo"], **kwargs)
+    except (RepositoryNotFoundError, OSError) as error:
+        results[step["name"]] = {"error": type(error).__name__}
+        continue
+    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, step["out"])
+    result = {"class": type(model).__name__}
+    if step.get("tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(step["repo"], **kwargs)
+        result["input_ids"] = tokenizer("the cat and the bird")["input_ids"]
+    if step.get("processor"):
+        processor = AutoImageProcessor.from_pretrained(step["repo"], **kwargs)
+        result["processor"] = [type(processor).__name__, dict(processor.size), list(processor.image_mean)]
+    results[step["name"]] = result
+json.dump(results, open(sys.argv[2], "w"))
+"""
+
+
+def run_client(script: str, *args, hub: HubServer, hf_home: Path, token: str | None = None, offline: bool = False):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1",
+               HF_HUB_OFFLINE="1" if offline else "0", PYTHONPATH=str(REPO_ROOT))
+    if token is not None:
+        env["HF_TOKEN"] = token
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], env=env,
+                            cwd=hf_home.parent, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def state_of(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(path: Path, expected: dict[str, torch.Tensor]) -> None:
+    loaded = load_file(path)
+    assert loaded.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert loaded[name].dtype == tensor.dtype and torch.equal(loaded[name], tensor), name
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with HubServer(tokens={TOKEN}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pushed(hub, tmp_path_factory):
+    """Push every family (model + tokenizer/processor), a second ViT version, a tag and a private repo."""
+    root = tmp_path_factory.mktemp("push")
+    models, steps = {}, []
+    tokenizer = train_tokenizer(TEXTS, vocab_size=40)
+    tokenizer.save_pretrained(root / "tokenizer")
+    processor = ViTImageProcessorPil(size={"height": 32, "width": 32}, image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.2, 0.2])
+    processor.save_pretrained(root / "processor")
+    for seed, (family, (model_class, make_config, auto_name, repo)) in enumerate(FAMILIES.items()):
+        torch.manual_seed(seed)
+        model = model_class(make_config()).eval()
+        model.save_pretrained(root / family)
+        models[family] = model
+        step = {"auto": auto_name, "dir": str(root / family), "repo": repo}
+        step |= {"tokenizer": str(root / "tokenizer")} if family == "transformer" else {"processor": str(root / "processor")}
+        if family == "vit":
+            step["tag"] = "v1"
+        steps.append(step)
+    # A second ViT version with changed weights, pushed after the tag.
+    torch.manual_seed(10)
+    vit_v2 = VtxViTForImageClassification(tiny_vit_config()).eval()
+    vit_v2.save_pretrained(root / "vit_v2")
+    steps.append({"auto": "AutoModelForImageClassification", "dir": str(root / "vit_v2"), "repo": FAMILIES["vit"][3]})
+    steps.append({"auto": "AutoModelForImageClassification", "dir": str(root / "swin"), "repo": PRIVATE_REPO, "private": True})
+    run_client(PUSH_SCRIPT, json.dumps(steps), root / "shas.json", hub=hub, hf_home=root / "hf_home", token=TOKEN)
+    shas = json.loads((root / "shas.json").read_text())
+    states = {family: state_of(model) for family, model in models.items()} | {"vit_v2": state_of(vit_v2)}
+    return {"models": models, "states": states, "shas": shas, "tokenizer": tokenizer, "processor": processor}
+
+
+@pytest.fixture(scope="module")
+def pulled(hub, pushed, tmp_path_factory):
+    """Load everything back in one fresh process with an empty HF_HOME and no HF_TOKEN."""
+    root = tmp_path_factory.mktemp("pull")
+    first_vit = pushed["shas"][FAMILIES["vit"][3]][0]
+    steps = [{"name": family, "auto": auto_name, "repo": repo, "out": str(root / f"{family}.safetensors"),
+              "tokenizer": family == "transformer", "processor": family != "transformer"}
+             for family, (_, _, auto_name, repo) in FAMILIES.items()]
+    vit_repo = FAMILIES["vit"][3]
+    steps += [
+        {"name": "vit_at_sha", "auto": "AutoModelForImageClassification", "repo": vit_repo, "revision": first_vit,
+         "out": str(root / "vit_at_sha.safetensors")},
+        {"name": "vit_at_tag", "auto": "AutoModelForImageClassification", "repo": vit_repo, "revision": "v1",
+         "out": str(root / "vit_at_tag.safetensors")},
+        {"name": "private_without_token", "auto": "AutoModelForImageClassification", "repo": PRIVATE_REPO,
+         "out": str(root / "private_without_token.safetensors")},
+        {"name": "private_with_token", "auto": "AutoModelForImageClassification", "repo": PRIVATE_REPO, "token": TOKEN,
+         "out": str(root / "private_with_token.safetensors")},
+    ]
+    run_client(PULL_SCRIPT, json.dumps(steps), root / "results.json", hub=hub, hf_home=root / "hf_home")
+    return {"root": root, "results": json.loads((root / "results.json").read_text())}
+
+
+def test_server_speaks_the_hub_protocol(hub, pushed):
+    assert all(len(shas[0]) == 40 and all(c in "0123456789abcdef" for c in shas[0]) for shas in pushed["shas"].values())
+    repo = hub.repos[FAMILIES["transformer"][3]]
+    files = repo.commits[repo.branches["main"]].files
+    assert {".gitattributes", "config.json", "model.safetensors", "tokenizer.json", "modeling_transformer.py"} <= set(files)
+    assert hub.repos[PRIVATE_REPO].private and not hub.repos[FAMILIES["vit"][3]].private
+    assert not any(path.endswith(("/xet-write-token/main", "/info/lfs/objects/batch")) for _, path in hub.requests)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pushed_model_and_preprocessor_load_back_identically(pushed, pulled, family):
+    result = pulled["results"][family]
+    expected = pushed["states"]["vit_v2" if family == "vit" else family]
+    assert result["class"] == FAMILIES[family][0].__name__
+    assert_same_state(pulled["root"] / f"{family}.safetensors", expected)
+    if family == "transformer":
+        assert result["input_ids"] == pushed["tokenizer"]("the cat and the bird")["input_ids"]
+    else:
+        processor = pushed["processor"]
+        assert result["processor"] == ["ViTImageProcessorPil", dict(processor.size), list(processor.image_mean)]
+
+
+def test_second_push_makes_a_new_commit_and_old_revisions_stay_reachable(hub, pushed, pulled):
+    vit_repo = FAMILIES["vit"][3]
+    first, second = pushed["shas"][vit_repo]
+    assert first != second and hub.repos[vit_repo].branches["main"] == second
+    assert hub.repos[vit_repo].tags == {"v1": first}
+    assert not torch.equal(pushed["states"]["vit"]["classifier.weight"], pushed["states"]["vit_v2"]["classifier.weight"])
+    for name in ("vit_at_sha", "vit_at_tag"):
+        assert_same_state(pulled["root"] / f"{name}.safetensors", pushed["states"]["vit"])
+
+
+def test_private_repo_needs_a_token(pushed, pulled):
+    assert pulled["results"]["private_without_token"]["error"] in ("RepositoryNotFoundError", "OSError")
+    assert_same_state(pulled["root"] / "private_with_token.safetensors", pushed["states"]["swin"])
+
+
+def test_cached_download_reloads_offline_without_requests(hub, pushed, pulled, tmp_path):
+    steps = [{"name": family, "auto": auto_name, "repo": repo, "out": str(tmp_path / f"{family}.safetensors"),
+              "tokenizer": family == "transformer", "processor": family == "vit"}
+             for family, (_, _, auto_name, repo) in FAMILIES.items() if family != "swin"]
+    seen = len(hub.requests)
+    run_client(PULL_SCRIPT, json.dumps(steps), tmp_path / "results.json", hub=hub, hf_home=pulled["root"] / "hf_home",
+               offline=True)
+    assert hub.requests[seen:] == []
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert_same_state(tmp_path / "transformer.safetensors", pushed["states"]["transformer"])
+    assert_same_state(tmp_path / "vit.safetensors", pushed["states"]["vit_v2"])
+    assert results["transformer"]["input_ids"] == pulled["results"]["transformer"]["input_ids"]
+    assert results["vit"]["processor"] == pulled["results"]["vit"]["processor"]
+
+
+def test_pushed_model_loads_as_remote_code_without_hf_visiontx(hub, pushed, tmp_path):
+    input_ids, attention_mask = padded_source_batch()
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": input_ids[:, :4].clone()}
+    save_file(inputs, tmp_path / "inputs.safetensors")
+    with torch.no_grad():
+        expected = pushed["models"]["transformer"](**inputs)["logits"]
+    hf_home = tmp_path / "hf_home"
+    result = run_client(REMOTE_LOAD_SCRIPT, FAMILIES["transformer"][3], "AutoModelForSeq2SeqLM", tmp_path / "inputs.safetensors",
+                        tmp_path / "outputs.safetensors", "logits", hub=hub, hf_home=hf_home)
+    assert "VtxTransformerForConditionalGeneration" in result.stdout and "hf_visiontx" not in result.stdout
+    assert torch.equal(load_file(tmp_path / "outputs.safetensors")["output"], expected)
