@@ -32,6 +32,20 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(settings)
 
 
+def _push(args: argparse.Namespace) -> None:
+    from .hub import push
+
+    commit = push(args.model_dir, args.repo_id, private=args.private, revision=args.revision, token=args.token)
+    print(f"pushed {args.model_dir} to {args.repo_id} (revision {args.revision or 'main'}, commit {commit})")
+
+
+def _pull(args: argparse.Namespace) -> None:
+    from .hub import pull
+
+    directory = pull(args.repo_id, args.out_dir, revision=args.revision, token=args.token)
+    print(f"pulled {args.repo_id} (revision {args.revision or 'main'}) into {directory}")
+
+
 def _swin_windows(args: argparse.Namespace) -> None:
     from .swin_pictures import write_swin_pictures
 
@@ -66,6 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=10)
     demo.add_argument("--train-size", type=int, default=12000)
     demo.set_defaults(handler=_demo)
+
+    token_help = "Hub token (default: HF_TOKEN or the stored login); sent to the Hub only, never printed or saved"
+    push = commands.add_parser(
+        "push", help="upload a saved model directory (weights, config, code, tokenizer or image processor, card) "
+        "to the Hub in one commit"
+    )
+    push.add_argument("model_dir", type=Path, help="directory written by save_pretrained")
+    push.add_argument("repo_id", help="Hub repository, user/name; created when missing")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--revision", help="branch to commit to (created when missing; default main)")
+    push.add_argument("--token", help=token_help)
+    push.set_defaults(handler=_push)
+
+    pull = commands.add_parser("pull", help="download a model (safetensors weights only) into a new directory")
+    pull.add_argument("repo_id", help="Hub repository, user/name")
+    pull.add_argument("out_dir", type=Path, help="new directory for the files (must not exist or be empty)")
+    pull.add_argument("--revision", help="branch, tag or commit id (default main)")
+    pull.add_argument("--token", help=token_help)
+    pull.set_defaults(handler=_pull)
 
     swin_windows = commands.add_parser(
         "swin-windows", help="draw Swin's shifted windows, cyclic shift, attention mask and relative position index"

@@ -5,7 +5,7 @@ https://arxiv.org/abs/2103.14030. Presets follow its section 3.3 and Table 1: Sw
 224 px (12 at 384 px) and the stochastic-depth rates of its ImageNet-1K recipe.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
@@ -57,6 +57,7 @@ class VtxSwinConfig(BackboneConfigMixin, PreTrainedConfig):
     """
 
     model_type = "vtx_swin"
+    presets: ClassVar[dict[str, dict[str, Any]]] = SWIN_PRESETS  # the paper's named sizes, see `from_preset`
     attribute_map = {"num_attention_heads": "num_heads", "num_hidden_layers": "num_layers"}
 
     image_size: int | list[int] | tuple[int, int] = 224

@@ -8,7 +8,7 @@ default and Marian's behaviour is an option: `position_encoding_layout="concaten
 `activation_function="silu"`, `lm_head_bias=True`, `label_smoothing=0.0`.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
@@ -84,6 +84,7 @@ class VtxTransformerConfig(PreTrainedConfig):
     """
 
     model_type = "vtx_transformer"
+    presets: ClassVar[dict[str, dict[str, Any]]] = TRANSFORMER_PRESETS  # the paper's named sizes, see `from_preset`
     keys_to_ignore_at_inference = ["cache"]
     attribute_map = {
         "hidden_size": "d_model",

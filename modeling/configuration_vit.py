@@ -8,7 +8,7 @@ BiT ResNet-50 (its first three stages, stage 3 with 9 blocks) produces a stride-
 are the tokens.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
@@ -88,6 +88,7 @@ class VtxViTConfig(PreTrainedConfig):
     """
 
     model_type = "vtx_vit"
+    presets: ClassVar[dict[str, dict[str, Any]]] = VIT_PRESETS  # the paper's named sizes, see `from_preset`
 
     image_size: int | list[int] | tuple[int, int] = 224
     patch_size: int = 16

@@ -39,6 +39,7 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_swin import VtxSwinConfig
+from .hub_mixin import VtxHubMixin
 from .layers import (
     VtxMLP,
     check_attention_output_request,
@@ -415,7 +416,7 @@ def to_feature_map(hidden_states: torch.Tensor, grid: tuple[int, int]) -> torch.
     return hidden_states.view(batch, *grid, channels).permute(0, 3, 1, 2).contiguous()
 
 
-class VtxSwinPreTrainedModel(PreTrainedModel):
+class VtxSwinPreTrainedModel(VtxHubMixin, PreTrainedModel):
     """Weight initialisation and the class-level contract shared by the Swin models."""
 
     config: VtxSwinConfig

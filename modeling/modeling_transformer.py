@@ -33,6 +33,7 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_transformer import VtxTransformerConfig
+from .hub_mixin import VtxHubMixin
 from .layers import (
     VtxMLP,
     check_attention_output_request,
@@ -325,7 +326,7 @@ class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
         return hidden_states, self_weights, cross_weights
 
 
-class VtxTransformerPreTrainedModel(PreTrainedModel):
+class VtxTransformerPreTrainedModel(VtxHubMixin, PreTrainedModel):
     """Weight initialisation and the class-level contract shared by the Transformer models."""
 
     config: VtxTransformerConfig

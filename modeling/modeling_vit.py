@@ -29,6 +29,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_vit import VtxViTConfig
+from .hub_mixin import VtxHubMixin
 from .layers import (
     VtxMLP,
     check_attention_output_request,
@@ -254,7 +255,7 @@ class VtxViTLayer(GradientCheckpointingLayer):
         return hidden_states, attn_weights
 
 
-class VtxViTPreTrainedModel(PreTrainedModel):
+class VtxViTPreTrainedModel(VtxHubMixin, PreTrainedModel):
     """Weight initialisation and the class-level contract shared by the ViT models."""
 
     config: VtxViTConfig

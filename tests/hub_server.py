@@ -13,12 +13,17 @@ It speaks the part of the Hub HTTP protocol that huggingface_hub 2.4 / transform
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
+import textwrap
 import hashlib
 import itertools
 import json
 import re
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -84,6 +89,7 @@ class HubServer:
         self.tokens = set(tokens)
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path with query) of every request received
+        self.faults: dict[str, int] = {}  # route action ("commit", "preupload", ...) -> status to answer with
         self.lock = threading.RLock()
         self._counter = itertools.count()
         self._httpd: ThreadingHTTPServer | None = None
@@ -135,6 +141,27 @@ class HubServer:
             repo.branches["main"] = self._add_commit(repo, None, "initial commit", "", {".gitattributes": GITATTRIBUTES})
             self.repos[repo_id] = repo
             return repo
+
+    def seed(self, repo_id: str, files: dict[str, bytes], private: bool = False) -> str:
+        """Create `repo_id` holding `files` (as a second commit on main) without going through HTTP; its sha."""
+        with self.lock:
+            repo = self.create_repo(repo_id, private=private)
+            parent = repo.branches["main"]
+            repo.branches["main"] = self._add_commit(repo, parent, "seed", "", {**repo.commits[parent].files, **files})
+            return repo.branches["main"]
+
+    def fail(self, action: str, status: int = 500) -> None:
+        """Answer every later `action` request (e.g. "commit") with `status`, after reading it, until `heal()`."""
+        with self.lock:
+            self.faults[action] = status
+
+    def heal(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def check_write_token(self, token: str | None) -> None:
+        if token not in self.tokens:
+            raise HubError(401, None, "Invalid credentials in Authorization header")
 
     def get_repo(self, repo_id: str, token: str | None) -> Repo:
         repo = self.repos.get(repo_id)
@@ -221,6 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"type": "user", "name": USER, "fullname": USER, "orgs": [],
                                     "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
         if path == "/api/repos/create" and method == "POST":
+            hub.check_write_token(token)
             return self._create_repo(json.loads(body or b"{}"))
         if path == "/api/validate-yaml" and method == "POST":
             return self._json(200, {"errors": [], "warnings": []})
@@ -235,6 +263,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(404, None, f"No route for {method} {path}")
         repo = hub.get_repo(unquote(match["repo"]), token)
         action, rest = match["action"], match["rest"]
+        if action in hub.faults:
+            raise HubError(hub.faults[action], None, f"Injected failure of {action}")
+        if method == "POST":  # every write: preupload, commit, tag, branch
+            hub.check_write_token(token)
         if action is None and method == "GET":
             return self._info(repo, "main")
         if action == "revision" and method == "GET" and rest:
@@ -409,3 +441,26 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{start + len(payload) - 1}/{len(content)}"
         self._send(status, payload, content_type="application/octet-stream", headers=headers, head=head,
                    length=len(payload))
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_client(script: str, *args, hub: HubServer | str, hf_home: Path, token: str | None = None,
+               offline: bool = False, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `script` in a fresh interpreter whose huggingface_hub talks to `hub` (a server or an endpoint URL).
+
+    conftest.py imports transformers with HF_HUB_OFFLINE=1, and huggingface_hub reads HF_ENDPOINT only once, when
+    it is first imported; so every client operation runs in a subprocess.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
+    env.update(HF_ENDPOINT=hub if isinstance(hub, str) else hub.url, HF_HOME=str(hf_home),
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1", HF_HUB_OFFLINE="1" if offline else "0",
+               PYTHONPATH=str(REPO_ROOT))
+    if token is not None:
+        env["HF_TOKEN"] = token
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], env=env,
+                            cwd=hf_home.parent, capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr[-4000:]
+    return result

@@ -6,27 +6,24 @@ The pushes all happen in one subprocess and the pulls in another, to keep the nu
 """
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from hub_server import HubServer
+from hub_server import HubServer, run_client
 from safetensors.torch import load_file, save_file
 from swin_tester import tiny_swin_config
-from test_remote_code import REMOTE_LOAD_SCRIPT  # loads with trust_remote_code=True where hf_visiontx cannot be imported
+from huggingface_hub import ModelCard
+from test_remote_code import REFUSE_HF_VISIONTX, REMOTE_LOAD_SCRIPT  # for processes where hf_visiontx is absent
 from transformer_tester import padded_source_batch, tiny_transformer_config
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 from vit_tester import tiny_vit_config
 
 from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration, VtxViTForImageClassification
+from hf_visiontx.modeling.model_card import CARD_MARKER
 from hf_visiontx.tokenization import train_tokenizer
 
 TOKEN = "hf_local_test_token"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["the cat sat on the mat", "a dog ate the bone", "the bird sang a song", "cats and dogs and birds"] * 4
 
 FAMILIES = {  # family -> (model class, tiny config, Auto class, repo)
@@ -83,18 +80,6 @@ for step in json.loads(sys.argv[1]):
     results[step["name"]] = result
 json.dump(results, open(sys.argv[2], "w"))
 """
-
-
-def run_client(script: str, *args, hub: HubServer, hf_home: Path, token: str | None = None, offline: bool = False):
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
-    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1",
-               HF_HUB_OFFLINE="1" if offline else "0", PYTHONPATH=str(REPO_ROOT))
-    if token is not None:
-        env["HF_TOKEN"] = token
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], env=env,
-                            cwd=hf_home.parent, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
 
 
 def state_of(model) -> dict[str, torch.Tensor]:
@@ -231,3 +216,57 @@ def test_pushed_model_loads_as_remote_code_without_hf_visiontx(hub, pushed, tmp_
                         tmp_path / "outputs.safetensors", "logits", hub=hub, hf_home=hf_home)
     assert "VtxTransformerForConditionalGeneration" in result.stdout and "hf_visiontx" not in result.stdout
     assert torch.equal(load_file(tmp_path / "outputs.safetensors")["output"], expected)
+
+
+CARD_EXPECTATIONS = {  # family -> (pipeline_tag, Auto class in the snippet)
+    "transformer": ("translation", "AutoModelForSeq2SeqLM"),
+    "vit": ("image-classification", "AutoModelForImageClassification"),
+    "swin": ("image-classification", "AutoModelForImageClassification"),
+}
+
+
+def pushed_card(hub: HubServer, repo_id: str) -> ModelCard:
+    repo = hub.repos[repo_id]
+    return ModelCard(repo.commits[repo.branches["main"]].files["README.md"].decode())
+
+
+def python_block(card: ModelCard) -> str:
+    return card.content.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pushed_model_card_has_metadata_and_describes_the_model(hub, pushed, family):
+    repo_id, (pipeline_tag, auto_name) = FAMILIES[family][3], CARD_EXPECTATIONS[family]
+    card = pushed_card(hub, repo_id)
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == pipeline_tag
+    assert card.data.license == "apache-2.0"
+    assert {"hf_visiontx", f"vtx_{family}", "custom_code"} <= set(card.data.tags)
+    assert CARD_MARKER in card.content and f"# {repo_id.split('/')[1]}" in card.content
+    assert f"head: `{FAMILIES[family][0].__name__}`" in card.content and "preset: none" in card.content
+    parameters = pushed["models"][family].num_parameters()
+    assert f"({parameters:,})" in card.content
+    snippet = python_block(card)
+    assert f'repo = "{repo_id}"' in snippet and f"{auto_name}.from_pretrained(repo, trust_remote_code=True)" in snippet
+
+
+SNIPPET_SCRIPT = REFUSE_HF_VISIONTX + """
+import contextlib, io, json
+outputs = {}
+for name, code in json.loads(sys.argv[1]).items():
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, name, "exec"), {"__name__": "__main__"})
+    outputs[name] = printed.getvalue()
+json.dump(outputs, open(sys.argv[2], "w"))
+"""
+
+
+def test_model_card_usage_snippets_run_as_written_without_hf_visiontx(hub, pushed, tmp_path):
+    snippets = {family: python_block(pushed_card(hub, FAMILIES[family][3])) for family in ("transformer", "vit")}
+    run_client(SNIPPET_SCRIPT, json.dumps(snippets), tmp_path / "out.json", hub=hub, hf_home=tmp_path / "hf_home")
+    printed = json.loads((tmp_path / "out.json").read_text())
+    assert "[y/N]" not in printed["transformer"]  # no trust_remote_code prompt: the snippet answers it
+    translations = json.loads(printed["transformer"].replace("'", '"'))
+    assert isinstance(translations, list) and len(translations) == 2  # two sentences in, two translations out
+    model = pushed["models"]["vit"]
+    assert printed["vit"].strip() in model.config.id2label.values()

@@ -18,8 +18,9 @@ from hf_visiontx import (
     VtxViTForMaskedImageModeling,
 )
 
-# The subprocess cannot import hf_visiontx: a meta-path finder refuses it before anything else is imported.
-REMOTE_LOAD_SCRIPT = textwrap.dedent(
+# Put first in a script, this makes hf_visiontx unimportable: a meta-path finder refuses it before anything else
+# is imported.
+REFUSE_HF_VISIONTX = textwrap.dedent(
     """
     import importlib.abc, sys
 
@@ -30,6 +31,11 @@ REMOTE_LOAD_SCRIPT = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, RefuseHfVisiontx())
+    """
+)
+
+REMOTE_LOAD_SCRIPT = REFUSE_HF_VISIONTX + textwrap.dedent(
+    """
     import torch, transformers
     from safetensors.torch import load_file, save_file
 
