@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from hub_server import HubServer, run_client
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 from swin_tester import tiny_swin_config
 from huggingface_hub import ModelCard
 from test_remote_code import REFUSE_HF_VISIONTX, REMOTE_LOAD_SCRIPT  # for processes where hf_visiontx is absent
@@ -32,6 +32,7 @@ FAMILIES = {  # family -> (model class, tiny config, Auto class, repo)
     "swin": (VtxSwinForImageClassification, tiny_swin_config, "AutoModelForImageClassification", "user/tiny-swin"),
 }
 PRIVATE_REPO = "user/private-swin"
+SAVED_AND_PUSHED_REPO = "user/saved-and-pushed-vit"
 
 PUSH_SCRIPT = """
 import json, sys
@@ -43,7 +44,10 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 api, shas = HfApi(), {}
 for step in json.loads(sys.argv[1]):
     model = getattr(transformers, step["auto"]).from_pretrained(step["dir"])
-    model.push_to_hub(step["repo"], private=step.get("private", False))
+    if step.get("via_save_pretrained"):
+        model.save_pretrained(step["dir"] + "-pushed", push_to_hub=True, repo_id=step["repo"])
+    else:
+        model.push_to_hub(step["repo"], private=step.get("private", False))
     if "tokenizer" in step:
         AutoTokenizer.from_pretrained(step["tokenizer"]).push_to_hub(step["repo"])
     if "processor" in step:
@@ -124,6 +128,8 @@ def pushed(hub, tmp_path_factory):
     vit_v2.save_pretrained(root / "vit_v2")
     steps.append({"auto": "AutoModelForImageClassification", "dir": str(root / "vit_v2"), "repo": FAMILIES["vit"][3]})
     steps.append({"auto": "AutoModelForImageClassification", "dir": str(root / "swin"), "repo": PRIVATE_REPO, "private": True})
+    steps.append({"auto": "AutoModelForImageClassification", "dir": str(root / "vit"), "repo": SAVED_AND_PUSHED_REPO,
+                  "via_save_pretrained": True})
     run_client(PUSH_SCRIPT, json.dumps(steps), root / "shas.json", hub=hub, hf_home=root / "hf_home", token=TOKEN)
     shas = json.loads((root / "shas.json").read_text())
     states = {family: state_of(model) for family, model in models.items()} | {"vit_v2": state_of(vit_v2)}
@@ -270,3 +276,12 @@ def test_model_card_usage_snippets_run_as_written_without_hf_visiontx(hub, pushe
     assert isinstance(translations, list) and len(translations) == 2  # two sentences in, two translations out
     model = pushed["models"]["vit"]
     assert printed["vit"].strip() in model.config.id2label.values()
+
+
+def test_save_pretrained_with_push_to_hub_uploads_our_card(hub, pushed):
+    files = hub.repos[SAVED_AND_PUSHED_REPO].commits[hub.repos[SAVED_AND_PUSHED_REPO].branches["main"]].files
+    card = ModelCard(files["README.md"].decode())
+    assert CARD_MARKER in card.content and f'repo = "{SAVED_AND_PUSHED_REPO}"' in card.content
+    weights = load(files["model.safetensors"])
+    assert weights.keys() == pushed["states"]["vit"].keys()
+    assert all(torch.equal(weights[name], tensor) for name, tensor in pushed["states"]["vit"].items())
