@@ -16,8 +16,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["hf_visiontx", "hf_visiontx.modeling"],
+    packages=["hf_visiontx", "hf_visiontx.metrics", "hf_visiontx.modeling", "hf_visiontx.training"],
     package_dir={"hf_visiontx": "hf_visiontx", "hf_visiontx.modeling": "modeling"},
+    # The evaluate metric modules (metrics/<name>/<name>.py) are loaded by path, not imported: data files.
+    package_data={"hf_visiontx.metrics": ["*/*.py"]},
     install_requires=[
         # torch first: install the CPU wheel yourself (`pip install torch==2.13.0`) before this package, or an
         # unpinned resolver may pick a multi-GB CUDA build.

@@ -1,111 +1,110 @@
-"""End-to-end demo of what exists today: train a Transformer to translate German number words into English.
+"""End-to-end demo: train all three families on the embedded data, score them, reload them, use them.
 
-Steps: generate the num2words corpus, train a shared BPE tokenizer, build a small post-LN Transformer, train it
-with `Seq2SeqTrainer` (the paper's Adam settings, label smoothing 0.1), score held-out numbers with sacreBLEU and
-exact match, save, reload through `AutoModelForSeq2SeqLM` / `AutoTokenizer`, and translate through
-`pipeline("seq2seq-translation")`.
+For each family the demo runs exactly what `hf-visiontx train <family> --output-dir demo-output/<family>` runs
+(the recipe in `hf_visiontx.recipes`, evaluation and a checkpoint every epoch, the best model saved with a model
+card), then reloads the saved model through the Auto classes and shows what it does:
+
+- Transformer: German number words -> English ("siebenundachtzig" -> "eighty-seven"), sacreBLEU, chrF and exact
+  match on 500 held-out numbers; reloaded with `AutoModelForSeq2SeqLM` / `AutoTokenizer`, translating new input.
+- ViT and Swin: scikit-learn's 8x8 digits upscaled to 32x32 RGB, accuracy on 360 held-out images; reloaded with
+  `AutoModelForImageClassification` / `AutoImageProcessor`, classifying test images.
 """
 
+import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import sacrebleu
 import torch
-from transformers import (
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
-    DataCollatorForSeq2Seq,
-    Seq2SeqTrainer,
-    Seq2SeqTrainingArguments,
-    pipeline,
-)
+from transformers import AutoImageProcessor, AutoModelForImageClassification, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from .data import number_translation
-from .modeling import VtxTransformerConfig, VtxTransformerForConditionalGeneration
-from .tokenization import train_tokenizer
-
+from .image_data import digits
+from .recipes import FAMILIES
+from .text_data import load_translation_data
+from .training import TrainOptions, TrainResult, train
 
 SHOWCASE = ("siebenundachtzig", "dreihundertzwölf", "neunzehntausendvierhundertsiebenundachtzig")
+HEADLINE_METRIC = {"transformer": "sacrebleu", "vit": "accuracy", "swin": "accuracy"}
 
 
 @dataclass
 class DemoSettings:
-    """Sizes of the demo run; the defaults finish in a few minutes on 2 CPU cores."""
+    """What the demo runs.
+
+    Args:
+        output_dir: each family's model is saved in `output_dir/<family>`.
+        families: the families to train, in order.
+        epochs: override every recipe's number of epochs (None: the recipes').
+        seed: seed of every run.
+        progress: show progress bars.
+    """
 
     output_dir: Path = Path("demo-output")
-    train_size: int = 12000
-    test_size: int = 500
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 2e-3
+    families: Sequence[str] = field(default_factory=lambda: list(FAMILIES))
+    epochs: int | None = None
     seed: int = 0
+    progress: bool = True
 
 
-def _translation_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-    return {
-        "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
-        "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
-        "exact_match": 100.0 * float(np.mean([h == r for h, r in zip(hypotheses, references)])),
-    }
+def show_translations(model_dir: Path, sources: Sequence[str], references: Sequence[str]) -> None:
+    """Reload a saved translator through the Auto classes and print its beam-search translations of `sources`
+    (marked against `references`) and of the showcase sentences."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
+    print(f"    reloaded {type(model).__name__} and {type(tokenizer).__name__} from {model_dir}")
+    inputs = list(sources) + list(SHOWCASE)
+    batch = tokenizer(inputs, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        generated = model.generate(**batch, num_beams=4, max_new_tokens=48)
+    translations = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    for source, translation, reference in zip(inputs, translations, list(references) + [None] * len(SHOWCASE)):
+        mark = "" if reference is None else ("  ok" if translation == reference else f"  (expected {reference!r})")
+        print(f"    {source:>45} -> {translation}{mark}")
 
 
-def run_demo(settings: DemoSettings) -> dict[str, float]:
-    """Run the demo and return the held-out scores of the reloaded model."""
+def show_classifications(model_dir: Path, count: int = 10) -> None:
+    """Reload a saved digit classifier through the Auto classes and print its predictions for the first `count`
+    test images."""
+    processor = AutoImageProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageClassification.from_pretrained(model_dir).eval()
+    print(f"    reloaded {type(model).__name__} and {type(processor).__name__} from {model_dir}")
+    test = digits(image_size=max(model.config.image_height_width))["test"].select(range(count))
+    pixel_values = processor(images=list(test["image"]), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        probabilities = model(pixel_values).logits.softmax(-1)  # [count, classes]
+    scores, predicted = probabilities.max(-1)
+    for truth, label, score in zip(test["label"], predicted.tolist(), scores.tolist()):
+        name = model.config.id2label[label]
+        mark = "ok" if label == truth else f"wrong (it is a {truth})"
+        print(f"    digit {truth}: predicted {name} ({score:.1%})  {mark}")
+
+
+def run_demo(settings: DemoSettings) -> dict[str, TrainResult]:
+    """Train, score, reload and use each family of `settings.families`; return each family's training result."""
     start = time.perf_counter()
-    torch.manual_seed(settings.seed)
-    data = number_translation("de", "en", train_size=settings.train_size, validation_size=200,
-                              test_size=settings.test_size, max_number=100000, seed=settings.seed)
-    print(f"[1/5] corpus: {len(data['train'])} training pairs, e.g. "
-          f"{data['train'][0]['source']!r} -> {data['train'][0]['target']!r}")
-
-    tokenizer = train_tokenizer(list(data["train"]["source"]) + list(data["train"]["target"]), vocab_size=600)
-    print(f"[2/5] shared BPE tokenizer, {len(tokenizer)} tokens: "
-          f"{tokenizer.tokenize(data['train'][0]['source'])}")
-
-    def encode(batch):
-        return tokenizer(batch["source"], text_target=batch["target"])
-
-    train_set = data["train"].map(encode, batched=True, remove_columns=data["train"].column_names)
-    config = VtxTransformerConfig(
-        vocab_size=len(tokenizer), d_model=128, encoder_layers=3, decoder_layers=3, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=512, decoder_ffn_dim=512, max_position_embeddings=128,
-        dropout=0.1, label_smoothing=0.1, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.bos_token_id,
-    )
-    model = VtxTransformerForConditionalGeneration(config)
-    print(f"[3/5] post-LN Transformer, {model.num_parameters() / 1e6:.2f}M parameters; training "
-          f"{settings.epochs} epochs")
-    args = Seq2SeqTrainingArguments(
-        output_dir=str(settings.output_dir / "checkpoints"), per_device_train_batch_size=settings.batch_size,
-        num_train_epochs=settings.epochs, learning_rate=settings.learning_rate, adam_beta1=0.9, adam_beta2=0.98,
-        adam_epsilon=1e-9, warmup_steps=200, lr_scheduler_type="inverse_sqrt", weight_decay=0.0,
-        report_to=[], save_strategy="no", eval_strategy="no", use_cpu=True, seed=settings.seed,
-        logging_steps=100, disable_tqdm=True,
-    )
-    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train_set, processing_class=tokenizer,
-                             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model))
-    trainer.train()
-
-    model_dir = settings.output_dir / "number-translation-de-en"
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    reloaded = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
-    print(f"[4/5] saved to {model_dir} and reloaded as {type(reloaded).__name__}")
-
-    translator = pipeline("seq2seq-translation", model=reloaded, tokenizer=AutoTokenizer.from_pretrained(model_dir))
-    test = data["test"]
-    outputs = translator(test["source"], batch_size=64, num_beams=4, max_new_tokens=48)
-    hypotheses = [output["translation_text"] for output in outputs]
-    scores = _translation_scores(hypotheses, test["target"])
-    print(f"[5/5] held-out numbers ({len(test)}): BLEU {scores['bleu']:.1f}, chrF {scores['chrf']:.1f}, "
-          f"exact match {scores['exact_match']:.1f}%")
-    for source, hypothesis, reference in list(zip(test["source"], hypotheses, test["target"]))[:6]:
-        mark = "ok   " if hypothesis == reference else f"wrong (expected {reference!r})"
-        print(f"    {source:>45} -> {hypothesis}  {mark}")
-    print("    your own input, translated by the reloaded model:")
-    for output, source in zip(translator(list(SHOWCASE), num_beams=4, max_new_tokens=48), SHOWCASE):
-        print(f"    {source:>45} -> {output['translation_text']}")
+    results, durations = {}, {}
+    for step, family in enumerate(settings.families, start=1):
+        print(f"[{step}/{len(settings.families)}] training {family} on the embedded data")
+        began = time.perf_counter()
+        options = TrainOptions(family, output_dir=settings.output_dir / family, epochs=settings.epochs,
+                               seed=settings.seed, progress=settings.progress)
+        shutil.rmtree(options.checkpoints_dir, ignore_errors=True)  # a new demo run replaces an earlier one's
+        results[family] = train(options)
+        durations[family] = time.perf_counter() - began
+        if family == "transformer":
+            test = _number_test_examples(settings.seed, count=6)
+            show_translations(results[family].model_dir, test["source"], test["target"])
+        else:
+            show_classifications(results[family].model_dir)
+    print("\nfamily       test metric        value   seconds")
+    for family, result in results.items():
+        metric = HEADLINE_METRIC[family]
+        print(f"{family:<12} {metric:<15} {result.metrics['test'][metric]:>8.4f}   {durations[family]:>7.0f}")
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
-    return scores
+    return results
+
+
+def _number_test_examples(seed: int, count: int) -> dict[str, list[str]]:
+    test = load_translation_data(seed=seed)["test"].select(range(count))
+    return {"source": list(test["source"]), "target": list(test["target"])}

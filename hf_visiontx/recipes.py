@@ -1,0 +1,164 @@
+"""Training recipes: each paper's optimiser and schedule, and the model sizes to train.
+
+- Transformer (Vaswani et al. 2017, section 5.3): Adam with beta = (0.9, 0.98), epsilon = 1e-9, no weight decay;
+  the learning rate rises linearly for `warmup` steps and then decays with the inverse square root of the step
+  (transformers' "inverse_sqrt" schedule, whose peak is the learning rate); label smoothing 0.1 (a field of
+  `VtxTransformerConfig`). The paper's peak is d_model^-0.5 * warmup^-0.5 with 4000 warmup steps.
+- ViT (Dosovitskiy et al. 2021; DeiT's recipe for training without extra data) and Swin (Liu et al. 2021, section
+  4.1): AdamW with weight decay 0.05, linear warmup then cosine decay; a base learning rate scaled linearly with
+  the batch size (DeiT: 5e-4 per 512 images; Swin: 1e-3 per 1024); stochastic depth (drop path) for Swin, set by
+  its presets.
+
+Without `--preset` the models are small ones sized for the embedded data (the number-words corpus and the 8x8
+digits), with recipes tuned to train them in about a minute on two CPU cores. Fine-tuning a trained model
+(`--from`) keeps the family's optimiser with a smaller learning rate.
+"""
+
+import dataclasses
+from typing import Any
+
+from transformers import PreTrainedConfig
+
+from .modeling import SWIN_PRESETS, TRANSFORMER_PRESETS, VIT_PRESETS, VtxSwinConfig, VtxTransformerConfig, VtxViTConfig
+
+FAMILIES = ("transformer", "vit", "swin")
+CONFIG_CLASSES: dict[str, type[PreTrainedConfig]] = {
+    "transformer": VtxTransformerConfig,
+    "vit": VtxViTConfig,
+    "swin": VtxSwinConfig,
+}
+PRESETS: dict[str, list[str]] = {
+    "transformer": sorted(TRANSFORMER_PRESETS),
+    "vit": sorted(VIT_PRESETS),
+    "swin": sorted(SWIN_PRESETS),
+}
+
+# Small models for the embedded data. The vision ones take 32x32 images cut into a 4x4 grid of 8x8 patches (each
+# covers 2x2 pixels of the original 8x8 digit): ViT attends over all 16 tokens; Swin attends within 2x2 windows,
+# shifted by one token in every second block, then merges 2x2 neighbours into a 2x2 map (one window).
+SMALL_CONFIGS: dict[str, dict[str, Any]] = {
+    "transformer": {
+        "d_model": 128, "encoder_layers": 3, "decoder_layers": 3, "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4, "encoder_ffn_dim": 512, "decoder_ffn_dim": 512, "max_position_embeddings": 128,
+        "dropout": 0.1, "label_smoothing": 0.1,
+    },
+    "vit": {
+        "image_size": 32, "patch_size": 8, "hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4,
+        "intermediate_size": 192,
+    },
+    "swin": {
+        "image_size": 32, "patch_size": 8, "embed_dim": 64, "depths": (2, 2), "num_heads": (4, 8), "window_size": 2,
+        "drop_path_rate": 0.1,
+    },
+}
+
+# Shared subword vocabulary of the Transformer: the paper's 37,000 tokens for the presets; small for the number
+# words, so that numbers are spelled from pieces (a token per whole word would not generalise to unseen numbers).
+VOCAB_SIZES = {"small": 600, "preset": 37000}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to train: optimiser, learning-rate schedule, length, and (for images) augmentation.
+
+    Args:
+        learning_rate: peak learning rate (reached at the end of warmup).
+        adam_beta1, adam_beta2, adam_epsilon: Adam's moment decay rates and epsilon.
+        weight_decay: decoupled weight decay (AdamW); 0 gives plain Adam.
+        lr_scheduler_type: transformers' schedule name ("inverse_sqrt", "cosine", ...).
+        warmup_steps: linear warmup, in steps (>= 1) or as a fraction of all steps (< 1).
+        epochs: passes over the training split.
+        batch_size: examples per optimiser step.
+        max_shift: images only: random translation of up to this many pixels each way (0 = none).
+    """
+
+    learning_rate: float
+    adam_beta1: float
+    adam_beta2: float
+    adam_epsilon: float
+    weight_decay: float
+    lr_scheduler_type: str
+    warmup_steps: int | float
+    epochs: int
+    batch_size: int
+    max_shift: int = 0
+
+    def training_arguments(self) -> dict[str, Any]:
+        """The recipe as `TrainingArguments` fields (everything but `max_shift`)."""
+        return {
+            "learning_rate": self.learning_rate,
+            "adam_beta1": self.adam_beta1,
+            "adam_beta2": self.adam_beta2,
+            "adam_epsilon": self.adam_epsilon,
+            "weight_decay": self.weight_decay,
+            "lr_scheduler_type": self.lr_scheduler_type,
+            "warmup_steps": self.warmup_steps,
+            "num_train_epochs": self.epochs,
+            "per_device_train_batch_size": self.batch_size,
+        }
+
+
+def paper_learning_rate(d_model: int, warmup_steps: int) -> float:
+    """Peak of the Transformer paper's schedule, lrate = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)."""
+    return d_model**-0.5 * warmup_steps**-0.5
+
+
+_ADAM = {"adam_beta1": 0.9, "adam_beta2": 0.98, "adam_epsilon": 1e-9, "weight_decay": 0.0,
+         "lr_scheduler_type": "inverse_sqrt"}
+_ADAMW = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8, "weight_decay": 0.05,
+          "lr_scheduler_type": "cosine"}
+
+
+def recipe(family: str, preset: str | None = None, fine_tuning: bool = False, **overrides: Any) -> Recipe:
+    """The recipe for `family` ("transformer", "vit" or "swin").
+
+    Args:
+        preset: the model preset being trained from scratch (paper-scale settings), or None for the small default.
+        fine_tuning: the model starts from trained weights (`--from`): same optimiser, smaller learning rate.
+        **overrides: any `Recipe` field, for example `epochs=5`; None values are ignored.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"`family` must be one of {FAMILIES}, got {family!r}.")
+    if family == "transformer":
+        if fine_tuning:
+            fields = {**_ADAM, "learning_rate": 1e-4, "warmup_steps": 0.1, "epochs": 3, "batch_size": 32}
+        elif preset is not None:
+            d_model = CONFIG_CLASSES[family].from_preset(preset).d_model
+            fields = {**_ADAM, "learning_rate": paper_learning_rate(d_model, 4000), "warmup_steps": 4000,
+                      "epochs": 10, "batch_size": 64}
+        else:
+            fields = {**_ADAM, "learning_rate": 2e-3, "warmup_steps": 200, "epochs": 4, "batch_size": 64}
+    else:
+        # DeiT: 5e-4 per 512 images, 5 of 300 epochs of warmup; Swin: 1e-3 per 1024, 20 of 300 epochs.
+        per_image = {"vit": 5e-4 / 512, "swin": 1e-3 / 1024}[family]
+        if fine_tuning:
+            fields = {**_ADAMW, "learning_rate": 1e-4, "warmup_steps": 0.1, "epochs": 5, "batch_size": 32}
+        elif preset is not None:
+            batch_size = 64
+            fields = {**_ADAMW, "learning_rate": per_image * batch_size, "warmup_steps": 0.05, "epochs": 300,
+                      "batch_size": batch_size}
+        else:
+            fields = {**_ADAMW, "learning_rate": 1e-3, "warmup_steps": 0.1, "epochs": 30, "batch_size": 16,
+                      "max_shift": 2}
+    fields.update({name: value for name, value in overrides.items() if value is not None})
+    return Recipe(**fields)
+
+
+def model_config(family: str, preset: str | None = None, **fields: Any) -> PreTrainedConfig:
+    """A fresh model configuration: `CONFIG.from_preset(preset, **fields)`, or the small default with `fields`.
+
+    Raises:
+        ValueError: unknown family or preset (listing the choices), or fields the configuration rejects.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"`family` must be one of {FAMILIES}, got {family!r}.")
+    config_class = CONFIG_CLASSES[family]
+    if preset is not None:
+        return config_class.from_preset(preset, **fields)
+    return config_class(**{**SMALL_CONFIGS[family], **fields})
+
+
+def default_vocab_size(preset: str | None) -> int:
+    """Size of the Transformer's shared vocabulary when it is trained from scratch."""
+    return VOCAB_SIZES["small" if preset is None else "preset"]
+

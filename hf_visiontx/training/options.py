@@ -1,0 +1,99 @@
+"""What a training run is asked to do (the options of `hf-visiontx train`) and what it returns."""
+
+import dataclasses
+from pathlib import Path
+
+from ..recipes import FAMILIES, PRESETS
+
+IMAGE_FAMILIES = ("vit", "swin")
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    """Options of one training run; None means "the recipe's default".
+
+    Args:
+        family: "transformer" (translation), "vit" or "swin" (image classification).
+        output_dir: the trained model is saved here; checkpoints go to `output_dir/checkpoints`.
+        dataset: None for the embedded data (number words, digits), else a `datasets` name, a local folder, or CSV /
+            JSON files as `FILE` or `SPLIT=FILE` items.
+        image_column, label_column: columns of image-classification data.
+        source_column, target_column: columns of translation data.
+        preset: a paper preset of the family's config (for example "b/16", "tiny", "base"); None for the small
+            default model.
+        from_model: a saved directory or Hub id of a model of the same family to fine-tune (`--from`); image models
+            get a new head when the number of classes differs.
+        image_size: side of the images for a vision model trained from scratch.
+        vocab_size: size of the shared vocabulary for a Transformer trained from scratch.
+        epochs, batch_size, learning_rate: override the recipe.
+        push_to_hub: a Hub repository id to upload the trained model to.
+        resume: continue from the last checkpoint in `output_dir/checkpoints`.
+        seed: seeds the data split, the model's initialisation, the data order, dropout and augmentation.
+        progress: show progress bars.
+    """
+
+    family: str
+    output_dir: Path
+    dataset: list[str] | None = None
+    image_column: str = "image"
+    label_column: str = "label"
+    source_column: str = "source"
+    target_column: str = "target"
+    preset: str | None = None
+    from_model: str | None = None
+    image_size: int | None = None
+    vocab_size: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    push_to_hub: str | None = None
+    resume: bool = False
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir)
+        if self.family not in FAMILIES:
+            raise ValueError(f"`family` must be one of {FAMILIES}, got {self.family!r}.")
+        if self.preset is not None and self.from_model is not None:
+            raise ValueError(
+                f"`preset` ({self.preset!r}) builds a new model and `from_model` (--from {self.from_model!r}) loads "
+                "one; give one of them."
+            )
+        if self.preset is not None and self.preset not in PRESETS[self.family]:
+            raise ValueError(
+                f"`preset` {self.preset!r} is not a {self.family} preset; choose one of {PRESETS[self.family]}."
+            )
+        for name, families in (("image_size", IMAGE_FAMILIES), ("vocab_size", ("transformer",))):
+            value = getattr(self, name)
+            if value is not None and self.family not in families:
+                raise ValueError(f"`{name}` ({value}) applies to {' and '.join(families)} models, not {self.family}.")
+            if value is not None and self.from_model is not None:
+                raise ValueError(
+                    f"`{name}` ({value}) sizes a new model; the model loaded with `from_model` "
+                    f"({self.from_model!r}) keeps its own."
+                )
+        for name in ("image_size", "vocab_size", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """Where the Trainer writes its per-epoch checkpoints."""
+        return self.output_dir / "checkpoints"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """The outcome of a training run.
+
+    Args:
+        model_dir: the saved model, its tokenizer or image processor, model card and `metrics.json`.
+        metrics: split ("validation", "test") -> metric name -> value, for the best checkpoint.
+    """
+
+    model_dir: Path
+    metrics: dict[str, dict[str, float]]
