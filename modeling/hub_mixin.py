@@ -103,8 +103,9 @@ def recorded_card_facts(card_data: Any) -> dict[str, Any]:
     """Datasets, evaluation results and base model that an earlier card recorded, as `build_model_card` kwargs."""
     results = getattr(card_data, "eval_results", None) or []
     base_model = getattr(card_data, "base_model", None)
+    datasets = list(getattr(card_data, "datasets", None) or []) or [result.dataset_name for result in results[:1]]
     return {
-        "datasets": list(getattr(card_data, "datasets", None) or []),
+        "datasets": datasets,
         "metrics": {result.metric_type: result.metric_value for result in results},
         "base_model": base_model[0] if isinstance(base_model, list) and base_model else base_model,
     }

@@ -8,6 +8,7 @@ This module imports nothing outside the standard library, so it travels with the
 """
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,6 +49,9 @@ _HEADS = {  # architecture -> (pipeline_tag, Auto class, snippet kind)
     "VtxSwinForMaskedImageModeling": ("image-feature-extraction", "AutoModelForMaskedImageModeling", "reconstruct"),
     "VtxSwinBackbone": ("image-feature-extraction", "AutoBackbone", "backbone"),
 }
+
+# A Hub dataset id ("mnist", "user/name"), as opposed to a free-text description of the data.
+_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 # Fields that a preset sets but that do not change the architecture (regularisation of the training recipe).
 _RECIPE_FIELDS = {"dropout", "label_smoothing", "drop_path_rate"}
@@ -90,8 +94,9 @@ def build_model_card(
     metadata: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": pipeline_tag, "license": license_id}
     own_tags = ["hf_visiontx", config.model_type, "custom_code"] + ([f"preset-{preset.replace('/', '-')}"] if preset else [])
     metadata["tags"] = own_tags + [tag for tag in tags if tag not in own_tags]
-    if datasets:
-        metadata["datasets"] = list(datasets)
+    hub_datasets = [name for name in datasets if _HUB_ID.match(name)]
+    if hub_datasets:  # the YAML field links Hub datasets; descriptions go to the "Training data" section only
+        metadata["datasets"] = hub_datasets
     if metrics:
         metadata["metrics"] = sorted(metrics)
     if base_model:
@@ -216,7 +221,7 @@ def _num_tokens(config: Any) -> int:
 def _model_index(name: str, pipeline_tag: str, dataset: str, metrics: Mapping[str, float]) -> dict[str, Any]:
     return {"name": name, "results": [{
         "task": {"type": pipeline_tag},
-        "dataset": {"type": dataset, "name": dataset},
+        "dataset": {"type": dataset if _HUB_ID.match(dataset) else "custom", "name": dataset},
         "metrics": [{"type": metric, "value": float(value), "name": metric} for metric, value in sorted(metrics.items())],
     }]}
 
