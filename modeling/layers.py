@@ -130,6 +130,16 @@ def interpolate_position_embeddings(patch_positions: torch.Tensor, grid: tuple[i
     return resized.to(dtype).flatten(2).transpose(1, 2)  # [1, D, r, c] -> [1, r*c, D]
 
 
+def must_resize_positions(grid: tuple[int, int], trained_grid: tuple[int, int]) -> bool:
+    """Whether position embeddings learned on `trained_grid` must be interpolated for a patch `grid`.
+
+    Always True under `torch.compile` / `torch.export`, where the grid may be symbolic: comparing it would pin the
+    graph to one image size, and interpolating to the same grid is exact (bicubic weights at whole-pixel offsets
+    are 1 and 0).
+    """
+    return torch.compiler.is_compiling() or tuple(grid) != tuple(trained_grid)
+
+
 def classify_images(
     model: nn.Module,
     encoder: nn.Module,

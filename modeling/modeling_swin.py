@@ -48,6 +48,7 @@ from .layers import (
     eager_attention_forward,
     interpolate_position_embeddings,
     masked_pixel_l1_loss,
+    must_resize_positions,
     resolve_return_dict,
     split_heads,
 )
@@ -68,7 +69,8 @@ def window_partition(features: torch.Tensor, window_size: int) -> torch.Tensor:
     batch, height, width, channels = features.shape
     rows, cols = height // window_size, width // window_size
     features = features.view(batch, rows, window_size, cols, window_size, channels)  # [B, r, M, c, M, C]
-    return features.transpose(2, 3).reshape(-1, window_size, window_size, channels)  # [B*r*c, M, M, C]
+    windows = features.transpose(2, 3)  # [B, r, c, M, M, C]
+    return windows.reshape(batch * rows * cols, window_size, window_size, channels)  # [B*r*c, M, M, C]
 
 
 def window_reverse(windows: torch.Tensor, window_size: int, height: int, width: int) -> torch.Tensor:
@@ -80,9 +82,9 @@ def window_reverse(windows: torch.Tensor, window_size: int, height: int, width: 
         [batch, height, width, channels].
     """
     rows, cols = height // window_size, width // window_size
-    channels = windows.shape[-1]
-    windows = windows.view(-1, rows, cols, window_size, window_size, channels)  # [B, r, c, M, M, C]
-    return windows.transpose(2, 3).reshape(-1, height, width, channels)  # [B, H, W, C]
+    batch, channels = windows.shape[0] // (rows * cols), windows.shape[-1]
+    windows = windows.view(batch, rows, cols, window_size, window_size, channels)  # [B, r, c, M, M, C]
+    return windows.transpose(2, 3).reshape(batch, height, width, channels)  # [B, H, W, C]
 
 
 def shifted_region_ids(height: int, width: int, window_size: int, shift_size: int,
@@ -263,13 +265,17 @@ class VtxSwinEmbeddings(nn.Module):
         return self.dropout(embeddings), grid
 
     def _positions_for(self, grid: tuple[int, int], interpolate_pos_encoding: bool) -> torch.Tensor:
-        if grid == self.grid_size:
-            return self.position_embeddings
+        """Absolute position embeddings [1, h * w, C] for a patch grid, interpolated when asked to and needed."""
         if not interpolate_pos_encoding:
-            raise ValueError(
-                f"The image gives a {grid[0]}x{grid[1]} patch grid but the absolute position embeddings cover "
-                f"{self.grid_size[0]}x{self.grid_size[1]} (config.image_size); pass `interpolate_pos_encoding=True`."
-            )
+            if tuple(grid) != self.grid_size:
+                raise ValueError(
+                    f"The image gives a {grid[0]}x{grid[1]} patch grid but the absolute position embeddings cover "
+                    f"{self.grid_size[0]}x{self.grid_size[1]} (config.image_size); pass "
+                    "`interpolate_pos_encoding=True`."
+                )
+            return self.position_embeddings
+        if not must_resize_positions(grid, self.grid_size):
+            return self.position_embeddings
         positions = self.position_embeddings.reshape(1, *self.grid_size, -1)  # [1, N, C] -> [1, h, w, C]
         return interpolate_position_embeddings(positions, grid)
 
@@ -318,7 +324,8 @@ class VtxSwinAttention(nn.Module):
         if shift_mask is not None:
             num_windows = shift_mask.shape[0]
             bias = bias.unsqueeze(1) + shift_mask[None, :, None]  # [1, nW, H, m*m, m*m]
-            bias = bias.expand(batch_windows // num_windows, -1, -1, -1, -1).reshape(batch_windows, -1, tokens, tokens)
+            bias = bias.expand(batch_windows // num_windows, -1, -1, -1, -1)  # [B, nW, H, m*m, m*m]
+            bias = bias.reshape(batch_windows, self.num_heads, tokens, tokens)  # [B*nW, H, m*m, m*m]
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
@@ -348,20 +355,25 @@ class VtxSwinLayer(GradientCheckpointingLayer):
     def forward(
         self, hidden_states: torch.Tensor, grid: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[batch, h * w, dim] on an (h, w) grid -> same shape, and the attention probabilities (eager only)."""
+        """[batch, h * w, dim] on an (h, w) grid -> same shape, and the attention probabilities (eager only).
+
+        Every size is spelled out from the window counts (no -1, padding as whole windows minus the map), so that
+        `torch.export` with a symbolic image size proves the reshapes at once instead of searching for minutes.
+        """
         height, width = grid
         batch, _, dim = hidden_states.shape
         window, shift = effective_window(grid, self.window_size, self.shift_size)
+        rows, cols = (height + window - 1) // window, (width + window - 1) // window  # windows, padding included
+        padded_height, padded_width, num_windows = rows * window, cols * window, batch * rows * cols
         features = self.layernorm_before(hidden_states).view(batch, height, width, dim)  # [B, h, w, C]
-        pad_bottom, pad_right = (-height) % window, (-width) % window
-        features = F.pad(features, (0, 0, 0, pad_right, 0, pad_bottom))  # [B, Hp, Wp, C]
-        padded_height, padded_width = features.shape[1:3]
+        features = F.pad(features, (0, 0, 0, padded_width - width, 0, padded_height - height))  # [B, Hp, Wp, C]
         if shift:
             features = torch.roll(features, shifts=(-shift, -shift), dims=(1, 2))
-        windows = window_partition(features, window).reshape(-1, window * window, dim)  # [B*nW, m*m, C]
+        windows = window_partition(features, window).reshape(num_windows, window * window, dim)  # [B*nW, m*m, C]
         mask = attention_mask_for(padded_height, padded_width, window, shift, features.dtype, features.device)
         attended, attn_weights = self.attention(windows, window, mask)
-        features = window_reverse(attended.view(-1, window, window, dim), window, padded_height, padded_width)
+        attended = attended.view(num_windows, window, window, dim)  # [B*nW, m*m, C] -> [B*nW, m, m, C]
+        features = window_reverse(attended, window, padded_height, padded_width)  # [B, Hp, Wp, C]
         if shift:
             features = torch.roll(features, shifts=(shift, shift), dims=(1, 2))
         features = features[:, :height, :width].reshape(batch, height * width, dim)  # crop the padding
@@ -383,15 +395,13 @@ class VtxSwinPatchMerging(nn.Module):
         """[batch, h * w, C] -> [batch, ceil(h/2) * ceil(w/2), 2C] and the new grid."""
         height, width = grid
         batch, _, dim = hidden_states.shape
+        rows, cols = (height + 1) // 2, (width + 1) // 2
         features = hidden_states.view(batch, height, width, dim)  # [B, h, w, C]
-        features = F.pad(features, (0, 0, 0, width % 2, 0, height % 2))  # [B, h', w', C], even sizes
-        # neighbours (0,0), (1,0), (0,1), (1,1) of each 2x2 group, in the reference's order
-        merged = torch.cat(
-            [features[:, 0::2, 0::2], features[:, 1::2, 0::2], features[:, 0::2, 1::2], features[:, 1::2, 1::2]],
-            dim=-1,
-        )  # [B, h'/2, w'/2, 4C]
-        new_grid = (merged.shape[1], merged.shape[2])
-        merged = merged.view(batch, -1, 4 * dim)  # [B, h'/2 * w'/2, 4C]
+        features = F.pad(features, (0, 0, 0, 2 * cols - width, 0, 2 * rows - height))  # [B, 2r, 2c, C], even sizes
+        features = features.view(batch, rows, 2, cols, 2, dim)  # [B, r, row parity, c, column parity, C]
+        # neighbours (0,0), (1,0), (0,1), (1,1) of each 2x2 group, in the reference's order (column parity major)
+        merged = features.permute(0, 1, 3, 4, 2, 5).reshape(batch, rows * cols, 4 * dim)  # [B, r*c, 4C]
+        new_grid = (rows, cols)
         return self.reduction(self.norm(merged)), new_grid
 
 

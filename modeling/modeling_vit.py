@@ -38,6 +38,7 @@ from .layers import (
     eager_attention_forward,
     interpolate_position_embeddings,
     masked_pixel_l1_loss,
+    must_resize_positions,
     resolve_return_dict,
     split_heads,
 )
@@ -159,8 +160,8 @@ class VtxViTEmbeddings(nn.Module):
 
     def positions_for(self, grid: tuple[int, int]) -> torch.Tensor:
         """Position embeddings [1, 1 + rows * cols, D] for a patch grid, interpolated when it is not the
-        training grid."""
-        if grid == self.config.grid_size:
+        training grid (always under `torch.compile` / `torch.export`, where the grid may be symbolic)."""
+        if not must_resize_positions(grid, self.config.grid_size):
             return self.position_embeddings
         rows, cols = self.config.grid_size
         patch_positions = self.position_embeddings[:, 1:].reshape(1, rows, cols, -1)  # [1, N, D] -> [1, r, c, D]
@@ -187,7 +188,8 @@ class VtxViTEmbeddings(nn.Module):
         if bool_masked_pos is not None:
             embeddings = self._mask_patches(embeddings, bool_masked_pos)
         cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)  # [B, 1, D]
-        embeddings = torch.cat([cls_tokens, embeddings], dim=1) + self.positions_for(grid)  # [B, 1 + N, D]
+        positions = self.positions_for(grid) if interpolate_pos_encoding else self.position_embeddings  # [1, 1+N, D]
+        embeddings = torch.cat([cls_tokens, embeddings], dim=1) + positions  # [B, 1 + N, D]
         return self.dropout(embeddings), grid
 
     def _mask_patches(self, embeddings: torch.Tensor, bool_masked_pos: torch.Tensor) -> torch.Tensor:

@@ -1,26 +1,33 @@
-"""Timing helpers shared by the benchmark scripts: side-by-side, alternating, median."""
+"""Measuring helpers shared by the benchmark scripts: side-by-side best times, the machine's matmul rate, FLOPs
+and peak memory of one call."""
 
-import statistics
+import contextlib
+import ctypes
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 
-def median_times(workloads: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, object]]:
-    """Median wall time of `repeats` calls of each workload, after one warm-up call each, and its last result.
+def best_times(workloads: dict[str, Callable[[], object]], repeats: int,
+               inference: bool = True) -> dict[str, tuple[float, object]]:
+    """Best wall time of `repeats` calls of each workload, after one warm-up call each, and its last result.
 
-    The workloads take turns, in alternating order, so that a slow spell of a shared machine hits all alike.
+    The workloads take turns, in alternating order, so that a slow spell of a shared machine hits all alike; the
+    best time is reported because other processes can only add time to a call. With `inference` the calls run under
+    `torch.inference_mode()`; otherwise autograd is on (training steps).
     """
     times = {name: [] for name in workloads}
-    with torch.inference_mode():
+    with torch.inference_mode() if inference else contextlib.nullcontext():
         results = {name: run() for name, run in workloads.items()}
         for repeat in range(repeats):
             for name in list(workloads)[:: 1 if repeat % 2 == 0 else -1]:
                 start = time.perf_counter()
                 results[name] = workloads[name]()
                 times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(times[name]), results[name]) for name in workloads}
+    return {name: (min(times[name]), results[name]) for name in workloads}
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -33,3 +40,55 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+@contextlib.contextmanager
+def eager_attention(model: torch.nn.Module) -> Iterator[None]:
+    """Run a transformers-style `model` under eager attention for the duration (for the flop counter)."""
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(previous)
+
+
+def counted_flops(run: Callable[[], object], inference: bool = True) -> int:
+    """FLOPs of one call as torch's flop counter counts them (matmuls and convolutions, forward and backward).
+
+    Run the models under eager attention when counting: the counter does not see inside CPU sdpa kernels.
+    """
+    with FlopCounterMode(display=False) as counter, torch.inference_mode() if inference else contextlib.nullcontext():
+        run()
+    return counter.get_total_flops()
+
+
+_LIBC = ctypes.CDLL("libc.so.6")
+_M_MMAP_THRESHOLD = -3
+
+
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status ("VmRSS", "VmHWM") in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def peak_memory_mib(run: Callable[[], object], inference: bool = True) -> float:
+    """The peak of resident memory during one call, above what was resident before it, in MiB (Linux).
+
+    Every allocation of 64 KiB or more is served by its own mapping and returned to the system when freed (set
+    once, for the rest of the process: measure memory after timing), so memory freed by an earlier workload is not
+    reused unseen; the kernel's high-water mark is reset before the call.
+    """
+    _LIBC.mallopt(_M_MMAP_THRESHOLD, 1 << 16)
+    gc.collect()
+    _LIBC.malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # reset VmHWM to the current resident size
+    before = _status_mib("VmRSS")
+    with torch.inference_mode() if inference else contextlib.nullcontext():
+        run()
+    return _status_mib("VmHWM") - before

@@ -1,0 +1,304 @@
+"""Speed and memory of our three families against their peers, side by side in one process, as one table.
+
+Every implementation of a family holds the same weights (ours converted from the transformers model, timm's
+mapped in when timm is installed) and the outputs are checked to agree before anything is timed. Workloads:
+
+- ViT-B/16 and Swin-T inference at 224 px, batch 1 and 8, fp32, through each model's forward (images/s);
+- Transformer-base generation of exactly 64 tokens from 32 source tokens through `generate()`, as users call it:
+  greedy at batch 1 and 16, beam 4 at batch 1, against transformers' MarianMTModel (generated tokens/s);
+- one training step (forward, backward, AdamW) of ViT-S/16 and Swin-T at 224 px, batch 8, and of Transformer-base
+  on 32 source and 32 target tokens, batch 16 (steps/s).
+
+For each implementation the table gives its rate (best of `--repeats` calls after a warm-up; implementations
+take turns), for ours the ratio to the fastest peer, the achieved share of this machine's fp32 matmul rate (FLOPs
+of the workload as torch's flop counter counts them, over the time), the peak of resident memory during one
+call above what was resident before it, and how its result agrees with ours.
+
+    python scripts/bench.py                          # everything
+    python scripts/bench.py --only vit --repeats 3   # workloads whose name contains "vit" (case-insensitive)
+    python scripts/bench.py --compile                # adds ours under torch.compile (inductor; slow to compile)
+    python scripts/bench.py --int8                   # adds ours with int8 dynamic quantisation, and its agreement
+    python scripts/bench.py --json > bench.json      # the same rows as JSON
+"""
+
+import argparse
+import contextlib
+import copy
+import json
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from functools import cache, partial
+
+import torch
+import torch.nn.functional as F
+from bench_models import logits_of, marian_models, swin_models, vit_models
+from benchmarking import best_times, counted_flops, eager_attention, matmul_gflops, peak_memory_mib
+from transformers import CompileConfig
+
+OURS = "ours"
+INT8 = f"{OURS} int8"  # dynamic int8 quantisation of the linear layers: approximate, its agreement is reported
+
+
+@dataclass
+class Workload:
+    """One thing to measure, and every implementation of it."""
+
+    unit: str  # what `items` counts per second: "img/s", "tok/s", "steps/s"
+    items: int  # units of work in one call
+    calls: dict[str, Callable[[], object]]  # implementation -> one call
+    inference: bool
+    count_flops: Callable[[], int]  # FLOPs of one call (ours, eager attention)
+    check: Callable[[dict[str, object]], dict[str, str]]  # how each result agrees with ours; raises when an exact
+    # implementation disagrees
+
+
+@dataclass
+class Row:
+    """The measurement of one implementation of one workload."""
+
+    workload: str
+    implementation: str
+    seconds: float
+    rate: float
+    unit: str
+    vs_fastest_peer: float | None  # ours only: our rate over the fastest peer's
+    matmul_share: float
+    agreement: str  # with ours: max logit difference, share of equal tokens, or loss difference
+    peak_mib: float | None = None
+
+
+def close_logits(tolerance: float) -> Callable[[dict[str, object]], dict[str, str]]:
+    """A check that every exact implementation's logits are within `tolerance` of ours."""
+
+    def check(results: dict[str, object]) -> dict[str, str]:
+        ours, notes = logits_of(results[OURS]).float(), {}
+        for name, result in results.items():
+            difference = (logits_of(result).float() - ours).abs().max().item()
+            if difference > tolerance and name != INT8:
+                raise RuntimeError(f"{name} disagrees with ours: max |logit difference| {difference:.2e}")
+            notes[name] = f"max |dlogit| {difference:.0e}"
+        return notes
+
+    return check
+
+
+def same_tokens(results: dict[str, object]) -> dict[str, str]:
+    """A check that every exact implementation generated our tokens."""
+    notes = {}
+    for name, tokens in results.items():
+        share = (tokens == results[OURS]).float().mean().item() if tokens.shape == results[OURS].shape else 0.0
+        if share < 1 and name != INT8:
+            raise RuntimeError(f"{name} generated other tokens than ours")
+        notes[name] = f"{share:.0%} tokens equal"
+    return notes
+
+
+def compiled(model: torch.nn.Module) -> Callable:
+    """Ours under torch.compile (inductor), for `--compile`."""
+    return torch.compile(model, fullgraph=True)
+
+
+def quantized(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ours with int8 dynamic quantisation of every linear layer (weights int8, activations quantised
+    per call), for `--int8`."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def inference_variants(model: torch.nn.Module, args) -> dict[str, Callable]:
+    """The optional variants of ours for inference: compiled (`--compile`), int8 (`--int8`)."""
+    variants = {}
+    if args.compile:
+        variants[f"{OURS} compiled"] = compiled(model)
+    if args.int8:
+        variants[INT8] = quantized(model)
+    return variants
+
+
+def image_batch(batch: int) -> torch.Tensor:
+    """Random 224 px images."""
+    return torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(batch))
+
+
+def vision_inference(models: dict[str, torch.nn.Module], batch: int, args) -> Workload:
+    """Forward passes of image classifiers at 224 px."""
+    pixels = image_batch(batch)
+    calls = {name: partial(model, pixels) for name, model in (models | inference_variants(models[OURS], args)).items()}
+
+    def count_flops() -> int:
+        with eager_attention(models[OURS]):
+            return counted_flops(partial(models[OURS], pixels))
+
+    return Workload("img/s", batch, calls, True, count_flops, close_logits(1e-3))
+
+
+def classification_loss(model: Callable, pixels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of an image classifier (timm's returns bare logits, so the loss is computed here for all)."""
+    return F.cross_entropy(logits_of(model(pixels)), labels)
+
+
+def seq2seq_loss(model: Callable, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A translation model's own loss, `labels` given."""
+    return model(**batch).loss
+
+
+def training_step(model: Callable, optimizer: torch.optim.Optimizer, loss_fn: Callable, inputs: tuple) -> torch.Tensor:
+    """One step: forward, backward, AdamW update; returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model, *inputs)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def training(models: dict[str, torch.nn.Module], loss_fn: Callable, inputs: tuple, args) -> Workload:
+    """Training steps of copies of `models` (so all start from the same weights), each with its own AdamW."""
+    trained = {name: copy.deepcopy(model).train() for name, model in models.items()}
+    forwards = dict(trained)
+    if args.compile:
+        trained[f"{OURS} compiled"] = copy.deepcopy(models[OURS]).train()
+        forwards[f"{OURS} compiled"] = compiled(trained[f"{OURS} compiled"])
+    calls = {
+        name: partial(training_step, forwards[name], torch.optim.AdamW(model.parameters(), lr=1e-5), loss_fn, inputs)
+        for name, model in trained.items()
+    }
+    with torch.no_grad():  # the same loss from the same weights, before any step
+        losses = {name: loss_fn(model.eval(), *inputs) for name, model in models.items()}
+
+    def check(_: dict[str, object]) -> dict[str, str]:
+        for name, loss in losses.items():
+            if not torch.allclose(loss, losses[OURS], rtol=1e-3, atol=1e-4):
+                raise RuntimeError(f"{name}'s loss {loss.item():.6f} differs from ours {losses[OURS].item():.6f}")
+        notes = {name: f"loss diff {(loss - losses[OURS]).abs().item():.0e}" for name, loss in losses.items()}
+        return {name: notes.get(name, "not checked (compiled)") for name in calls}
+
+    def count_flops() -> int:
+        model = copy.deepcopy(models[OURS]).train()
+        step = partial(training_step, model, torch.optim.AdamW(model.parameters()), loss_fn, inputs)
+        with eager_attention(model):
+            return counted_flops(step, inference=False)
+
+    return Workload("steps/s", 1, calls, False, count_flops, check)
+
+
+def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, args) -> Workload:
+    """Generate exactly `args.new_tokens` tokens from `args.source_length` source tokens through generate()."""
+    generator = torch.Generator().manual_seed(batch)
+    input_ids = torch.randint(1, args.vocab_size - 1, (batch, args.source_length), generator=generator)
+    settings = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), num_beams=num_beams,
+                    max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
+    calls = {name: partial(model.generate, **settings) for name, model in models.items()}
+    if args.int8:
+        calls[INT8] = partial(quantized(models[OURS]).generate, **settings)
+    if args.compile:
+        compile_config = CompileConfig(fullgraph=True, mode="default")
+        compile_config._compile_all_devices = True  # generate() compiles only on accelerators unless told to
+        calls[f"{OURS} compiled"] = partial(models[OURS].generate, cache_implementation="static",
+                                            compile_config=compile_config, **settings)
+
+    def count_flops() -> int:
+        with eager_attention(models[OURS]):
+            return counted_flops(partial(models[OURS].generate, **settings))
+
+    return Workload("tok/s", batch * args.new_tokens, calls, True, count_flops, same_tokens)
+
+
+def workloads(args) -> Iterator[tuple[str, Callable[[], Workload]]]:
+    """(name, build) of every workload; models are built on first use and shared by a family's workloads."""
+    vit_base, vit_small = cache(partial(vit_models, "b/16")), cache(partial(vit_models, "s/16"))
+    swin, marian = cache(swin_models), cache(partial(marian_models, args.vocab_size))
+    images, labels = image_batch(8), torch.arange(8)
+    for batch in (1, 8):
+        yield f"ViT-B/16 inference, batch {batch}", lambda b=batch: vision_inference(vit_base(), b, args)
+    for batch in (1, 8):
+        yield f"Swin-T inference, batch {batch}", lambda b=batch: vision_inference(swin(), b, args)
+    for name, batch, beams in (("greedy", 1, 1), ("greedy", 16, 1), ("beam 4", 1, 4)):
+        yield (f"Transformer-base {name} generation, batch {batch}",
+               lambda b=batch, n=beams: generation(marian(), b, n, args))
+    yield ("ViT-S/16 training step, batch 8",
+           lambda: training(vit_small(), classification_loss, (images, labels), args))
+    yield ("Swin-T training step, batch 8",
+           lambda: training(swin(), classification_loss, (images, labels), args))
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(1, args.vocab_size - 1, (16, 32), generator=generator)
+    text = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
+            "labels": torch.randint(1, args.vocab_size - 1, (16, 32), generator=generator)}
+    yield ("Transformer-base training step, 32x32 tokens, batch 16",
+           lambda: training(marian(), seq2seq_loss, (text,), args))
+
+
+def measure(name: str, workload: Workload, repeats: int, peak_gflops: float) -> list[Row]:
+    """Time every implementation of `workload` side by side, check they agree, and measure peak memory."""
+    timed = best_times(workload.calls, repeats, inference=workload.inference)
+    agreement = workload.check({implementation: result for implementation, (_, result) in timed.items()})
+    gflop = workload.count_flops() / 1e9
+    rates = {implementation: workload.items / seconds for implementation, (seconds, _) in timed.items()}
+    fastest_peer = max(rate for implementation, rate in rates.items() if not implementation.startswith(OURS))
+    rows = [
+        Row(workload=name, implementation=implementation, seconds=seconds, rate=rates[implementation],
+            unit=workload.unit, matmul_share=gflop / seconds / peak_gflops, agreement=agreement[implementation],
+            vs_fastest_peer=rates[implementation] / fastest_peer if implementation.startswith(OURS) else None)
+        for implementation, (seconds, _) in timed.items()
+    ]
+    for row in rows:  # after all timing: the memory probe changes how the process allocates
+        row.peak_mib = peak_memory_mib(workload.calls[row.implementation], inference=workload.inference)
+    return rows
+
+
+TABLE_HEADER = (f"{'workload':<54} {'implementation':<15} {'rate':>18} {'vs fastest peer':>14} {'of matmul':>10} "
+                f"{'peak MiB':>9}  agreement with ours")
+
+
+def table_lines(rows: list[Row]) -> list[str]:
+    """The rows of one workload as table lines (the workload named on the first)."""
+    lines = []
+    for index, row in enumerate(rows):
+        ratio = f"{row.vs_fastest_peer:.2f}x" if row.vs_fastest_peer is not None else ""
+        lines.append(f"{row.workload if index == 0 else '':<54} {row.implementation:<15} {row.rate:>10.3g} "
+                     f"{row.unit:<7} {ratio:>14} {row.matmul_share:>10.0%} {row.peak_mib:>9.0f}  {row.agreement}")
+    return lines
+
+
+def machine() -> dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = platform.processor()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
+    return {"cpu": cpu, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="run only the workloads whose name contains this (case-insensitive)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile (inductor)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time ours with dynamic int8 quantisation of the linear layers (approximate)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--vocab-size", type=int, default=32000)
+    parser.add_argument("--source-length", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    info = machine() | {"matmul_gflops": round(matmul_gflops(), 1)}
+    if not args.json:
+        print(f"{info['cpu']}; torch {info['torch']}, {info['threads']} threads, fp32; "
+              f"measured fp32 matmul rate {info['matmul_gflops']:.0f} GFLOP/s\n{TABLE_HEADER}", flush=True)
+    rows = []
+    for name, build in workloads(args):
+        if args.only and args.only.lower() not in name.lower():
+            continue
+        measured = measure(name, build(), args.repeats, info["matmul_gflops"])
+        rows += measured
+        if not args.json:
+            print("\n".join(table_lines(measured)), flush=True)
+    if args.json:
+        print(json.dumps({"machine": info, "rows": [asdict(row) for row in rows]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
