@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, constants
+from huggingface_hub import CommitOperationAdd, HfApi, constants
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -25,12 +25,10 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from transformers import AutoConfig
 
 from .checkpoint_files import verify_safetensors_files
-from .modeling.hub_mixin import README, recorded_card_facts
-from .modeling.model_card import CARD_MARKER, TRANSFORMERS_PLACEHOLDER, build_model_card
-from .model_card import count_saved_parameters
+from .model_card import refreshed_card
+from .modeling.hub_mixin import README
 
 try:  # huggingface_hub >= 2 talks HTTP through httpx2, 1.x through httpx
     from httpx2 import TransportError
@@ -69,7 +67,8 @@ def push(
         commit_message: the commit title.
     """
     directory = Path(directory)
-    files = _files_to_push(directory)
+    files, config = _files_to_push(directory)
+    architecture = (config.get("architectures") or ["model"])[0]
     card = _card_for(directory, repo_id)
     operations = [CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)) for path in files]
     operations.append(CommitOperationAdd(path_in_repo=README, path_or_fileobj=card.encode("utf-8")))
@@ -79,7 +78,7 @@ def push(
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         commit = api.create_commit(repo_id, operations=operations, revision=revision,
-                                   commit_message=commit_message or f"Upload {_architecture(directory)} with hf_visiontx")
+                                   commit_message=commit_message or f"Upload {architecture} with hf_visiontx")
     return commit.oid
 
 
@@ -113,8 +112,9 @@ def pull(repo_id: str, directory: str | Path, *, revision: str | None = None, to
     return directory
 
 
-def _files_to_push(directory: Path) -> list[Path]:
-    """The top-level files of a saved model, checked: config.json, intact safetensors weights, no pickles."""
+def _files_to_push(directory: Path) -> tuple[list[Path], dict]:
+    """The top-level files of a saved model and its parsed config.json, checked: intact safetensors weights, no
+    pickles, the model code that auto_map names."""
     if not directory.is_dir():
         raise HubOperationError(f"`directory` {directory} does not exist or is not a directory.")
     files = sorted(path for path in directory.iterdir()
@@ -134,31 +134,21 @@ def _files_to_push(directory: Path) -> list[Path]:
         raise HubOperationError(str(error)) from error
     if not weights:
         raise HubOperationError(f"`directory` {directory} has no *.safetensors weights to push.")
-    auto_map = json.loads((directory / "config.json").read_text()).get("auto_map") or {}
+    config = json.loads((directory / "config.json").read_text())
+    auto_map = config.get("auto_map") or {}
     missing = sorted({f"{target.split('.')[0]}.py" for target in auto_map.values()} - set(names))
     if missing:
         raise HubOperationError(
             f"`directory` {directory} lacks the model code {missing} that config.json's auto_map names, so it would "
             "not load with trust_remote_code=True; save it again with save_pretrained after `import hf_visiontx`."
         )
-    return files
+    return files, config
 
 
 def _card_for(directory: Path, repo_id: str) -> str:
     """The README.md to upload: a hand-written card unchanged, ours (or none) rebuilt for `repo_id`."""
-    readme, recorded = directory / README, {}
-    if readme.exists():
-        card = ModelCard.load(readme)
-        if CARD_MARKER not in card.content and TRANSFORMERS_PLACEHOLDER not in card.content:
-            return card.content
-        recorded = recorded_card_facts(card.data)
-    config = AutoConfig.from_pretrained(directory)
-    return build_model_card(config, num_parameters=count_saved_parameters(directory), repo_id=repo_id, **recorded)
-
-
-def _architecture(directory: Path) -> str:
-    architectures = json.loads((directory / "config.json").read_text()).get("architectures") or ["model"]
-    return architectures[0]
+    text = refreshed_card(directory, repo_id=repo_id)
+    return (directory / README).read_text(encoding="utf-8") if text is None else text
 
 
 def _refuse_pickled_only(repo_id: str, names: list[str]) -> None:

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from transformers import AutoConfig
 
 from .modeling.hub_mixin import README, recorded_card_facts
-from .modeling.model_card import CARD_MARKER, TRANSFORMERS_PLACEHOLDER, build_model_card
+from .modeling.model_card import build_model_card, is_generated_card
 
 
 def write_model_card(
@@ -34,21 +34,37 @@ def write_model_card(
         metrics: evaluation results, metric name -> value.
         base_model: the checkpoint the model was fine-tuned or converted from.
     """
+    readme = Path(directory) / README
+    text = refreshed_card(directory, repo_id=repo_id, datasets=datasets, metrics=metrics, base_model=base_model)
+    if text is None:
+        raise ValueError(f"{readme} is a model card written by hand; hf_visiontx does not overwrite it.")
+    readme.write_text(text, encoding="utf-8")
+    return readme
+
+
+def refreshed_card(
+    directory: str | Path,
+    *,
+    repo_id: str | None = None,
+    datasets: Sequence[str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    base_model: str | None = None,
+) -> str | None:
+    """The card text `write_model_card` would write (same arguments), or None when the directory's README.md was
+    written by hand."""
     directory = Path(directory)
-    config = AutoConfig.from_pretrained(directory)
     readme = directory / README
     recorded = {}
     if readme.exists():
         card = ModelCard.load(readme)
-        if CARD_MARKER not in card.content and TRANSFORMERS_PLACEHOLDER not in card.content:
-            raise ValueError(f"{readme} is a model card written by hand; hf_visiontx does not overwrite it.")
+        if not is_generated_card(card.content):
+            return None
         recorded = recorded_card_facts(card.data)
     given = {"datasets": datasets, "metrics": metrics, "base_model": base_model}
     facts = {**recorded, **{key: value for key, value in given.items() if value is not None}}
-    text = build_model_card(config, num_parameters=count_saved_parameters(directory),
+    config = AutoConfig.from_pretrained(directory)
+    return build_model_card(config, num_parameters=count_saved_parameters(directory),
                             repo_id=repo_id or str(directory), **facts)
-    readme.write_text(text, encoding="utf-8")
-    return readme
 
 
 def count_saved_parameters(directory: str | Path) -> int:
@@ -64,4 +80,4 @@ def count_saved_parameters(directory: str | Path) -> int:
     return total
 
 
-__all__ = ["count_saved_parameters", "write_model_card"]
+__all__ = ["count_saved_parameters", "refreshed_card", "write_model_card"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from transformers.utils.hub import create_and_tag_model_card, hf_api
 
-from .model_card import CARD_MARKER, TRANSFORMERS_PLACEHOLDER, build_model_card
+from .model_card import build_model_card, is_generated_card
 
 README = "README.md"
 
@@ -84,7 +84,7 @@ class VtxHubMixin:
         repo_id = hf_api().create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
         remote_card = create_and_tag_model_card(repo_id, tags, token=token)  # the repo's card or a placeholder
         readme = Path(directory) / README
-        if CARD_MARKER in remote_card.content or TRANSFORMERS_PLACEHOLDER in remote_card.content:
+        if is_generated_card(remote_card.content):
             card = build_model_card(self.config, num_parameters=self.num_parameters(), repo_id=repo_id,
                                     tags=tags or (), **recorded_card_facts(remote_card.data))
             readme.write_text(card, encoding="utf-8")

@@ -18,6 +18,12 @@ CARD_MARKER = "<!-- hf_visiontx model card -->"
 # transformers writes this sentence into the placeholder card of `push_to_hub`; such a card may be replaced too.
 TRANSFORMERS_PLACEHOLDER = "This model card has been automatically generated."
 
+
+def is_generated_card(text: str) -> bool:
+    """Whether a card was generated (by us or as transformers' placeholder) and may be regenerated; a card
+    without either mark was written by a person and is kept."""
+    return CARD_MARKER in text or TRANSFORMERS_PLACEHOLDER in text
+
 _FAMILIES = {  # model_type -> (name, paper, link, one-sentence summary)
     "vtx_transformer": (
         "Transformer", "Vaswani et al. 2017, Attention Is All You Need", "https://arxiv.org/abs/1706.03762",
@@ -158,7 +164,7 @@ def _architecture_facts(config: Any) -> list[str]:
             f"{config.max_position_embeddings} tokens",
             f"shared vocabulary of {config.vocab_size} tokens; label smoothing {config.label_smoothing}",
         ]
-    height, width = (config.image_size, config.image_size) if isinstance(config.image_size, int) else config.image_size
+    height, width = config.image_height_width
     if config.model_type == "vtx_vit":
         stem = "BiT ResNet hybrid stem, " if config.backbone_config else ""
         stride = config.token_stride
@@ -188,7 +194,7 @@ def _usage_snippet(kind: str, auto_class: str, repo_id: str | None, config: Any)
                            "print(tokenizer.batch_decode(output_ids, skip_special_tokens=True))"]
         return load + ["encoder_states = model.get_encoder()(**batch).last_hidden_state",
                        "print(encoder_states.shape)  # (batch, tokens, d_model)"]
-    height, width = (config.image_size, config.image_size) if isinstance(config.image_size, int) else config.image_size
+    height, width = config.image_height_width
     lines = ["import torch", "from PIL import Image", f"from transformers import AutoImageProcessor, {auto_class}", "",
              *load, "processor = AutoImageProcessor.from_pretrained(repo)",
              f"model = {auto_class}.from_pretrained(repo, trust_remote_code=True).eval()",
@@ -213,7 +219,7 @@ def _usage_snippet(kind: str, auto_class: str, repo_id: str | None, config: Any)
 
 def _num_tokens(config: Any) -> int:
     """Tokens of the patch grid at the configured image size (what `bool_masked_pos` covers)."""
-    height, width = (config.image_size, config.image_size) if isinstance(config.image_size, int) else config.image_size
+    height, width = config.image_height_width
     stride = config.token_stride if config.model_type == "vtx_vit" else config.patch_size
     return (height // stride) * (width // stride)
 
@@ -245,4 +251,4 @@ def _yaml_lines(value: Any, indent: str = "") -> list[str]:
     return lines
 
 
-__all__ = ["CARD_MARKER", "TRANSFORMERS_PLACEHOLDER", "build_model_card", "matching_preset"]
+__all__ = ["CARD_MARKER", "TRANSFORMERS_PLACEHOLDER", "build_model_card", "is_generated_card", "matching_preset"]

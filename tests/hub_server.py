@@ -150,6 +150,12 @@ class HubServer:
             repo.branches["main"] = self._add_commit(repo, parent, "seed", "", {**repo.commits[parent].files, **files})
             return repo.branches["main"]
 
+    def head_files(self, repo_id: str, branch: str = "main") -> dict[str, bytes]:
+        """The files at the head of `branch` of `repo_id`: path -> content."""
+        with self.lock:
+            repo = self.repos[repo_id]
+            return dict(repo.commits[repo.branches[branch]].files)
+
     def fail(self, action: str, status: int = 500) -> None:
         """Answer every later `action` request (e.g. "commit") with `status`, after reading it, until `heal()`."""
         with self.lock:

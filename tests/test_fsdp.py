@@ -7,26 +7,20 @@ an unsharded one on the same global batch.
 """
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from fsdp_worker import NO_DROPOUT, build_model, global_batch, train
+from launch import environment, torchrun_command
 from safetensors.torch import load_file
-
-TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)]), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(TESTS / "fsdp_worker.py"), str(out)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(torchrun_command("fsdp_worker.py", str(out)), env=environment(), capture_output=True,
+                            text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]
     return out, json.loads((out / "report.json").read_text())
 

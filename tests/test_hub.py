@@ -161,8 +161,7 @@ def pulled(hub, pushed, tmp_path_factory):
 
 def test_server_speaks_the_hub_protocol(hub, pushed):
     assert all(len(shas[0]) == 40 and all(c in "0123456789abcdef" for c in shas[0]) for shas in pushed["shas"].values())
-    repo = hub.repos[FAMILIES["transformer"][3]]
-    files = repo.commits[repo.branches["main"]].files
+    files = hub.head_files(FAMILIES["transformer"][3])
     assert {".gitattributes", "config.json", "model.safetensors", "tokenizer.json", "modeling_transformer.py"} <= set(files)
     assert hub.repos[PRIVATE_REPO].private and not hub.repos[FAMILIES["vit"][3]].private
     assert not any(path.endswith(("/xet-write-token/main", "/info/lfs/objects/batch")) for _, path in hub.requests)
@@ -232,8 +231,7 @@ CARD_EXPECTATIONS = {  # family -> (pipeline_tag, Auto class in the snippet)
 
 
 def pushed_card(hub: HubServer, repo_id: str) -> ModelCard:
-    repo = hub.repos[repo_id]
-    return ModelCard(repo.commits[repo.branches["main"]].files["README.md"].decode())
+    return ModelCard(hub.head_files(repo_id)["README.md"].decode())
 
 
 def python_block(card: ModelCard) -> str:
@@ -279,7 +277,7 @@ def test_model_card_usage_snippets_run_as_written_without_hf_visiontx(hub, pushe
 
 
 def test_save_pretrained_with_push_to_hub_uploads_our_card(hub, pushed):
-    files = hub.repos[SAVED_AND_PUSHED_REPO].commits[hub.repos[SAVED_AND_PUSHED_REPO].branches["main"]].files
+    files = hub.head_files(SAVED_AND_PUSHED_REPO)
     card = ModelCard(files["README.md"].decode())
     assert CARD_MARKER in card.content and f'repo = "{SAVED_AND_PUSHED_REPO}"' in card.content
     weights = load(files["model.safetensors"])

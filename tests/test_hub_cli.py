@@ -68,11 +68,6 @@ def save_swin(directory: Path, seed: int) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def head_files(hub: HubServer, repo_id: str, branch: str = "main") -> dict[str, bytes]:
-    repo = hub.repos[repo_id]
-    return repo.commits[repo.branches[branch]].files
-
-
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     """A Hub, two versions of a Swin model on disk, a pickle-only repo, and the first phase of commands."""
@@ -124,17 +119,17 @@ def test_push_and_pull_round_trip_private_repo_and_branch(session):
     assert hub.repos[REPO].private
     assert first[3]["code"] == 0
     assert_same_weights(out / "v1", session["states"]["v1"])
-    pushed_files = set(head_files(hub, REPO))
+    pushed_files = set(hub.head_files(REPO))
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "modeling_swin.py",
             "configuration_swin.py"} <= pushed_files
     assert sorted(path.name for path in (out / "v1").iterdir()) == sorted(pushed_files)  # no staging leftovers
     assert first[6]["code"] == 0 and first[7]["code"] == 0
     assert_same_weights(out / "dev", session["states"]["v2"])
-    assert head_files(hub, REPO, "main")["model.safetensors"] == (session["v1"] / "model.safetensors").read_bytes()
+    assert hub.head_files(REPO)["model.safetensors"] == (session["v1"] / "model.safetensors").read_bytes()
 
 
 def test_pushed_card_keeps_the_recorded_metrics_and_points_at_the_repo(session):
-    card = ModelCard(head_files(session["hub"], REPO)["README.md"].decode())
+    card = ModelCard(session["hub"].head_files(REPO)["README.md"].decode())
     assert CARD_MARKER in card.content and f'repo = "{REPO}"' in card.content
     assert card.data.pipeline_tag == "image-classification" and card.data.datasets == ["sklearn-digits"]
     assert card.data.metrics == ["accuracy"]
@@ -179,7 +174,7 @@ def test_failed_push_leaves_the_repo_unchanged_and_a_retry_succeeds(session):
     retried = run_steps([cli("push", session["v2"], REPO, "--token", TOKEN)], tmp, hub, "phase3")
     session["outputs"] += retried
     assert retried[0]["code"] == 0 and repo.branches["main"] != head
-    assert head_files(hub, REPO)["model.safetensors"] == (session["v2"] / "model.safetensors").read_bytes()
+    assert hub.head_files(REPO)["model.safetensors"] == (session["v2"] / "model.safetensors").read_bytes()
 
 
 def test_unreachable_server_is_named(session):

@@ -9,7 +9,6 @@
 """
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from launch import TESTS, environment, torchrun_command
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
 from training_data import write_image_folder
@@ -26,17 +26,10 @@ from vit_tester import tiny_vit_config
 
 from hf_visiontx import VtxViTForImageClassification
 
-TESTS = Path(__file__).resolve().parent
-REPO_ROOT = TESTS.parent
 PER_RANK_BATCH = 4
 # The two runs see the same global batches in the same order, but sum their gradients in a different order
 # (all-reduce vs one batch) and each process draws its own augmentation; the losses agree to this tolerance.
 LOSS_TOLERANCE = dict(rtol=1e-3, atol=1e-4)
-
-
-def environment(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO_ROOT)]), "OMP_NUM_THREADS": "1"}
-    return env | extra
 
 
 def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
@@ -65,8 +58,7 @@ def launch(launcher: str, root: Path, name: str) -> Path:
     if launcher == "single":
         command = [sys.executable, *worker, str(2 * PER_RANK_BATCH)]
     elif launcher == "torchrun":
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *worker,
-                   str(PER_RANK_BATCH)]
+        command = torchrun_command("ddp_worker.py", *worker[1:], str(PER_RANK_BATCH))
     else:  # accelerate's multi-process launcher is torch's, and Trainer(use_cpu=True) makes it MULTI_CPU + gloo
         command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
