@@ -35,6 +35,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from .configuration_transformer import VtxTransformerConfig
 from .hub_mixin import VtxHubMixin
 from .layers import (
+    VtxLinear,
     VtxMLP,
     check_attention_output_request,
     eager_attention_forward,
@@ -184,7 +185,10 @@ class VtxTransformerAttention(nn.Module):
         is_cross_attention: bool = False,
         is_causal: bool = False,
         layer_idx: int | None = None,
+        linear: type[nn.Linear] = nn.Linear,
     ):
+        """`linear` is the class of the projections (`VtxLinear` in the decoder, which multiplies few rows at a
+        time while generating)."""
         super().__init__()
         self.config = config
         self.num_heads = num_heads
@@ -195,11 +199,11 @@ class VtxTransformerAttention(nn.Module):
         self.is_causal = is_causal
         self.layer_idx = layer_idx
         if is_cross_attention:
-            self.q_proj = nn.Linear(config.d_model, config.d_model)
-            self.kv_proj = nn.Linear(config.d_model, 2 * config.d_model)
+            self.q_proj = linear(config.d_model, config.d_model)
+            self.kv_proj = linear(config.d_model, 2 * config.d_model)
         else:
-            self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model)
-        self.o_proj = nn.Linear(config.d_model, config.d_model)
+            self.qkv_proj = linear(config.d_model, 3 * config.d_model)
+        self.o_proj = linear(config.d_model, config.d_model)
 
     def _cross_key_value(
         self, encoder_hidden_states: torch.Tensor, cache: EncoderDecoderCache | None
@@ -296,11 +300,14 @@ class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
     def __init__(self, config: VtxTransformerConfig, layer_idx: int):
         super().__init__(config)
         heads = config.decoder_attention_heads
-        self.self_attn = VtxTransformerAttention(config, heads, is_causal=True, layer_idx=layer_idx)
+        self.self_attn = VtxTransformerAttention(config, heads, is_causal=True, layer_idx=layer_idx, linear=VtxLinear)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.encoder_attn = VtxTransformerAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
+        self.encoder_attn = VtxTransformerAttention(
+            config, heads, is_cross_attention=True, layer_idx=layer_idx, linear=VtxLinear
+        )
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.mlp = VtxMLP(config.d_model, config.decoder_ffn_dim, config.activation_function, config.activation_dropout)
+        self.mlp = VtxMLP(config.d_model, config.decoder_ffn_dim, config.activation_function, config.activation_dropout,
+                          linear=VtxLinear)
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
     def forward(
@@ -631,7 +638,7 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
     def __init__(self, config: VtxTransformerConfig):
         super().__init__(config)
         self.model = VtxTransformerModel(config)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=config.lm_head_bias)
+        self.lm_head = VtxLinear(config.d_model, config.vocab_size, bias=config.lm_head_bias)
         self._tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
         if config.share_encoder_decoder_embeddings:
             self._tied_weights_keys["model.decoder.embed_tokens.weight"] = "model.encoder.embed_tokens.weight"

@@ -218,10 +218,24 @@ class VtxViTAttention(nn.Module):
         self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[batch, tokens, D] -> [batch, tokens, D], and the probabilities under eager attention."""
+    def forward(
+        self, hidden_states: torch.Tensor, query_tokens: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[batch, tokens, D] -> [batch, tokens, D], and the probabilities under eager attention.
+
+        With `query_tokens` only the first `query_tokens` tokens attend (to all of them): the output is
+        [batch, query_tokens, D] and the queries of the other tokens are never computed."""
         batch, tokens, hidden_size = hidden_states.shape
-        query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
+        if query_tokens is None:
+            query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
+        else:
+            weight, bias = self.qkv_proj.weight, self.qkv_proj.bias  # rows: Q, then K, then V
+            query_bias, key_value_bias = (None, None) if bias is None else (bias[:hidden_size], bias[hidden_size:])
+            queries = F.linear(hidden_states[:, :query_tokens], weight[:hidden_size], query_bias)  # [B, q, D]
+            (query,) = split_heads(queries, 1, self.num_heads)  # [B, H, q, Dh]
+            key_values = F.linear(hidden_states, weight[hidden_size:], key_value_bias)  # [B, T, 2D]
+            key, value = split_heads(key_values, 2, self.num_heads)  # 2 x [B, H, T, Dh]
+            tokens = query_tokens
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
@@ -249,9 +263,16 @@ class VtxViTLayer(GradientCheckpointingLayer):
         self.mlp = VtxMLP(config.hidden_size, config.intermediate_size, config.hidden_act)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[batch, tokens, D] -> [batch, tokens, D], and the attention probabilities (eager only)."""
-        attention_output, attn_weights = self.attention(self.layernorm_before(hidden_states))
+    def forward(
+        self, hidden_states: torch.Tensor, query_tokens: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[batch, tokens, D] -> [batch, tokens, D], and the attention probabilities (eager only).
+
+        With `query_tokens` only the first `query_tokens` tokens are updated and returned ([batch, query_tokens, D]),
+        for a last layer whose other outputs nobody reads."""
+        attention_output, attn_weights = self.attention(self.layernorm_before(hidden_states), query_tokens)
+        if query_tokens is not None:
+            hidden_states = hidden_states[:, :query_tokens]  # [B, T, D] -> [B, q, D]
         hidden_states = hidden_states + self.dropout(attention_output)
         hidden_states = hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
         return hidden_states, attn_weights
@@ -314,6 +335,7 @@ class VtxViTModel(VtxViTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        pooled_only: bool = False,
     ) -> BaseModelOutputWithPooling | tuple:
         """Encode an image batch.
 
@@ -322,6 +344,9 @@ class VtxViTModel(VtxViTPreTrainedModel):
             bool_masked_pos: [batch, num_patches], True where a patch is replaced by the mask token (models built
                 with `use_mask_token=True`).
             interpolate_pos_encoding: accept any image size by resizing the position grid to the real patch grid.
+            pooled_only: the caller reads only `pooler_output` (as the classifier does). With [CLS] pooling and no
+                hidden states or attentions requested, the last layer then updates only the [CLS] token, saving
+                most of that layer's work, and `last_hidden_state` is the [CLS] state alone, [batch, 1, D].
         Returns:
             `BaseModelOutputWithPooling`: `last_hidden_state` [batch, 1 + num_patches, D] and `pooler_output`
             [batch, D] ([CLS] or mean of patches, through the pre-logits layer when configured).
@@ -337,8 +362,10 @@ class VtxViTModel(VtxViTPreTrainedModel):
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        for layer in self.layers:
-            hidden_states, attn_weights = layer(hidden_states)
+        cls_only = pooled_only and self.config.pooling == "cls" and not (output_hidden_states or output_attentions)
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            hidden_states, attn_weights = layer(hidden_states, 1 if cls_only and index == last else None)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -378,7 +405,7 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
         """Class logits [batch, num_labels], and the loss when `labels` [batch] are given (cross-entropy for
         single-label classification; `config.problem_type` selects regression or multi-label)."""
         return classify_images(self, self.vit, pixel_values, labels, interpolate_pos_encoding, output_attentions,
-                               output_hidden_states, return_dict)
+                               output_hidden_states, return_dict, pooled_only=True)
 
 
 class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):

@@ -64,7 +64,20 @@ def counted_flops(run: Callable[[], object], inference: bool = True) -> int:
 
 
 _LIBC = ctypes.CDLL("libc.so.6")
-_M_MMAP_THRESHOLD = -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_STEADY_MMAP_THRESHOLD = 32 << 20  # glibc's dynamic mmap threshold at its ceiling (64-bit)
+_STEADY_TRIM_THRESHOLD = 2 * _STEADY_MMAP_THRESHOLD  # what glibc pairs with it
+
+
+def steady_allocator() -> None:
+    """Put glibc's malloc in the state a long-running process reaches: blocks up to 32 MiB come from the heap and
+    are reused, not mapped and unmapped (page faults) on every allocation.
+
+    Call before timing: the memory probe changes these settings, and without a fixed state a workload's timing
+    would depend on which workloads were probed before it.
+    """
+    _LIBC.mallopt(_M_MMAP_THRESHOLD, _STEADY_MMAP_THRESHOLD)
+    _LIBC.mallopt(_M_TRIM_THRESHOLD, _STEADY_TRIM_THRESHOLD)
 
 
 def _status_mib(field: str) -> float:
@@ -79,9 +92,9 @@ def _status_mib(field: str) -> float:
 def peak_memory_mib(run: Callable[[], object], inference: bool = True) -> float:
     """The peak of resident memory during one call, above what was resident before it, in MiB (Linux).
 
-    Every allocation of 64 KiB or more is served by its own mapping and returned to the system when freed (set
-    once, for the rest of the process: measure memory after timing), so memory freed by an earlier workload is not
-    reused unseen; the kernel's high-water mark is reset before the call.
+    During the call every allocation of 64 KiB or more is served by its own mapping and returned to the system when
+    freed, so memory freed by an earlier workload is not reused unseen; the kernel's high-water mark is reset before
+    the call, and `steady_allocator` restored after it.
     """
     _LIBC.mallopt(_M_MMAP_THRESHOLD, 1 << 16)
     gc.collect()
@@ -89,6 +102,9 @@ def peak_memory_mib(run: Callable[[], object], inference: bool = True) -> float:
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")  # reset VmHWM to the current resident size
     before = _status_mib("VmRSS")
-    with torch.inference_mode() if inference else contextlib.nullcontext():
-        run()
-    return _status_mib("VmHWM") - before
+    try:
+        with torch.inference_mode() if inference else contextlib.nullcontext():
+            run()
+        return _status_mib("VmHWM") - before
+    finally:
+        steady_allocator()

@@ -1,0 +1,121 @@
+"""The inference fast paths: oneDNN on pre-packed weights for the decoder's few-row matmuls (`VtxLinear`), and the
+ViT classifier's last layer computed for the [CLS] token only. Each must give what the plain path gives."""
+
+import copy
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+from transformer_tester import padded_source_batch, tiny_transformer_config
+from vit_tester import pixel_batch, tiny_vit_config
+
+from hf_visiontx import VtxTransformerForConditionalGeneration, VtxViTForImageClassification
+from modeling.layers import PREPACKED_MAX_ROWS, VtxLinear, _prepacking_available
+
+needs_onednn = pytest.mark.skipif(not _prepacking_available(), reason="this torch build has no oneDNN linear")
+
+
+def linear_layer(in_features: int = 32, out_features: int = 48, seed: int = 0) -> VtxLinear:
+    torch.manual_seed(seed)
+    return VtxLinear(in_features, out_features)
+
+
+@needs_onednn
+def test_prepacked_linear_equals_f_linear_and_follows_weight_changes():
+    layer = linear_layer()
+    inputs = torch.randn(3, 5, 32)  # 15 rows
+    with torch.no_grad():
+        torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        assert layer._prepacked.packed is not None  # the oneDNN path was taken
+        layer.weight.mul_(2.0)  # changed in place: the packed copy must be remade
+        torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+    layer.weight = torch.nn.Parameter(torch.randn(48, 32))  # replaced, as from_pretrained does
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "case", ["autograd", "many rows", "bfloat16"],
+)
+def test_prepacked_path_is_left_to_f_linear_outside_its_domain(case):
+    layer = linear_layer()
+    rows = PREPACKED_MAX_ROWS + 1 if case == "many rows" else 4
+    inputs = torch.randn(rows, 32)
+    if case == "bfloat16":
+        layer, inputs = layer.to(torch.bfloat16), inputs.to(torch.bfloat16)
+    with torch.no_grad() if case != "autograd" else torch.enable_grad():
+        output = layer(inputs)
+    assert layer._prepacked.packed is None
+    assert (output.grad_fn is not None) == (case == "autograd")
+    torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias))
+
+
+@needs_onednn
+def test_a_model_with_packed_weights_copies_pickles_and_saves_without_them():
+    model = VtxTransformerForConditionalGeneration(tiny_transformer_config()).eval()
+    input_ids, attention_mask = padded_source_batch()
+    batch = dict(input_ids=input_ids, attention_mask=attention_mask)
+    tokens = model.generate(**batch, max_new_tokens=6, do_sample=False)
+    assert model.lm_head._prepacked.packed is not None
+    duplicate = copy.deepcopy(model)
+    assert duplicate.lm_head._prepacked.packed is None
+    assert torch.equal(duplicate.generate(**batch, max_new_tokens=6, do_sample=False), tokens)
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.lm_head._prepacked.packed is None
+    assert not any("prepacked" in key for key in model.state_dict())
+
+
+@needs_onednn
+def test_generation_gives_the_same_tokens_with_and_without_packed_weights(monkeypatch):
+    model = VtxTransformerForConditionalGeneration(tiny_transformer_config()).eval()
+    input_ids, attention_mask = padded_source_batch()
+    batch = dict(input_ids=input_ids, attention_mask=attention_mask)
+    settings = dict(max_new_tokens=8, do_sample=False, num_beams=3)
+    fast = model.generate(**batch, **settings)
+    monkeypatch.setattr(VtxLinear, "_takes_prepacked_path", lambda self, inputs: False)
+    assert torch.equal(model.generate(**batch, **settings), fast)
+
+
+def vit_classifier(**overrides) -> VtxViTForImageClassification:
+    torch.manual_seed(0)
+    config = tiny_vit_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=5, **overrides)
+    return VtxViTForImageClassification(config)
+
+
+def full_path_logits(model: VtxViTForImageClassification, pixels: torch.Tensor) -> torch.Tensor:
+    """Logits through the whole last layer (the encoder's default), for comparison."""
+    return model.classifier(model.vit(pixels).pooler_output)
+
+
+def test_vit_classifier_updates_only_the_cls_token_in_its_last_layer():
+    model, pixels = vit_classifier().eval(), pixel_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixels).logits, full_path_logits(model, pixels), rtol=1e-5, atol=1e-5)
+        assert model.vit(pixels, pooled_only=True).last_hidden_state.shape[1] == 1
+        assert model.vit(pixels, pooled_only=True, output_hidden_states=True).last_hidden_state.shape[1] == 65
+    with FlopCounterMode(display=False) as shortcut:
+        model(pixels)
+    with FlopCounterMode(display=False) as full:
+        full_path_logits(model, pixels)
+    width, inner = model.config.hidden_size, model.config.intermediate_size
+    layer_flops = 2 * pixels.shape[0] * 65 * (4 * width**2 + 2 * width * inner)  # Q, K, V, O and the MLP, all tokens
+    saved = full.get_total_flops() - shortcut.get_total_flops()
+    assert saved > layer_flops / 2  # all but the keys and values of the last layer
+
+
+def test_vit_classifier_shortcut_trains_with_the_full_paths_gradients():
+    shortcut, full = vit_classifier().train(), vit_classifier().train()
+    pixels, labels = pixel_batch(), torch.tensor([0, 3, 4])
+    shortcut(pixels, labels=labels).loss.backward()
+    F.cross_entropy(full_path_logits(full, pixels), labels).backward()
+    for (name, ours), reference in zip(shortcut.named_parameters(), full.parameters()):
+        torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_vit_mean_pooling_keeps_every_token():
+    model, pixels = vit_classifier(pooling="mean").eval(), pixel_batch()
+    with torch.no_grad():
+        assert model.vit(pixels, pooled_only=True).last_hidden_state.shape[1] == 65
+        torch.testing.assert_close(model(pixels).logits, full_path_logits(model, pixels))
