@@ -223,19 +223,12 @@ class VtxViTAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """[batch, tokens, D] -> [batch, tokens, D], and the probabilities under eager attention.
 
-        With `query_tokens` only the first `query_tokens` tokens attend (to all of them): the output is
-        [batch, query_tokens, D] and the queries of the other tokens are never computed."""
+        With `query_tokens` only the first `query_tokens` tokens attend (to all of them) and the output is
+        [batch, query_tokens, D]. The projections stay whole module calls, so wrapped or quantised layers work."""
         batch, tokens, hidden_size = hidden_states.shape
-        if query_tokens is None:
-            query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
-        else:
-            weight, bias = self.qkv_proj.weight, self.qkv_proj.bias  # rows: Q, then K, then V
-            query_bias, key_value_bias = (None, None) if bias is None else (bias[:hidden_size], bias[hidden_size:])
-            queries = F.linear(hidden_states[:, :query_tokens], weight[:hidden_size], query_bias)  # [B, q, D]
-            (query,) = split_heads(queries, 1, self.num_heads)  # [B, H, q, Dh]
-            key_values = F.linear(hidden_states, weight[hidden_size:], key_value_bias)  # [B, T, 2D]
-            key, value = split_heads(key_values, 2, self.num_heads)  # 2 x [B, H, T, Dh]
-            tokens = query_tokens
+        query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
+        if query_tokens is not None:
+            query, tokens = query[:, :, :query_tokens], query_tokens  # [B, H, q, Dh]
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
