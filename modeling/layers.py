@@ -114,7 +114,7 @@ class VtxLinear(nn.Linear):
 
     At a handful of rows (batch x beams) MKL's sgemm behind `F.linear` reaches about half of the memory bandwidth.
     Without autograd, in float32 on CPU and for at most `PREPACKED_MAX_ROWS` rows, this layer runs oneDNN's matmul
-    on a copy of its weight packed once for it (made on first use, remade whenever the weight changes): 1.2-2.7x
+    on a copy of its weight packed once for it (made on first use, remade whenever the weight changes): up to 3.5x
     faster per call at decoder sizes, equal to `F.linear` up to float rounding. The copy costs the weight's memory
     once more while the layer is alive; HF_VISIONTX_PREPACK=0 turns the path off. Training, large batches, other
     dtypes and devices, tensor subclasses and `torch.compile` / `torch.export` take `F.linear`. Same parameters and

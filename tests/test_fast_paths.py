@@ -12,7 +12,7 @@ from transformer_tester import padded_source_batch, tiny_transformer_config
 from vit_tester import pixel_batch, tiny_vit_config
 
 from hf_visiontx import VtxTransformerForConditionalGeneration, VtxViTForImageClassification
-from modeling.layers import PREPACKED_MAX_ROWS, VtxLinear, _prepacking_available
+from hf_visiontx.modeling.layers import PREPACKED_MAX_ROWS, VtxLinear, _prepacking_available
 
 needs_onednn = pytest.mark.skipif(not _prepacking_available(), reason="this torch build has no oneDNN linear")
 
@@ -74,8 +74,11 @@ def test_generation_gives_the_same_tokens_with_and_without_packed_weights(monkey
     batch = dict(input_ids=input_ids, attention_mask=attention_mask)
     settings = dict(max_new_tokens=8, do_sample=False, num_beams=3)
     fast = model.generate(**batch, **settings)
+    assert model.lm_head._prepacked.packed is not None
     monkeypatch.setattr(VtxLinear, "_takes_prepacked_path", lambda self, inputs: False)
-    assert torch.equal(model.generate(**batch, **settings), fast)
+    plain = copy.deepcopy(model)
+    assert torch.equal(plain.generate(**batch, **settings), fast)
+    assert plain.lm_head._prepacked.packed is None  # F.linear all the way
 
 
 def vit_classifier(**overrides) -> VtxViTForImageClassification:

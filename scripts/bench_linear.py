@@ -1,0 +1,64 @@
+"""Per-call time of `VtxLinear` (oneDNN on a pre-packed weight) against `F.linear` (MKL) at the sizes a
+Transformer-base decoder multiplies while generating: 1 to 128 rows (batch x beams) by its projection and output
+matrices. Each layer is called on enough distinct weights (about 150 MB, as one decoding step reads) that they
+come from memory, not from cache.
+
+    python scripts/bench_linear.py                  # d_model 512, d_ff 2048, vocabulary 32000, 2 threads
+    python scripts/bench_linear.py --threads 4
+"""
+
+import argparse
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from benchmarking import best_times
+
+from hf_visiontx.modeling.layers import PREPACKED_MAX_ROWS, VtxLinear
+
+WEIGHT_BYTES_PER_CALL = 150_000_000
+
+
+def layers_of(in_features: int, out_features: int) -> list[VtxLinear]:
+    """As many layers of this shape as fill `WEIGHT_BYTES_PER_CALL`."""
+    copies = max(1, WEIGHT_BYTES_PER_CALL // (4 * in_features * out_features))
+    return [VtxLinear(in_features, out_features) for _ in range(copies)]
+
+
+def ours(layers: list[VtxLinear], inputs: torch.Tensor) -> torch.Tensor:
+    """Every layer through VtxLinear."""
+    return [layer(inputs) for layer in layers][-1]
+
+
+def plain(layers: list[VtxLinear], inputs: torch.Tensor) -> torch.Tensor:
+    """Every layer through F.linear."""
+    return [F.linear(inputs, layer.weight, layer.bias) for layer in layers][-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--d-model", type=int, default=512)
+    parser.add_argument("--d-ff", type=int, default=2048)
+    parser.add_argument("--vocab-size", type=int, default=32000)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    shapes = [(args.d_model, args.d_model), (args.d_model, 3 * args.d_model), (args.d_model, args.d_ff),
+              (args.d_ff, args.d_model), (args.d_model, args.vocab_size)]
+    print(f"{'in -> out':>14} {'rows':>5} {'F.linear us':>12} {'VtxLinear us':>13} {'speed-up':>9} {'GB/s ours':>10}")
+    for in_features, out_features in shapes:
+        layers = layers_of(in_features, out_features)
+        for rows in (1, 4, 16, PREPACKED_MAX_ROWS, 2 * PREPACKED_MAX_ROWS):
+            inputs = torch.randn(rows, in_features)
+            timed = best_times({"plain": partial(plain, layers, inputs), "ours": partial(ours, layers, inputs)},
+                               args.repeats)
+            torch.testing.assert_close(timed["ours"][1], timed["plain"][1], rtol=1e-4, atol=1e-4)
+            plain_us, ours_us = (timed[name][0] / len(layers) * 1e6 for name in ("plain", "ours"))
+            bandwidth = 4 * in_features * out_features / (ours_us * 1e-6) / 1e9
+            print(f"{in_features:>6} -> {out_features:<5} {rows:>5} {plain_us:>12.0f} {ours_us:>13.0f} "
+                  f"{plain_us / ours_us:>8.2f}x {bandwidth:>10.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
