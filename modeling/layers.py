@@ -145,9 +145,18 @@ class VtxLinear(nn.Linear):
         return F.linear(inputs, self.weight, self.bias)
 
 
+MLP_CHUNK_BYTES = 16 << 20  # inference: the MLP's inner activation is made in pieces of at most this size
+
+
 class VtxMLP(nn.Module):
     """Position-wise feed-forward network: fc2(dropout(act(fc1(x)))); `linear` is the class of both projections
-    (`VtxLinear` where few rows are multiplied at a time, as in a decoder)."""
+    (`VtxLinear` where few rows are multiplied at a time, as in a decoder).
+
+    In inference, when the inner activation [rows, intermediate_size] would pass 2 x `MLP_CHUNK_BYTES` (32 MiB), the
+    rows are run in pieces: glibc's malloc serves blocks over 32 MiB with fresh mappings from the OS, so each call
+    would pay the page faults of the whole activation, twice (fc1's output and the activation's). For Swin-T's first
+    stage at batch 8 that halves the MLP's time; the outputs are the same.
+    """
 
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str, dropout: float = 0.0,
                  linear: type[nn.Linear] = nn.Linear):
@@ -159,6 +168,15 @@ class VtxMLP(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """[..., hidden_size] -> [..., hidden_size]."""
+        rows = hidden_states.numel() // hidden_states.shape[-1]
+        chunk_rows = max(1, MLP_CHUNK_BYTES // (self.fc1.out_features * hidden_states.element_size()))
+        if rows > 2 * chunk_rows and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            flat = hidden_states.reshape(rows, hidden_states.shape[-1])  # [..., D] -> [rows, D]
+            pieces = [self._feed_forward(flat[start : start + chunk_rows]) for start in range(0, rows, chunk_rows)]
+            return torch.cat(pieces).view(*hidden_states.shape[:-1], -1)  # [rows, D] -> [..., D]
+        return self._feed_forward(hidden_states)
+
+    def _feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.activation(self.fc1(hidden_states))
         hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
         return self.fc2(hidden_states)

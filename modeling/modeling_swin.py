@@ -165,6 +165,12 @@ def attention_mask_for(height: int, width: int, window_size: int, shift_size: in
     return _cached_attention_mask(height, width, window_size, shift_size, dtype, device)
 
 
+def fits_whole_windows(height: int, width: int, window_size: int) -> bool:
+    """Whether an (height, width) map is tiled by whole windows, so needs no padding. False for symbolic sizes
+    (`torch.export` with a dynamic image size), which take the padding path whatever their value."""
+    return isinstance(height, int) and isinstance(width, int) and height % window_size == width % window_size == 0
+
+
 def effective_window(grid: tuple[int, int], window_size: int, shift_size: int) -> tuple[int, int]:
     """(window, shift) for a feature map: a map no larger than the window is attended as one window, unshifted
     (as the reference implementation does)."""
@@ -366,7 +372,8 @@ class VtxSwinLayer(GradientCheckpointingLayer):
         rows, cols = (height + window - 1) // window, (width + window - 1) // window  # windows, padding included
         padded_height, padded_width, num_windows = rows * window, cols * window, batch * rows * cols
         features = self.layernorm_before(hidden_states).view(batch, height, width, dim)  # [B, h, w, C]
-        features = F.pad(features, (0, 0, 0, padded_width - width, 0, padded_height - height))  # [B, Hp, Wp, C]
+        if not fits_whole_windows(height, width, window):  # (F.pad would copy the map even for zero padding)
+            features = F.pad(features, (0, 0, 0, padded_width - width, 0, padded_height - height))  # [B, Hp, Wp, C]
         if shift:
             features = torch.roll(features, shifts=(-shift, -shift), dims=(1, 2))
         windows = window_partition(features, window).reshape(num_windows, window * window, dim)  # [B*nW, m*m, C]

@@ -1,5 +1,6 @@
-"""The inference fast paths: oneDNN on pre-packed weights for the decoder's few-row matmuls (`VtxLinear`), and the
-ViT classifier's last layer computed for the [CLS] token only. Each must give what the plain path gives."""
+"""The inference fast paths: oneDNN on pre-packed weights for the decoder's few-row matmuls (`VtxLinear`), the
+ViT classifier's last layer computed for the [CLS] token only, and the MLP run in row pieces when its activation
+would be huge. Each must give what the plain path gives."""
 
 import copy
 import pickle
@@ -8,10 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+from swin_tester import tiny_swin_config
 from transformer_tester import padded_source_batch, tiny_transformer_config
 from vit_tester import pixel_batch, tiny_vit_config
 
-from hf_visiontx import VtxTransformerForConditionalGeneration, VtxViTForImageClassification
+from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration
+from hf_visiontx import VtxViTForImageClassification
+from hf_visiontx.modeling import layers
 from hf_visiontx.modeling.layers import PREPACKED_MAX_ROWS, VtxLinear, _prepacking_available
 
 needs_onednn = pytest.mark.skipif(not _prepacking_available(), reason="this torch build has no oneDNN linear")
@@ -129,3 +133,24 @@ def test_vit_classifier_shortcut_works_with_quantised_projections():
     with torch.no_grad():
         difference = (quantised(pixels).logits - model(pixels).logits).abs().max()
     assert difference < 0.05
+
+
+def test_mlp_runs_huge_activations_in_row_pieces_with_the_same_outputs(monkeypatch):
+    torch.manual_seed(0)
+    config = tiny_swin_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0)
+    model, pixels = VtxSwinForImageClassification(config).eval(), pixel_batch()
+    fc1_calls = []
+    for module in model.modules():
+        if isinstance(module, layers.VtxMLP):
+            module.fc1.register_forward_hook(lambda *_: fc1_calls.append(1))
+    with torch.no_grad():
+        whole = model(pixels).logits
+        whole_calls = len(fc1_calls)
+        monkeypatch.setattr(layers, "MLP_CHUNK_BYTES", 4096)  # the first stage's [768, 64] activation: 6 pieces
+        pieces = model(pixels).logits
+    assert len(fc1_calls) - whole_calls > whole_calls  # some MLPs really ran in pieces
+    torch.testing.assert_close(pieces, whole, rtol=1e-5, atol=1e-6)
+    with torch.enable_grad():  # training keeps the whole activation (autograd saves it anyway)
+        calls_before = len(fc1_calls)
+        model(pixels)
+    assert len(fc1_calls) - calls_before == whole_calls
