@@ -1,8 +1,10 @@
 """Building blocks shared by the model files: written once, imported with a single-dot import so that each
 model's saved remote code carries this file along."""
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -84,14 +86,13 @@ def _prepacking_available() -> bool:
 
 
 class _PrepackedWeight:
-    """A weight re-laid-out for oneDNN and the (storage, version) of the weight it was made from.
+    """A weight re-laid-out for oneDNN, the (storage, version) of the weight it was made from, and how many open
+    `prepacked_linears` blocks allow it. Never copied or pickled with its layer."""
 
-    Never copied or pickled with its layer (a copy starts empty and packs again on first use)."""
-
-    __slots__ = ("source", "packed")
+    __slots__ = ("source", "packed", "users")
 
     def __init__(self):
-        self.source, self.packed = None, None
+        self.source, self.packed, self.users = None, None, 0
 
     def __deepcopy__(self, memo: dict) -> "_PrepackedWeight":
         return _PrepackedWeight()
@@ -101,24 +102,50 @@ class _PrepackedWeight:
 
     def of(self, weight: torch.Tensor) -> torch.Tensor:
         """The packed copy of `weight`, made again whenever the weight was replaced or changed in place."""
-        source = (weight.data_ptr(), weight._version, weight.shape)
+        version = None if weight.is_inference() else weight._version  # inference tensors have no version counter
+        source = (weight.data_ptr(), version, weight.shape)
         if source != self.source:
             self.packed = None  # free the old copy before packing the new one
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16)
             self.source = source
         return self.packed
 
+    def drop(self) -> None:
+        """Forget the packed copy."""
+        self.source, self.packed = None, None
+
+
+@contextlib.contextmanager
+def prepacked_linears(model: nn.Module) -> Iterator[None]:
+    """Within the block, `model`'s `VtxLinear` layers may run on packed copies of their weights (made on first use,
+    dropped when the outermost block ends). `generate()` opens one.
+
+    The copies are scoped because they can be trusted only while the weights cannot change behind them: fused AdamW
+    and writes through `.data` update a parameter without bumping its version counter, so a copy kept across
+    training steps could go stale.
+    """
+    holders = [module._prepacked for module in model.modules() if isinstance(module, VtxLinear)]
+    for holder in holders:
+        holder.users += 1
+    try:
+        yield
+    finally:
+        for holder in holders:
+            holder.users -= 1
+            if holder.users == 0:
+                holder.drop()
+
 
 class VtxLinear(nn.Linear):
     """`nn.Linear` that is faster on CPU when it multiplies few rows at a time, as in token-by-token decoding.
 
     At a handful of rows (batch x beams) MKL's sgemm behind `F.linear` reaches about half of the memory bandwidth.
-    Without autograd, in float32 on CPU and for at most `PREPACKED_MAX_ROWS` rows, this layer runs oneDNN's matmul
-    on a copy of its weight packed once for it (made on first use, remade whenever the weight changes): up to 3.5x
-    faster per call at decoder sizes, equal to `F.linear` up to float rounding. The copy costs the weight's memory
-    once more while the layer is alive; HF_VISIONTX_PREPACK=0 turns the path off. Training, large batches, other
-    dtypes and devices, tensor subclasses and `torch.compile` / `torch.export` take `F.linear`. Same parameters and
-    state-dict keys as `nn.Linear`.
+    Inside `prepacked_linears(model)` (which `generate()` opens), without autograd, in float32 on CPU and for at
+    most `PREPACKED_MAX_ROWS` rows, this layer runs oneDNN's matmul on a copy of its weight packed once for the
+    block: up to 3.5x faster per call at decoder sizes, equal to `F.linear` up to float rounding. The copy costs the
+    weight's memory once more until the block ends; HF_VISIONTX_PREPACK=0 turns the path off. Everything else
+    (training, large batches, other dtypes and devices, tensor subclasses, `torch.compile` / `torch.export`, calls
+    outside the block) takes `F.linear`. Same parameters and state-dict keys as `nn.Linear`.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
@@ -128,7 +155,8 @@ class VtxLinear(nn.Linear):
     def _takes_prepacked_path(self, inputs: torch.Tensor) -> bool:
         weight = self.weight
         return (
-            not torch.is_grad_enabled()
+            self._prepacked.users > 0
+            and not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
             and inputs.device.type == "cpu"
             and inputs.dtype == weight.dtype == torch.float32

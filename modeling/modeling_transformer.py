@@ -39,6 +39,7 @@ from .layers import (
     VtxMLP,
     check_attention_output_request,
     eager_attention_forward,
+    prepacked_linears,
     resolve_return_dict,
     split_heads,
 )
@@ -743,7 +744,8 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
     def generate(self, inputs: torch.Tensor | None = None, **kwargs) -> torch.LongTensor:
-        """`GenerationMixin.generate`, with a clear error when no source is given.
+        """`GenerationMixin.generate`, with a clear error when no source is given, and the decoder's projections on
+        packed weights for the duration on CPU (`prepacked_linears`).
 
         Args:
             inputs: [batch, src_len] source ids (or pass `input_ids=`, `inputs_embeds=` or `encoder_outputs=`).
@@ -755,7 +757,8 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
                 "generate() needs a source sentence: pass `input_ids` (for example `tokenizer(texts, "
                 "return_tensors='pt', padding=True)`), `inputs_embeds` or `encoder_outputs`."
             )
-        return super().generate(inputs, **kwargs)
+        with prepacked_linears(self):
+            return super().generate(inputs, **kwargs)
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from vit_tester import pixel_batch, tiny_vit_config
 from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration
 from hf_visiontx import VtxViTForImageClassification
 from hf_visiontx.modeling import layers
-from hf_visiontx.modeling.layers import PREPACKED_MAX_ROWS, VtxLinear, _prepacking_available
+from hf_visiontx.modeling.layers import PREPACKED_MAX_ROWS, VtxLinear, _prepacking_available, prepacked_linears
 
 needs_onednn = pytest.mark.skipif(not _prepacking_available(), reason="this torch build has no oneDNN linear")
 
@@ -31,12 +31,17 @@ def test_prepacked_linear_equals_f_linear_and_follows_weight_changes():
     layer = linear_layer()
     inputs = torch.randn(3, 5, 32)  # 15 rows
     with torch.no_grad():
-        torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
-        assert layer._prepacked.packed is not None  # the oneDNN path was taken
-        layer.weight.mul_(2.0)  # changed in place: the packed copy must be remade
-        torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
-    layer.weight = torch.nn.Parameter(torch.randn(48, 32))  # replaced, as from_pretrained does
-    with torch.inference_mode():
+        layer(inputs)
+        assert layer._prepacked.packed is None  # outside a prepacked_linears block: F.linear
+        with prepacked_linears(layer):
+            torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+            assert layer._prepacked.packed is not None  # the oneDNN path was taken
+            layer.weight.mul_(2.0)  # changed in place: the packed copy must be remade
+            expected = F.linear(inputs, layer.weight, layer.bias)
+            torch.testing.assert_close(layer(inputs), expected, rtol=1e-5, atol=1e-5)
+        assert layer._prepacked.packed is None  # dropped with the block
+    with prepacked_linears(layer), torch.inference_mode():
+        layer.weight = torch.nn.Parameter(torch.randn(48, 32))  # replaced, as from_pretrained does
         torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
 
 
@@ -49,40 +54,77 @@ def test_prepacked_path_is_left_to_f_linear_outside_its_domain(case):
     inputs = torch.randn(rows, 32)
     if case == "bfloat16":
         layer, inputs = layer.to(torch.bfloat16), inputs.to(torch.bfloat16)
-    with torch.no_grad() if case != "autograd" else torch.enable_grad():
+    with prepacked_linears(layer), torch.no_grad() if case != "autograd" else torch.enable_grad():
         output = layer(inputs)
-    assert layer._prepacked.packed is None
+        assert layer._prepacked.packed is None
     assert (output.grad_fn is not None) == (case == "autograd")
     torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias))
 
 
-@needs_onednn
-def test_a_model_with_packed_weights_copies_pickles_and_saves_without_them():
+def translator_and_batch() -> tuple[VtxTransformerForConditionalGeneration, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
     model = VtxTransformerForConditionalGeneration(tiny_transformer_config()).eval()
     input_ids, attention_mask = padded_source_batch()
-    batch = dict(input_ids=input_ids, attention_mask=attention_mask)
-    tokens = model.generate(**batch, max_new_tokens=6, do_sample=False)
-    assert model.lm_head._prepacked.packed is not None
-    duplicate = copy.deepcopy(model)
-    assert duplicate.lm_head._prepacked.packed is None
+    return model, dict(input_ids=input_ids, attention_mask=attention_mask)
+
+
+@needs_onednn
+def test_a_model_with_packed_weights_copies_pickles_and_saves_without_them():
+    model, batch = translator_and_batch()
+    with prepacked_linears(model):
+        tokens = model.generate(**batch, max_new_tokens=6, do_sample=False)
+        assert model.lm_head._prepacked.packed is not None  # kept while the outer block is open
+        duplicate = copy.deepcopy(model)
+        assert duplicate.lm_head._prepacked.packed is None
+        restored = pickle.loads(pickle.dumps(model))
+        assert restored.lm_head._prepacked.packed is None
+    assert model.lm_head._prepacked.packed is None
     assert torch.equal(duplicate.generate(**batch, max_new_tokens=6, do_sample=False), tokens)
-    restored = pickle.loads(pickle.dumps(model))
-    assert restored.lm_head._prepacked.packed is None
     assert not any("prepacked" in key for key in model.state_dict())
+
+
+def spy_on_packing(monkeypatch) -> list[int]:
+    """Count the packed weights handed out."""
+    calls, original = [], layers._PrepackedWeight.of
+
+    def counted(holder, weight):
+        calls.append(1)
+        return original(holder, weight)
+
+    monkeypatch.setattr(layers._PrepackedWeight, "of", counted)
+    return calls
 
 
 @needs_onednn
 def test_generation_gives_the_same_tokens_with_and_without_packed_weights(monkeypatch):
-    model = VtxTransformerForConditionalGeneration(tiny_transformer_config()).eval()
-    input_ids, attention_mask = padded_source_batch()
-    batch = dict(input_ids=input_ids, attention_mask=attention_mask)
+    model, batch = translator_and_batch()
     settings = dict(max_new_tokens=8, do_sample=False, num_beams=3)
+    packing = spy_on_packing(monkeypatch)
     fast = model.generate(**batch, **settings)
-    assert model.lm_head._prepacked.packed is not None
+    assert packing  # generate() took the oneDNN path
     monkeypatch.setattr(VtxLinear, "_takes_prepacked_path", lambda self, inputs: False)
-    plain = copy.deepcopy(model)
-    assert torch.equal(plain.generate(**batch, **settings), fast)
-    assert plain.lm_head._prepacked.packed is None  # F.linear all the way
+    packing.clear()
+    assert torch.equal(model.generate(**batch, **settings), fast)
+    assert not packing  # F.linear all the way
+
+
+@needs_onednn
+def test_generation_after_a_fused_adamw_step_uses_the_new_weights(monkeypatch):
+    """Fused AdamW updates parameters without bumping their version counter: packed copies kept from the previous
+    generate() would be stale."""
+    model, batch = translator_and_batch()
+    settings = dict(max_new_tokens=5, do_sample=False, output_scores=True, return_dict_in_generate=True)
+    model.generate(**batch, **settings)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, fused=True)
+    labels = torch.randint(3, 99, (3, 6), generator=torch.Generator().manual_seed(1))
+    model.train()
+    model(**batch, labels=labels).loss.backward()
+    optimizer.step()
+    model.eval()
+    fast = torch.stack(model.generate(**batch, **settings).scores)
+    monkeypatch.setattr(VtxLinear, "_takes_prepacked_path", lambda self, inputs: False)
+    plain = torch.stack(model.generate(**batch, **settings).scores)
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
 
 
 def vit_classifier(**overrides) -> VtxViTForImageClassification:
