@@ -140,23 +140,22 @@ class VtxLinear(nn.Linear):
     """`nn.Linear` that is faster on CPU when it multiplies few rows at a time, as in token-by-token decoding.
 
     At a handful of rows (batch x beams) MKL's sgemm behind `F.linear` reaches about half of the memory bandwidth.
-    Inside `prepacked_linears(model)` (which `generate()` opens), without autograd, in float32 on CPU and for at
-    most `PREPACKED_MAX_ROWS` rows, this layer runs oneDNN's matmul on a copy of its weight packed once for the
-    block: up to 3.5x faster per call at decoder sizes, equal to `F.linear` up to float rounding. The copy costs the
-    weight's memory once more until the block ends; HF_VISIONTX_PREPACK=0 turns the path off. Everything else
-    (training, large batches, other dtypes and devices, tensor subclasses, `torch.compile` / `torch.export`, calls
-    outside the block) takes `F.linear`. Same parameters and state-dict keys as `nn.Linear`.
+    Without autograd, in float32 on CPU, this layer runs oneDNN's matmul instead: on the weight as it is for one
+    row, and for 2 to `PREPACKED_MAX_ROWS` rows inside `prepacked_linears(model)` (which `generate()` opens) on a
+    copy of the weight packed once for the block, which costs the weight's memory once more until the block ends.
+    Up to 3.5x faster per call at decoder sizes, equal to `F.linear` up to float rounding; HF_VISIONTX_PREPACK=0
+    turns it off. Everything else (training, large batches, other dtypes and devices, tensor subclasses,
+    `torch.compile` / `torch.export`) takes `F.linear`. Same parameters and state-dict keys as `nn.Linear`.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._prepacked = _PrepackedWeight()
 
-    def _takes_prepacked_path(self, inputs: torch.Tensor) -> bool:
+    def _takes_onednn_path(self, inputs: torch.Tensor) -> bool:
         weight = self.weight
         return (
-            self._prepacked.users > 0
-            and not torch.is_grad_enabled()
+            not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
             and inputs.device.type == "cpu"
             and inputs.dtype == weight.dtype == torch.float32
@@ -167,9 +166,12 @@ class VtxLinear(nn.Linear):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """[..., in_features] -> [..., out_features]."""
-        if self._takes_prepacked_path(inputs):
-            packed = self._prepacked.of(self.weight)
-            return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), packed, self.bias, "none", [], "")
+        if self._takes_onednn_path(inputs):
+            if inputs.numel() == self.in_features:  # one row: oneDNN's kernel gains without packing
+                return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), self.weight, self.bias, "none", [], "")
+            if self._prepacked.users > 0:
+                packed = self._prepacked.of(self.weight)
+                return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), packed, self.bias, "none", [], "")
         return F.linear(inputs, self.weight, self.bias)
 
 

@@ -33,6 +33,9 @@ def test_prepacked_linear_equals_f_linear_and_follows_weight_changes():
     with torch.no_grad():
         layer(inputs)
         assert layer._prepacked.packed is None  # outside a prepacked_linears block: F.linear
+        one_row = inputs[:1, :1]  # one row: oneDNN on the weight as it is, no copy, anywhere
+        torch.testing.assert_close(layer(one_row), F.linear(one_row, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        assert layer._prepacked.packed is None
         with prepacked_linears(layer):
             torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
             assert layer._prepacked.packed is not None  # the oneDNN path was taken
@@ -102,7 +105,7 @@ def test_generation_gives_the_same_tokens_with_and_without_packed_weights(monkey
     packing = spy_on_packing(monkeypatch)
     fast = model.generate(**batch, **settings)
     assert packing  # generate() took the oneDNN path
-    monkeypatch.setattr(VtxLinear, "_takes_prepacked_path", lambda self, inputs: False)
+    monkeypatch.setattr(VtxLinear, "_takes_onednn_path", lambda self, inputs: False)
     packing.clear()
     assert torch.equal(model.generate(**batch, **settings), fast)
     assert not packing  # F.linear all the way
@@ -122,7 +125,7 @@ def test_generation_after_a_fused_adamw_step_uses_the_new_weights(monkeypatch):
     optimizer.step()
     model.eval()
     fast = torch.stack(model.generate(**batch, **settings).scores)
-    monkeypatch.setattr(VtxLinear, "_takes_prepacked_path", lambda self, inputs: False)
+    monkeypatch.setattr(VtxLinear, "_takes_onednn_path", lambda self, inputs: False)
     plain = torch.stack(model.generate(**batch, **settings).scores)
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
 
