@@ -4,14 +4,16 @@ model's saved remote code carries this file along."""
 import contextlib
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
+from transformers.integrations.sdpa_attention import sdpa_attention_forward as transformers_sdpa_attention_forward
 from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 
 def resolve_return_dict(config: PreTrainedConfig, return_dict: bool | None) -> bool:
@@ -52,9 +54,65 @@ def eager_attention_forward(
     if attention_mask is not None:
         scores = scores + attention_mask
     probabilities = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    probabilities = F.dropout(probabilities, p=dropout, training=module.training)
+    probabilities = dropout_if_training(probabilities, dropout, module.training)
     output = torch.matmul(probabilities, value).transpose(1, 2).contiguous()  # [B, H, Q, D] -> [B, Q, H, D]
     return output, probabilities
+
+
+def sdpa_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """`F.scaled_dot_product_attention` with the calling convention of transformers' attention functions.
+
+    Equal to transformers' own sdpa function for our models (no grouped-query heads, no soft-capping, no position
+    bias), without its per-call checks, which cost more than the attention itself when one token is decoded.
+    Causality is the kernel's when `module.is_causal` and no mask is given (the mask builders leave it out then).
+
+    Args: as `eager_attention_forward`.
+    Returns:
+        output [batch, q_len, heads, head_dim] (a view: the caller's reshape copies when it must) and None.
+    """
+    is_causal = module.is_causal and attention_mask is None and query.shape[2] > 1
+    output = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=is_causal
+    )  # [B, H, Q, D]
+    return output.transpose(1, 2), None  # [B, Q, H, D]
+
+
+def attention_function(config: PreTrainedConfig) -> Callable:
+    """The attention function `config._attn_implementation` names: `sdpa_attention_forward` for "sdpa" (unless a
+    user registered another "sdpa" in transformers' `AttentionInterface`), `eager_attention_forward` for "eager",
+    otherwise the registered one."""
+    implementation = config._attn_implementation
+    if implementation == "sdpa" and ALL_ATTENTION_FUNCTIONS.get("sdpa") is transformers_sdpa_attention_forward:
+        return sdpa_attention_forward
+    return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+
+
+class SwitchableAttentionMixin:
+    """Mixed into our `PreTrainedModel` bases: `set_attn_implementation()` may switch between "sdpa" and "eager" at
+    any time, because every attention module looks its function up through `attention_function` at each call.
+
+    transformers decides this by searching the modeling file's source for its own dispatcher call, which ours
+    replaces, so the answer is given here instead.
+    """
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        return True
+
+
+def dropout_if_training(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """`F.dropout` in training; in inference the input itself, without the call's overhead (which adds up over the
+    hundreds of small ops of a token-by-token decoding step)."""
+    return F.dropout(hidden_states, p=p, training=True) if training and p > 0 else hidden_states
 
 
 def split_heads(projected: torch.Tensor, parts: int, num_heads: int) -> tuple[torch.Tensor, ...]:
@@ -152,27 +210,27 @@ class VtxLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._prepacked = _PrepackedWeight()
 
-    def _takes_onednn_path(self, inputs: torch.Tensor) -> bool:
-        weight = self.weight
+    def _takes_onednn_path(self, inputs: torch.Tensor, weight: torch.Tensor) -> bool:
         return (
             not torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()
-            and inputs.device.type == "cpu"
-            and inputs.dtype == weight.dtype == torch.float32
-            and type(weight) is nn.Parameter
             and inputs.numel() <= PREPACKED_MAX_ROWS * self.in_features
+            and inputs.dtype == weight.dtype == torch.float32
+            and inputs.device.type == "cpu"
+            and type(weight) is nn.Parameter
+            and not torch.compiler.is_compiling()
             and _prepacking_available()
         )
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """[..., in_features] -> [..., out_features]."""
-        if self._takes_onednn_path(inputs):
+        weight, bias = self.weight, self.bias
+        if self._takes_onednn_path(inputs, weight):
             if inputs.numel() == self.in_features:  # one row: oneDNN's kernel gains without packing
-                return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), self.weight, self.bias, "none", [], "")
+                return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), weight, bias, "none", [], "")
             if self._prepacked.users > 0:
-                packed = self._prepacked.of(self.weight)
-                return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), packed, self.bias, "none", [], "")
-        return F.linear(inputs, self.weight, self.bias)
+                packed = self._prepacked.of(weight)
+                return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), packed, bias, "none", [], "")
+        return F.linear(inputs, weight, bias)
 
 
 MLP_CHUNK_BYTES = 16 << 20  # inference: the MLP's inner activation is made in pieces of at most this size
@@ -208,7 +266,7 @@ class VtxMLP(nn.Module):
 
     def _feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.activation(self.fc1(hidden_states))
-        hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
+        hidden_states = dropout_if_training(hidden_states, self.dropout, self.training)
         return self.fc2(hidden_states)
 
 

@@ -36,16 +36,16 @@ from transformers.modeling_outputs import (
     ImageClassifierOutput,
     MaskedImageModelingOutput,
 )
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_swin import VtxSwinConfig
 from .hub_mixin import VtxHubMixin
 from .layers import (
+    SwitchableAttentionMixin,
     VtxMLP,
+    attention_function,
     check_attention_output_request,
     check_pixel_values,
     classify_images,
-    eager_attention_forward,
     interpolate_position_embeddings,
     masked_pixel_l1_loss,
     must_resize_positions,
@@ -332,9 +332,7 @@ class VtxSwinAttention(nn.Module):
             bias = bias.unsqueeze(1) + shift_mask[None, :, None]  # [1, nW, H, m*m, m*m]
             bias = bias.expand(batch_windows // num_windows, -1, -1, -1, -1)  # [B, nW, H, m*m, m*m]
             bias = bias.reshape(batch_windows, self.num_heads, tokens, tokens)  # [B*nW, H, m*m, m*m]
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
+        attention_interface = attention_function(self.config)
         attn_output, attn_weights = attention_interface(
             self, query, key, value, bias,
             dropout=self.attention_dropout if self.training else 0.0,
@@ -433,7 +431,7 @@ def to_feature_map(hidden_states: torch.Tensor, grid: tuple[int, int]) -> torch.
     return hidden_states.view(batch, *grid, channels).permute(0, 3, 1, 2).contiguous()
 
 
-class VtxSwinPreTrainedModel(VtxHubMixin, PreTrainedModel):
+class VtxSwinPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTrainedModel):
     """Weight initialisation and the class-level contract shared by the Swin models."""
 
     config: VtxSwinConfig

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, LogitsProcessorList, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
@@ -30,15 +30,17 @@ from transformers.modeling_outputs import (
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_transformer import VtxTransformerConfig
 from .hub_mixin import VtxHubMixin
+from .logits_processors import with_cached_eos_masks
 from .layers import (
+    SwitchableAttentionMixin,
     VtxLinear,
     VtxMLP,
+    attention_function,
     check_attention_output_request,
-    eager_attention_forward,
+    dropout_if_training,
     prepacked_linears,
     resolve_return_dict,
     split_heads,
@@ -146,6 +148,21 @@ def check_attention_mask(name: str, attention_mask: torch.Tensor | None, expecte
         )
 
 
+def padding_free(attention_mask: torch.Tensor | None) -> bool:
+    """Whether a padding mask masks nothing, so that attention needs no mask: None, or a 2-D mask of ones.
+
+    The values are read only in eager mode; under `torch.compile` / `torch.export` a given mask is always built.
+    """
+    if attention_mask is None:
+        return True
+    return attention_mask.dim() == 2 and not torch.compiler.is_compiling() and bool(attention_mask.all())
+
+
+def is_static(cache: Cache | None) -> bool:
+    """Whether `cache` has slots for positions not yet written (a static cache), which a mask must hide."""
+    return cache is not None and cache.is_compileable
+
+
 class VtxTransformerSinusoidalPositions(nn.Module):
     """Looks up the fixed sinusoid table; the table is a non-persistent buffer rebuilt by `_init_weights`."""
 
@@ -239,9 +256,7 @@ class VtxTransformerAttention(nn.Module):
             if cache is not None:
                 key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # [B, H, past+Q, D]
 
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
+        attention_interface = attention_function(self.config)
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -270,7 +285,7 @@ class VtxTransformerResidualBlock(GradientCheckpointingLayer):
     def _residual(self, hidden_states: torch.Tensor, norm: nn.LayerNorm, sublayer: Callable) -> tuple:
         """Apply `sublayer` (returning (output, extra)) inside a residual connection; returns (x, extra)."""
         output, extra = sublayer(norm(hidden_states) if self.pre_norm else hidden_states)
-        hidden_states = hidden_states + F.dropout(output, p=self.dropout, training=self.training)
+        hidden_states = hidden_states + dropout_if_training(output, self.dropout, self.training)
         return (hidden_states if self.pre_norm else norm(hidden_states)), extra
 
 
@@ -334,7 +349,7 @@ class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
         return hidden_states, self_weights, cross_weights
 
 
-class VtxTransformerPreTrainedModel(VtxHubMixin, PreTrainedModel):
+class VtxTransformerPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTrainedModel):
     """Weight initialisation and the class-level contract shared by the Transformer models."""
 
     config: VtxTransformerConfig
@@ -393,7 +408,7 @@ class VtxTransformerStack(nn.Module):
     def add_positions(self, inputs_embeds: torch.Tensor, start: int) -> torch.Tensor:
         """Add the encodings of positions start, start + 1, ... and apply embedding dropout."""
         positions = self.embed_positions(start, inputs_embeds.shape[1])  # [L, d_model]
-        return F.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
+        return dropout_if_training(inputs_embeds + positions, self.dropout, self.training)
 
     def final_norm(self, hidden_states: torch.Tensor, all_hidden_states: tuple | None) -> tuple:
         """Apply the pre-LN stack's final LayerNorm (if any); the last recorded hidden state is the normed one."""
@@ -436,7 +451,9 @@ class VtxTransformerEncoder(VtxTransformerStack):
         inputs_embeds = self.embed(input_ids, inputs_embeds, "input_ids", "inputs_embeds")
         check_attention_mask("attention_mask", attention_mask, inputs_embeds.shape[:2])
         hidden_states = self.add_positions(inputs_embeds, start=0)
-        mask = create_bidirectional_mask(config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        mask = None if padding_free(attention_mask) else create_bidirectional_mask(
+            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
+        )
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -492,10 +509,14 @@ class VtxTransformerDecoder(VtxTransformerStack):
         )
         hidden_states = self.add_positions(inputs_embeds, start=past_length)
         self_attention_cache = cache.self_attention_cache if cache is not None else None
-        causal_mask = create_causal_mask(
-            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=self_attention_cache
-        )
-        cross_mask = create_bidirectional_mask(
+        if inputs_embeds.shape[1] == 1 and not is_static(self_attention_cache) and padding_free(attention_mask):
+            causal_mask = None  # one new position that may see every cached key
+        else:
+            causal_mask = create_causal_mask(
+                config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                cache=self_attention_cache,
+            )
+        cross_mask = None if padding_free(encoder_attention_mask) else create_bidirectional_mask(
             config=self.config,
             inputs_embeds=inputs_embeds,
             attention_mask=encoder_attention_mask,
@@ -759,6 +780,11 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
             )
         with prepacked_linears(self):
             return super().generate(inputs, **kwargs)
+
+    def _get_logits_processor(self, *args, **kwargs) -> LogitsProcessorList:
+        """transformers' logits processors, with the minimum-length ones switched to equivalents that build their
+        end-of-sequence mask once instead of at every step (`logits_processors.with_cached_eos_masks`)."""
+        return with_cached_eos_masks(super()._get_logits_processor(*args, **kwargs))
 
 
 __all__ = [

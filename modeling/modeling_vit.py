@@ -26,16 +26,16 @@ from transformers.modeling_outputs import (
     MaskedImageModelingOutput,
 )
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_vit import VtxViTConfig
 from .hub_mixin import VtxHubMixin
 from .layers import (
+    SwitchableAttentionMixin,
     VtxMLP,
+    attention_function,
     check_attention_output_request,
     check_pixel_values,
     classify_images,
-    eager_attention_forward,
     interpolate_position_embeddings,
     masked_pixel_l1_loss,
     must_resize_positions,
@@ -229,9 +229,7 @@ class VtxViTAttention(nn.Module):
         query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
         if query_tokens is not None:
             query, tokens = query[:, :, :query_tokens], query_tokens  # [B, H, q, Dh]
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
+        attention_interface = attention_function(self.config)
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -271,7 +269,7 @@ class VtxViTLayer(GradientCheckpointingLayer):
         return hidden_states, attn_weights
 
 
-class VtxViTPreTrainedModel(VtxHubMixin, PreTrainedModel):
+class VtxViTPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTrainedModel):
     """Weight initialisation and the class-level contract shared by the ViT models."""
 
     config: VtxViTConfig

@@ -9,6 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+from transformers import GenerationConfig, LogitsProcessorList
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
 from swin_tester import tiny_swin_config
 from transformer_tester import padded_source_batch, tiny_transformer_config
 from vit_tester import pixel_batch, tiny_vit_config
@@ -17,6 +20,11 @@ from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditio
 from hf_visiontx import VtxViTForImageClassification
 from hf_visiontx.modeling import layers
 from hf_visiontx.modeling.layers import PREPACKED_MAX_ROWS, VtxLinear, _prepacking_available, prepacked_linears
+from hf_visiontx.modeling.logits_processors import (
+    CachedMinLengthLogitsProcessor,
+    CachedMinNewTokensLengthLogitsProcessor,
+    with_cached_eos_masks,
+)
 
 needs_onednn = pytest.mark.skipif(not _prepacking_available(), reason="this torch build has no oneDNN linear")
 
@@ -105,7 +113,7 @@ def test_generation_gives_the_same_tokens_with_and_without_packed_weights(monkey
     packing = spy_on_packing(monkeypatch)
     fast = model.generate(**batch, **settings)
     assert packing  # generate() took the oneDNN path
-    monkeypatch.setattr(VtxLinear, "_takes_onednn_path", lambda self, inputs: False)
+    monkeypatch.setattr(VtxLinear, "_takes_onednn_path", lambda self, inputs, weight: False)
     packing.clear()
     assert torch.equal(model.generate(**batch, **settings), fast)
     assert not packing  # F.linear all the way
@@ -125,7 +133,7 @@ def test_generation_after_a_fused_adamw_step_uses_the_new_weights(monkeypatch):
     optimizer.step()
     model.eval()
     fast = torch.stack(model.generate(**batch, **settings).scores)
-    monkeypatch.setattr(VtxLinear, "_takes_onednn_path", lambda self, inputs: False)
+    monkeypatch.setattr(VtxLinear, "_takes_onednn_path", lambda self, inputs, weight: False)
     plain = torch.stack(model.generate(**batch, **settings).scores)
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
 
@@ -199,3 +207,125 @@ def test_mlp_runs_huge_activations_in_row_pieces_with_the_same_outputs(monkeypat
         calls_before = len(fc1_calls)
         model(pixels)
     assert len(fc1_calls) - calls_before == whole_calls
+
+
+# --- per-step costs of token-by-token decoding -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("query_length", [1, 5])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sdpa_attention_equals_transformers_sdpa_function(causal, query_length, masked):
+    generator = torch.Generator().manual_seed(query_length)
+    query = torch.randn(2, 4, query_length, 8, generator=generator)
+    key, value = torch.randn(2, 2, 4, 5, 8, generator=generator).unbind(0)  # 2 x [B, H, K, D]
+    mask = None
+    if masked:  # an additive padding mask hiding the last key of the second sequence
+        mask = torch.zeros(2, 1, query_length, 5)
+        mask[1, ..., -1] = torch.finfo(torch.float32).min
+    module = torch.nn.Module()
+    module.is_causal = causal
+    ours, _ = layers.sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
+    reference, _ = layers.transformers_sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
+    torch.testing.assert_close(ours, reference)  # [B, Q, H, D]
+    if causal and query_length > 1 and not masked:  # the kernel's causality really applied
+        bidirectional = torch.nn.Module()
+        bidirectional.is_causal = False
+        plain, _ = layers.sdpa_attention_forward(bidirectional, query, key, value, None, scaling=0.3)
+        assert not torch.allclose(ours, plain)
+
+
+def test_attention_function_honours_a_user_registered_sdpa(monkeypatch):
+    config = tiny_transformer_config(attn_implementation="sdpa")
+    assert layers.attention_function(config) is layers.sdpa_attention_forward
+    config._attn_implementation = "eager"
+    assert layers.attention_function(config) is layers.eager_attention_forward
+    config._attn_implementation = "sdpa"
+
+    def custom(*args, **kwargs):
+        return layers.eager_attention_forward(*args, **kwargs)
+
+    monkeypatch.setitem(layers.ALL_ATTENTION_FUNCTIONS._global_mapping, "sdpa", custom)
+    assert layers.attention_function(config) is custom
+
+
+def test_dropout_runs_only_in_training():
+    hidden = torch.ones(1000)
+    assert layers.dropout_if_training(hidden, 0.5, training=False) is hidden
+    assert layers.dropout_if_training(hidden, 0.0, training=True) is hidden
+    torch.manual_seed(0)
+    dropped = layers.dropout_if_training(hidden, 0.5, training=True)
+    assert 0.4 < (dropped == 0).float().mean() < 0.6 and set(dropped.unique().tolist()) == {0.0, 2.0}
+
+
+def test_masks_are_left_out_only_when_they_mask_nothing():
+    from hf_visiontx.modeling.modeling_transformer import is_static, padding_free
+    from transformers.cache_utils import StaticCache
+
+    assert padding_free(None) and padding_free(torch.ones(2, 5, dtype=torch.long))
+    assert not padding_free(torch.tensor([[1, 1, 0]]))
+    assert not padding_free(torch.zeros(2, 1, 3, 3))  # a prepared 4-D mask is used as given
+    config = tiny_transformer_config()
+    dynamic = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+    assert not is_static(None) and not is_static(dynamic.self_attention_cache)
+    assert is_static(StaticCache(config=config, max_cache_len=8))
+
+
+def test_padded_decoding_steps_match_the_full_forward():
+    """Padding on both sides (source and target) still masks while decoding one position at a time, where the
+    masks are left out only when they mask nothing."""
+    model, batch = translator_and_batch()
+    decoder_input_ids = torch.randint(3, 99, (3, 5), generator=torch.Generator().manual_seed(2))
+    decoder_attention_mask = torch.ones(3, 5, dtype=torch.long)
+    decoder_attention_mask[2, :2] = 0  # the third target is left-padded
+    with torch.no_grad():
+        full = model(**batch, decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
+        encoder_outputs = model.get_encoder()(**batch)
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        steps = [
+            model(encoder_outputs=encoder_outputs, attention_mask=batch["attention_mask"],
+                  decoder_input_ids=decoder_input_ids[:, t : t + 1],
+                  decoder_attention_mask=decoder_attention_mask[:, : t + 1], cache=cache, use_cache=True).logits
+            for t in range(5)
+        ]
+    stepped = torch.cat(steps, dim=1)  # [B, 5, V]
+    real = decoder_attention_mask.bool()
+    torch.testing.assert_close(stepped[real], full.logits[real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("processor_class", [MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor])
+def test_cached_minimum_length_processors_equal_transformers(processor_class):
+    eos = torch.tensor([2, 7, 500])  # 500 lies outside the vocabulary and must be ignored, as isin does
+    make = {
+        MinLengthLogitsProcessor: lambda: MinLengthLogitsProcessor(6, eos),
+        MinNewTokensLengthLogitsProcessor: lambda: MinNewTokensLengthLogitsProcessor(2, 4, eos),
+    }[processor_class]
+    reference, cached = make(), with_cached_eos_masks(LogitsProcessorList([make()]))[0]
+    assert type(cached) is not processor_class and isinstance(cached, processor_class)
+    scores = torch.randn(3, 40, generator=torch.Generator().manual_seed(0))
+    for length in range(3, 9):  # below, at and above the minimum
+        input_ids = torch.zeros(3, length, dtype=torch.long)
+        expected = reference(input_ids, scores)
+        actual = cached(input_ids, scores)
+        assert torch.equal(actual, expected) and actual is not scores
+    assert torch.isinf(cached(torch.zeros(3, 3, dtype=torch.long), scores)[:, [2, 7]]).all()
+
+
+def test_generate_uses_the_cached_minimum_length_processors_and_forbids_early_eos(monkeypatch):
+    torch.manual_seed(0)
+    model = VtxTransformerForConditionalGeneration(tiny_transformer_config(lm_head_bias=True)).eval()
+    _, batch = translator_and_batch()
+    eos = model.config.eos_token_id
+    with torch.no_grad():
+        model.lm_head.bias[eos] = 50.0  # without the processors, every sequence would end at once
+    built = []
+    original = VtxTransformerForConditionalGeneration._get_logits_processor
+    monkeypatch.setattr(VtxTransformerForConditionalGeneration, "_get_logits_processor",
+                        lambda self, *args, **kwargs: built.append(original(self, *args, **kwargs)) or built[-1])
+    with torch.no_grad():
+        assert model.generate(**batch, max_new_tokens=3).shape[1] == 2  # the start token, then eos
+        tokens = model.generate(**batch, max_new_tokens=9, min_new_tokens=6, min_length=5)
+    assert {type(processor) for processor in built[-1]} >= {
+        CachedMinLengthLogitsProcessor, CachedMinNewTokensLengthLogitsProcessor
+    }
+    assert tokens.shape[1] == 8 and not (tokens[:, 1:7] == eos).any() and (tokens[:, 7] == eos).all()
