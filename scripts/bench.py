@@ -10,7 +10,9 @@ mapped in when timm is installed) and the outputs are checked to agree before an
   on 32 source and 32 target tokens, batch 16 (steps/s).
 
 For each implementation the table gives its rate (best of `--repeats` calls after a warm-up; implementations
-take turns), for ours the ratio to the fastest peer, the achieved share of this machine's fp32 matmul rate (FLOPs
+take turns), for ours the ratio to the fastest peer and the same ratio taken round by round (median, lowest and
+highest: on a shared machine the best-of rates of two implementations can come from different spells, the calls
+of one round run back to back), the achieved share of this machine's fp32 matmul rate (FLOPs
 of the workload as torch's flop counter counts them, over the time), the peak of resident memory during one
 call above what was resident before it, and how its result agrees with ours.
 
@@ -26,6 +28,7 @@ import contextlib
 import copy
 import json
 import platform
+import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cache, partial
@@ -33,7 +36,7 @@ from functools import cache, partial
 import torch
 import torch.nn.functional as F
 from bench_models import logits_of, marian_models, swin_models, vit_models
-from benchmarking import best_times, counted_flops, eager_attention, matmul_gflops, peak_memory_mib, steady_allocator
+from benchmarking import counted_flops, eager_attention, matmul_gflops, peak_memory_mib, round_times, steady_allocator
 from transformers import CompileConfig
 
 OURS = "ours"
@@ -63,6 +66,8 @@ class Row:
     rate: float
     unit: str
     vs_fastest_peer: float | None  # ours only: our rate over the fastest peer's
+    per_round: dict[str, float] | None  # ours only: "median", "low" and "high" of the same ratio taken round by
+    # round (the two calls of a round run back to back, so a slow spell of the machine hits both)
     matmul_share: float
     agreement: str  # with ours: max logit difference, share of equal tokens, or loss difference
     peak_mib: float | None = None
@@ -235,24 +240,36 @@ def workloads(args) -> Iterator[tuple[str, Callable[[], Workload]]]:
 
 def measure(name: str, workload: Workload, repeats: int, peak_gflops: float) -> list[Row]:
     """Time every implementation of `workload` side by side, check they agree, and measure peak memory."""
-    timed = best_times(workload.calls, repeats, inference=workload.inference)
+    timed = round_times(workload.calls, repeats, inference=workload.inference)
     agreement = workload.check({implementation: result for implementation, (_, result) in timed.items()})
     gflop = workload.count_flops() / 1e9
-    rates = {implementation: workload.items / seconds for implementation, (seconds, _) in timed.items()}
-    fastest_peer = max(rate for implementation, rate in rates.items() if not implementation.startswith(OURS))
-    rows = [
-        Row(workload=name, implementation=implementation, seconds=seconds, rate=rates[implementation],
-            unit=workload.unit, matmul_share=gflop / seconds / peak_gflops, agreement=agreement[implementation],
-            vs_fastest_peer=rates[implementation] / fastest_peer if implementation.startswith(OURS) else None)
-        for implementation, (seconds, _) in timed.items()
-    ]
+    best = {implementation: min(times) for implementation, (times, _) in timed.items()}
+    rates = {implementation: workload.items / seconds for implementation, seconds in best.items()}
+    fastest_peer = max((implementation for implementation in rates if not implementation.startswith(OURS)),
+                       key=rates.get)
+    rows = []
+    for implementation, (times, _) in timed.items():
+        ours = implementation.startswith(OURS)
+        rows.append(Row(
+            workload=name, implementation=implementation, seconds=best[implementation], rate=rates[implementation],
+            unit=workload.unit, matmul_share=gflop / best[implementation] / peak_gflops,
+            agreement=agreement[implementation],
+            vs_fastest_peer=rates[implementation] / rates[fastest_peer] if ours else None,
+            per_round=ratio_spread(timed[fastest_peer][0], times) if ours else None,
+        ))
     for row in rows:  # after all timing: the memory probe changes how the process allocates
         row.peak_mib = peak_memory_mib(workload.calls[row.implementation], inference=workload.inference)
     return rows
 
 
-TABLE_HEADER = (f"{'workload':<54} {'implementation':<15} {'rate':>18} {'vs fastest peer':>14} {'of matmul':>10} "
-                f"{'peak MiB':>9}  agreement with ours")
+def ratio_spread(peer_times: list[float], our_times: list[float]) -> dict[str, float]:
+    """Median, lowest and highest of the peer's time over ours, round by round."""
+    ratios = sorted(peer / ours for peer, ours in zip(peer_times, our_times))
+    return {"median": statistics.median(ratios), "low": ratios[0], "high": ratios[-1]}
+
+
+TABLE_HEADER = (f"{'workload':<54} {'implementation':<15} {'rate':>18} {'vs fastest peer':>15} {'per round':>18} "
+                f"{'of matmul':>9} {'peak MiB':>9}  agreement with ours")
 
 
 def table_lines(rows: list[Row]) -> list[str]:
@@ -260,8 +277,10 @@ def table_lines(rows: list[Row]) -> list[str]:
     lines = []
     for index, row in enumerate(rows):
         ratio = f"{row.vs_fastest_peer:.2f}x" if row.vs_fastest_peer is not None else ""
+        spread = "{median:.2f}x ({low:.2f}-{high:.2f})".format(**row.per_round) if row.per_round is not None else ""
         lines.append(f"{row.workload if index == 0 else '':<54} {row.implementation:<15} {row.rate:>10.3g} "
-                     f"{row.unit:<7} {ratio:>14} {row.matmul_share:>10.0%} {row.peak_mib:>9.0f}  {row.agreement}")
+                     f"{row.unit:<7} {ratio:>15} {spread:>18} {row.matmul_share:>9.0%} {row.peak_mib:>9.0f}  "
+                     f"{row.agreement}")
     return lines
 
 

@@ -11,12 +11,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def best_times(workloads: dict[str, Callable[[], object]], repeats: int,
-               inference: bool = True) -> dict[str, tuple[float, object]]:
-    """Best wall time of `repeats` calls of each workload, after one warm-up call each, and its last result.
+def round_times(workloads: dict[str, Callable[[], object]], repeats: int,
+                inference: bool = True) -> dict[str, tuple[list[float], object]]:
+    """Wall times of `repeats` rounds, each calling every workload once, after one warm-up call each; and the last
+    result of each.
 
-    The workloads take turns, in alternating order, so that a slow spell of a shared machine hits all alike; the
-    best time is reported because other processes can only add time to a call. With `inference` the calls run under
+    The workloads take turns, in alternating order, so that a slow spell of a shared machine hits all alike, and the
+    times of one round can be compared with each other. With `inference` the calls run under
     `torch.inference_mode()`; otherwise autograd is on (training steps).
     """
     times = {name: [] for name in workloads}
@@ -27,7 +28,14 @@ def best_times(workloads: dict[str, Callable[[], object]], repeats: int,
                 start = time.perf_counter()
                 results[name] = workloads[name]()
                 times[name].append(time.perf_counter() - start)
-    return {name: (min(times[name]), results[name]) for name in workloads}
+    return {name: (times[name], results[name]) for name in workloads}
+
+
+def best_times(workloads: dict[str, Callable[[], object]], repeats: int,
+               inference: bool = True) -> dict[str, tuple[float, object]]:
+    """Best wall time of each workload over `round_times`' rounds (other processes can only add time to a call),
+    and its last result."""
+    return {name: (min(times), result) for name, (times, result) in round_times(workloads, repeats, inference).items()}
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
