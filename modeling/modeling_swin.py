@@ -20,7 +20,6 @@ Hub remote code.
 """
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch

@@ -33,7 +33,6 @@ from transformers.modeling_outputs import (
 
 from .configuration_transformer import VtxTransformerConfig
 from .hub_mixin import VtxHubMixin
-from .logits_processors import with_cached_eos_masks
 from .layers import (
     SwitchableAttentionMixin,
     VtxLinear,
@@ -45,6 +44,7 @@ from .layers import (
     resolve_return_dict,
     split_heads,
 )
+from .logits_processors import with_cached_eos_masks
 
 IGNORE_INDEX = -100
 

@@ -12,8 +12,6 @@ Reading order: `VtxViTPatchEmbeddings`, `VtxViTEmbeddings` (with `layers.interpo
 so it travels with a saved model as Hub remote code.
 """
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
