@@ -121,6 +121,9 @@ def test_train_transformer_on_csv_files_then_translate(tmp_path, capsys):
                "--epochs", "2", "--batch-size", "16", "--no-progress") == 0
     table = capsys.readouterr().out
     assert re.search(r"^sacrebleu\s+\d+\.\d{4}\s+\d+\.\d{4}$", table, flags=re.MULTILINE)
+    # evaluation left the length limit as it was: a saved max_length next to max_new_tokens makes generate() warn
+    saved_generation = json.loads((output_dir / "generation_config.json").read_text())
+    assert saved_generation["max_new_tokens"] > 0 and "max_length" not in saved_generation
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert set(metrics["test"]) == {"loss", "sacrebleu", "chrf", "exact_match"}
     assert len(AutoTokenizer.from_pretrained(output_dir)) <= 80

@@ -73,6 +73,21 @@ def _generation_config(model: PreTrainedModel, encoded: DatasetDict) -> Generati
     return config
 
 
+class KeepGenerationLengthUnset(TrainerCallback):
+    """Undo one side effect of `Seq2SeqTrainer`'s evaluation.
+
+    In transformers 5.x, `Seq2SeqTrainer.prediction_step` fills the model's generation config with transformers'
+    defaults after every batch it generates, `max_length=20` among them. Our config limits length with
+    `max_new_tokens`, so from then on every `generate()` call (the next batches, the saved model's users) would warn
+    that both are set. This puts `max_length` back to None after each prediction step, before anything is saved.
+    """
+
+    def on_prediction_step(self, args, state, control, model: PreTrainedModel | None = None, **kwargs) -> None:
+        """Clear the `max_length` the trainer's prediction step set."""
+        if model is not None and model.generation_config.max_new_tokens is not None:
+            model.generation_config.max_length = None
+
+
 def train_translator(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Train, evaluate (validation and test with beam search), save and optionally push a Transformer translator.
 
@@ -92,7 +107,8 @@ def train_translator(options: TrainOptions, callbacks: Sequence[TrainerCallback]
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=encoded["train"],
                              eval_dataset=encoded["validation"], processing_class=tokenizer,
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-                             compute_metrics=translation_metrics(tokenizer), callbacks=list(callbacks))
+                             compute_metrics=translation_metrics(tokenizer),
+                             callbacks=[KeepGenerationLengthUnset(), *callbacks])
     description = NUMBER_CORPUS_DESCRIPTION if options.dataset is None else " ".join(options.dataset)
     evaluation = {split: encoded[split] for split in ("validation", "test")}
     return train_evaluate_save(trainer, options, resume_from, evaluation, description, num_beams=FINAL_NUM_BEAMS)
