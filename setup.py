@@ -38,7 +38,8 @@ setup(
     ],
     extras_require={
         "plots": ["matplotlib>=3.7"],
-        "test": ["pytest>=8.0", "matplotlib>=3.7"],
+        # peft: the conformance tests wrap every projection with LoRA (a client library users bring to our models)
+        "test": ["pytest>=8.0", "matplotlib>=3.7", "peft>=0.17"],
     },
     entry_points={"console_scripts": ["hf-visiontx = hf_visiontx.cli:main"]},
     classifiers=[

@@ -75,7 +75,8 @@ class VtxTransformerConfig(PreTrainedConfig):
         layer_norm_eps: epsilon of every LayerNorm.
         scale_embedding: multiply token embeddings by sqrt(d_model) (section 3.4 of the paper).
         share_encoder_decoder_embeddings: one embedding matrix for source and target tokens.
-        tie_word_embeddings: the output projection reuses the target embedding matrix (section 3.4).
+        tie_word_embeddings: the output projection reuses the target embedding matrix (section 3.4). The two
+            flags are independent: any combination builds, saves and reloads.
         lm_head_bias: add a bias to the output logits (Marian's `final_logits_bias`).
         label_smoothing: epsilon of label-smoothed cross-entropy when `labels` are given (0.1 in the paper).
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special token ids; the decoder
@@ -149,11 +150,6 @@ class VtxTransformerConfig(PreTrainedConfig):
             raise ValueError(
                 f"`position_encoding_layout` must be one of {POSITION_ENCODING_LAYOUTS}, "
                 f"got {self.position_encoding_layout!r}."
-            )
-        if self.share_encoder_decoder_embeddings and not self.tie_word_embeddings:
-            raise ValueError(
-                "`share_encoder_decoder_embeddings=True` needs `tie_word_embeddings=True`: transformers ties (and "
-                "saves) shared weights only when `tie_word_embeddings` is set. Set both, or share nothing."
             )
         if self.layer_norm_placement not in LAYER_NORM_PLACEMENTS:
             raise ValueError(

@@ -1,10 +1,7 @@
 """Building blocks shared by the model files: written once, imported with a single-dot import so that each
 model's saved remote code carries this file along."""
 
-import contextlib
-import functools
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +11,9 @@ from transformers.activations import ACT2FN
 from transformers.integrations.sdpa_attention import sdpa_attention_forward as transformers_sdpa_attention_forward
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import TransformersKwargs
+
+from .fast_paths import linear
 
 
 def resolve_return_dict(config: PreTrainedConfig, return_dict: bool | None) -> bool:
@@ -21,13 +21,14 @@ def resolve_return_dict(config: PreTrainedConfig, return_dict: bool | None) -> b
     return return_dict if return_dict is not None else getattr(config, "return_dict", True)
 
 
-def check_attention_output_request(config: PreTrainedConfig, output_attentions: bool) -> None:
-    """Attention probabilities exist only under eager attention: raise a clear error instead of returning None."""
-    if output_attentions and config._attn_implementation != "eager":
-        raise ValueError(
-            f"`output_attentions=True` needs eager attention, but the model runs {config._attn_implementation!r}: "
-            "load it with `attn_implementation='eager'` or call `model.set_attn_implementation('eager')`."
-        )
+def check_forward_kwargs(model: nn.Module, kwargs: dict) -> None:
+    """Accept the keyword arguments of transformers' shared calling convention (`TransformersKwargs`, for example
+    `num_items_in_batch`, which `Trainer` passes and wrappers such as `VisionEncoderDecoderModel` hand on to their
+    encoder); they have no effect on our models. Raise a `TypeError` naming any other, so that a misspelt argument is
+    not silently ignored."""
+    unknown = sorted(set(kwargs) - set(TransformersKwargs.__annotations__))
+    if unknown:
+        raise TypeError(f"{type(model).__name__}.forward() got unexpected keyword arguments {unknown}.")
 
 
 def eager_attention_forward(
@@ -42,17 +43,26 @@ def eager_attention_forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled dot-product attention written out: softmax(QK^T * scaling + mask) V.
 
-    The fallback of transformers' attention dispatcher, and the only path that returns the probabilities.
+    The fallback of transformers' attention dispatcher, and the only path that returns the probabilities. It also
+    reads the masks built for sdpa (a call asking for the probabilities runs here whatever the implementation the
+    masks were built for): a boolean mask, True where attending is allowed, and no mask at all for a causal module,
+    whose causality sdpa's kernel applies.
 
     Args:
         query: [batch, heads, q_len, head_dim]; key, value: [batch, heads, kv_len, head_dim].
-        attention_mask: additive float mask broadcastable to [batch, heads, q_len, kv_len], or None.
+        attention_mask: additive float mask or boolean mask broadcastable to [batch, heads, q_len, kv_len], or None.
     Returns:
         output [batch, q_len, heads, head_dim] and the attention probabilities [batch, heads, q_len, kv_len].
     """
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # [B, H, Q, K]
-    if attention_mask is not None:
+    q_len, kv_len = scores.shape[-2:]
+    if attention_mask is not None and attention_mask.dtype == torch.bool:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    elif attention_mask is not None:
         scores = scores + attention_mask
+    elif module.is_causal and q_len > 1:  # query i is position kv_len - q_len + i: it sees the keys up to there
+        allowed = torch.ones(q_len, kv_len, dtype=torch.bool, device=scores.device).tril(kv_len - q_len)  # [Q, K]
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     probabilities = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     probabilities = dropout_if_training(probabilities, dropout, module.training)
     output = torch.matmul(probabilities, value).transpose(1, 2).contiguous()  # [B, H, Q, D] -> [B, Q, H, D]
@@ -86,11 +96,16 @@ def sdpa_attention_forward(
     return output.transpose(1, 2), None  # [B, Q, H, D]
 
 
-def attention_function(config: PreTrainedConfig) -> Callable:
+def attention_function(config: PreTrainedConfig, output_attentions: bool = False) -> Callable:
     """The attention function `config._attn_implementation` names: `sdpa_attention_forward` for "sdpa" (unless a
     user registered another "sdpa" in transformers' `AttentionInterface`), `eager_attention_forward` for "eager",
-    otherwise the registered one."""
-    implementation = config._attn_implementation
+    otherwise the registered one.
+
+    With `output_attentions=True` it is always `eager_attention_forward`, the one path that computes the attention
+    probabilities: a call that asks for them gets them under any implementation (where transformers' own models
+    raise), at eager attention's cost for that call only.
+    """
+    implementation = "eager" if output_attentions else config._attn_implementation
     if implementation == "sdpa" and ALL_ATTENTION_FUNCTIONS.get("sdpa") is transformers_sdpa_attention_forward:
         return sdpa_attention_forward
     return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
@@ -129,116 +144,12 @@ def split_heads(projected: torch.Tensor, parts: int, num_heads: int) -> tuple[to
     return projected.permute(2, 0, 3, 1, 4).unbind(0)  # parts x [B, H, L, D]
 
 
-PREPACKED_MAX_ROWS = 64  # up to this many rows oneDNN on a pre-packed weight beats F.linear (MKL) on CPU
-
-
-@functools.cache
-def _prepacking_available() -> bool:
-    """Whether this torch build has oneDNN's linear kernels and the user has not turned them off
-    (environment variable HF_VISIONTX_PREPACK=0, read at the first call)."""
-    return (
-        os.environ.get("HF_VISIONTX_PREPACK", "1") != "0"
-        and torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    )
-
-
-class _PrepackedWeight:
-    """A weight re-laid-out for oneDNN, the (storage, version) of the weight it was made from, and how many open
-    `prepacked_linears` blocks allow it. Never copied or pickled with its layer."""
-
-    __slots__ = ("source", "packed", "users")
-
-    def __init__(self):
-        self.source, self.packed, self.users = None, None, 0
-
-    def __deepcopy__(self, memo: dict) -> "_PrepackedWeight":
-        return _PrepackedWeight()
-
-    def __reduce__(self) -> tuple:
-        return _PrepackedWeight, ()
-
-    def of(self, weight: torch.Tensor) -> torch.Tensor:
-        """The packed copy of `weight`, made again whenever the weight was replaced or changed in place."""
-        version = None if weight.is_inference() else weight._version  # inference tensors have no version counter
-        source = (weight.data_ptr(), version, weight.shape)
-        if source != self.source:
-            self.packed = None  # free the old copy before packing the new one
-            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16)
-            self.source = source
-        return self.packed
-
-    def drop(self) -> None:
-        """Forget the packed copy."""
-        self.source, self.packed = None, None
-
-
-@contextlib.contextmanager
-def prepacked_linears(model: nn.Module) -> Iterator[None]:
-    """Within the block, `model`'s `VtxLinear` layers may run on packed copies of their weights (made on first use,
-    dropped when the outermost block ends). `generate()` opens one.
-
-    The copies are scoped because they can be trusted only while the weights cannot change behind them: fused AdamW
-    and writes through `.data` update a parameter without bumping its version counter, so a copy kept across
-    training steps could go stale.
-    """
-    holders = [module._prepacked for module in model.modules() if isinstance(module, VtxLinear)]
-    for holder in holders:
-        holder.users += 1
-    try:
-        yield
-    finally:
-        for holder in holders:
-            holder.users -= 1
-            if holder.users == 0:
-                holder.drop()
-
-
-class VtxLinear(nn.Linear):
-    """`nn.Linear` that is faster on CPU when it multiplies few rows at a time, as in token-by-token decoding.
-
-    At a handful of rows (batch x beams) MKL's sgemm behind `F.linear` reaches about half of the memory bandwidth.
-    Without autograd, in float32 on CPU, this layer runs oneDNN's matmul instead: on the weight as it is for one
-    row, and for 2 to `PREPACKED_MAX_ROWS` rows inside `prepacked_linears(model)` (which `generate()` opens) on a
-    copy of the weight packed once for the block, which costs the weight's memory once more until the block ends.
-    Up to 3.5x faster per call at decoder sizes, equal to `F.linear` up to float rounding; HF_VISIONTX_PREPACK=0
-    turns it off. Everything else (training, large batches, other dtypes and devices, tensor subclasses,
-    `torch.compile` / `torch.export`) takes `F.linear`. Same parameters and state-dict keys as `nn.Linear`.
-    """
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._prepacked = _PrepackedWeight()
-
-    def _takes_onednn_path(self, inputs: torch.Tensor, weight: torch.Tensor) -> bool:
-        return (
-            not torch.is_grad_enabled()
-            and inputs.numel() <= PREPACKED_MAX_ROWS * self.in_features
-            and inputs.dtype == weight.dtype == torch.float32
-            and inputs.device.type == "cpu"
-            and type(weight) is nn.Parameter
-            and not torch.compiler.is_compiling()
-            and _prepacking_available()
-        )
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """[..., in_features] -> [..., out_features]."""
-        weight, bias = self.weight, self.bias
-        if self._takes_onednn_path(inputs, weight):
-            if inputs.numel() == self.in_features:  # one row: oneDNN's kernel gains without packing
-                return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), weight, bias, "none", [], "")
-            if self._prepacked.users > 0:
-                packed = self._prepacked.of(weight)
-                return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), packed, bias, "none", [], "")
-        return F.linear(inputs, weight, bias)
-
-
 MLP_CHUNK_BYTES = 16 << 20  # inference: the MLP's inner activation is made in pieces of at most this size
 
 
 class VtxMLP(nn.Module):
-    """Position-wise feed-forward network: fc2(dropout(act(fc1(x)))); `linear` is the class of both projections
-    (`VtxLinear` where few rows are multiplied at a time, as in a decoder).
+    """Position-wise feed-forward network: fc2(dropout(act(fc1(x)))). Both projections go through
+    `fast_paths.linear`, which runs them on oneDNN while a decoder multiplies few rows at a time.
 
     In inference, when the inner activation [rows, intermediate_size] would pass 2 x `MLP_CHUNK_BYTES` (32 MiB), the
     rows are run in pieces: glibc's malloc serves blocks over 32 MiB with fresh mappings from the OS, so each call
@@ -246,13 +157,12 @@ class VtxMLP(nn.Module):
     stage at batch 8 that halves the MLP's time; the outputs are the same.
     """
 
-    def __init__(self, hidden_size: int, intermediate_size: int, activation: str, dropout: float = 0.0,
-                 linear: type[nn.Linear] = nn.Linear):
+    def __init__(self, hidden_size: int, intermediate_size: int, activation: str, dropout: float = 0.0):
         super().__init__()
-        self.fc1 = linear(hidden_size, intermediate_size)
+        self.fc1 = nn.Linear(hidden_size, intermediate_size)
         self.activation = ACT2FN[activation]
         self.dropout = dropout
-        self.fc2 = linear(intermediate_size, hidden_size)
+        self.fc2 = nn.Linear(intermediate_size, hidden_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """[..., hidden_size] -> [..., hidden_size]."""
@@ -265,9 +175,9 @@ class VtxMLP(nn.Module):
         return self._feed_forward(hidden_states)
 
     def _feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.activation(self.fc1(hidden_states))
+        hidden_states = self.activation(linear(self.fc1, hidden_states))
         hidden_states = dropout_if_training(hidden_states, self.dropout, self.training)
-        return self.fc2(hidden_states)
+        return linear(self.fc2, hidden_states)
 
 
 def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, min_size: int) -> None:
@@ -336,11 +246,16 @@ def classify_images(
     output_attentions: bool | None,
     output_hidden_states: bool | None,
     return_dict: bool | None,
+    output_class: type[ImageClassifierOutput] = ImageClassifierOutput,
     **encoder_options,
 ) -> ImageClassifierOutput | tuple:
     """The forward pass of an image classifier: encode, apply `model.classifier` to the pooled representation,
-    and add the loss when `labels` are given. Shared by the ViT and Swin classification heads; `encoder_options`
-    go to the encoder as they are."""
+    and add the loss when `labels` are given. Shared by the ViT and Swin classification heads.
+
+    `output_class` is `ImageClassifierOutput` or a subclass; its fields other than `loss` and `logits` (hidden
+    states, attentions, Swin's reshaped hidden states) are copied from the encoder output by name.
+    `encoder_options` go to the encoder as they are; their `num_items_in_batch` (from `Trainer`) also normalises the
+    loss (see `classification_loss`)."""
     outputs = encoder(
         pixel_values,
         interpolate_pos_encoding=interpolate_pos_encoding,
@@ -349,31 +264,61 @@ def classify_images(
         **encoder_options,
     )
     logits = model.classifier(outputs.pooler_output)  # [B, num_labels]
-    output = ImageClassifierOutput(
-        loss=classification_loss(model, logits, labels),
-        logits=logits,
-        hidden_states=outputs.hidden_states,
-        attentions=outputs.attentions,
-    )
+    loss = classification_loss(model, logits, labels, encoder_options.get("num_items_in_batch"))
+    carried = {name: getattr(outputs, name) for name in output_class.__dataclass_fields__ if name not in ("loss", "logits")}
+    output = output_class(loss=loss, logits=logits, **carried)
     return output if resolve_return_dict(model.config, return_dict) else output.to_tuple()
 
 
-def classification_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-    """The loss of an image classifier: `model.loss_function` (cross-entropy for single-label classification,
-    `config.problem_type` selects regression or multi-label), after checking that integer labels name a class.
+def classification_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor | None,
+                        num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor | None:
+    """The loss of an image classifier, for the problem type `config.problem_type` names (inferred as transformers
+    does when unset: regression for one label, single-label classification for integer labels, multi-label
+    otherwise): cross-entropy, mean squared error or binary cross-entropy with logits, computed in float32.
 
-    The label check reads values back from the tensor, so it is skipped under `torch.compile`.
+    Without `num_items_in_batch` the loss is the mean over the labelled elements. `Trainer` passes the number of
+    labelled elements over all devices and accumulation steps, and then treats the loss as already normalised by it;
+    so it is the summed loss divided by that number, for every problem type (transformers' own heads do this for
+    single-label classification only, which misscales the other two under gradient accumulation or several
+    processes). Integer labels are checked to name a class first (skipped under `torch.compile`, where reading the
+    values back would break the graph).
     """
     if labels is None:
         return None
-    num_labels = model.config.num_labels
+    config, num_labels = model.config, model.config.num_labels
     checkable = not (torch.compiler.is_compiling() or labels.is_floating_point() or not labels.numel())
     if checkable and (labels.min() < 0 or labels.max() >= num_labels):
         raise ValueError(
             f"`labels` must lie in [0, num_labels={num_labels}), got values in "
             f"[{int(labels.min())}, {int(labels.max())}]."
         )
-    return model.loss_function(labels, logits, model.config)
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    labels = labels.to(logits.device)
+    if config.problem_type == "single_label_classification":
+        labels = labels.reshape(-1)  # [B]
+        summed = F.cross_entropy(logits.reshape(-1, num_labels).float(), labels, reduction="sum")
+    elif config.problem_type == "regression":
+        labels = labels.to(torch.float32).reshape(logits.shape)  # [B] or [B, num_labels] -> [B, num_labels]
+        summed = F.mse_loss(logits.float(), labels, reduction="sum")
+    elif config.problem_type == "multi_label_classification":
+        labels = labels.to(torch.float32)  # [B, num_labels]
+        summed = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="sum")
+    else:
+        raise ValueError(
+            f"`config.problem_type` must be 'regression', 'single_label_classification' or "
+            f"'multi_label_classification', got {config.problem_type!r}."
+        )
+    if num_items_in_batch is None:
+        num_items_in_batch = labels.numel()
+    elif isinstance(num_items_in_batch, torch.Tensor):
+        num_items_in_batch = num_items_in_batch.to(summed.device)
+    return summed / num_items_in_batch
 
 
 def masked_pixel_l1_loss(pixel_values: torch.Tensor, reconstruction: torch.Tensor, bool_masked_pos: torch.Tensor,

@@ -42,7 +42,7 @@ from .layers import (
     SwitchableAttentionMixin,
     VtxMLP,
     attention_function,
-    check_attention_output_request,
+    check_forward_kwargs,
     check_pixel_values,
     classify_images,
     interpolate_position_embeddings,
@@ -189,6 +189,22 @@ class VtxSwinModelOutput(BaseModelOutputWithPooling):
     reshaped_hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
+@dataclass
+class VtxSwinImageClassifierOutput(ImageClassifierOutput):
+    """`ImageClassifierOutput` plus `reshaped_hidden_states`, as the encoder returns them (the fields of
+    transformers' `SwinImageClassifierOutput`)."""
+
+    reshaped_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class VtxSwinMaskedImageModelingOutput(MaskedImageModelingOutput):
+    """`MaskedImageModelingOutput` plus `reshaped_hidden_states`, as the encoder returns them (the fields of
+    transformers' `SwinMaskedImageModelingOutput`)."""
+
+    reshaped_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
 class VtxSwinDropPath(nn.Module):
     """Stochastic depth (Huang et al. 2016): in training, drop a residual branch for a random subset of samples and
     scale the rest by 1 / keep probability."""
@@ -219,14 +235,14 @@ class VtxSwinPatchEmbeddings(nn.Module):
         self.patch_size = config.patch_size
         self.projection = nn.Conv2d(config.num_channels, config.embed_dim, config.patch_size, stride=config.patch_size)
 
-    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """[batch, C_in, H, W] -> tokens [batch, h * w, C] and the grid (h, w) = (ceil(H / P), ceil(W / P))."""
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[batch, C_in, H, W] -> patch embeddings as a map [batch, C, h, w], (h, w) = (ceil(H / P), ceil(W / P)).
+
+        One tensor out, so that hooks on the input embedding (PEFT's `enable_input_require_grads`) work."""
         height, width = pixel_values.shape[2:]
         pad_bottom, pad_right = (-height) % self.patch_size, (-width) % self.patch_size
         pixel_values = F.pad(pixel_values, (0, pad_right, 0, pad_bottom))
-        embeddings = self.projection(pixel_values)  # [B, C, h, w]
-        grid = (embeddings.shape[2], embeddings.shape[3])
-        return embeddings.flatten(2).transpose(1, 2), grid  # [B, C, h*w] -> [B, h*w, C]
+        return self.projection(pixel_values)  # [B, C, h, w]
 
 
 class VtxSwinEmbeddings(nn.Module):
@@ -253,8 +269,9 @@ class VtxSwinEmbeddings(nn.Module):
     ) -> tuple[torch.Tensor, tuple[int, int]]:
         """Token embeddings [batch, h * w, C] of an image batch, and the patch grid (h, w)."""
         check_pixel_values(pixel_values, self.config.num_channels, self.config.patch_size)
-        embeddings, grid = self.patch_embeddings(pixel_values.to(self.norm.weight.dtype))
-        embeddings = self.norm(embeddings)
+        patch_map = self.patch_embeddings(pixel_values.to(self.norm.weight.dtype))  # [B, C, h, w]
+        grid = (patch_map.shape[2], patch_map.shape[3])
+        embeddings = self.norm(patch_map.flatten(2).transpose(1, 2))  # [B, C, h*w] -> [B, h*w, C]
         if bool_masked_pos is not None:
             if self.mask_token is None:
                 raise ValueError("`bool_masked_pos` needs a model with a mask token: use VtxSwinForMaskedImageModeling.")
@@ -313,15 +330,17 @@ class VtxSwinAttention(nn.Module):
         return bias.permute(2, 0, 1).unsqueeze(0)  # [1, heads, m*m, m*m]
 
     def forward(
-        self, windows: torch.Tensor, window_size: int, shift_mask: torch.Tensor | None
+        self, windows: torch.Tensor, window_size: int, shift_mask: torch.Tensor | None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend within each window.
 
         Args:
             windows: [batch * num_windows, m * m, dim] tokens, window by window.
             shift_mask: [num_windows, m * m, m * m] SW-MSA mask, or None for W-MSA.
+            output_attentions: compute with eager attention and return the probabilities.
         Returns:
-            [batch * num_windows, m * m, dim], and the probabilities under eager attention.
+            [batch * num_windows, m * m, dim], and the probabilities [batch * num_windows, heads, m * m, m * m] when
+            `output_attentions` is set or attention runs eager (None otherwise).
         """
         batch_windows, tokens, dim = windows.shape
         query, key, value = split_heads(self.qkv_proj(windows), 3, self.num_heads)  # 3 x [B*nW, H, m*m, d]
@@ -331,7 +350,7 @@ class VtxSwinAttention(nn.Module):
             bias = bias.unsqueeze(1) + shift_mask[None, :, None]  # [1, nW, H, m*m, m*m]
             bias = bias.expand(batch_windows // num_windows, -1, -1, -1, -1)  # [B, nW, H, m*m, m*m]
             bias = bias.reshape(batch_windows, self.num_heads, tokens, tokens)  # [B*nW, H, m*m, m*m]
-        attention_interface = attention_function(self.config)
+        attention_interface = attention_function(self.config, output_attentions)
         attn_output, attn_weights = attention_interface(
             self, query, key, value, bias,
             dropout=self.attention_dropout if self.training else 0.0,
@@ -356,9 +375,10 @@ class VtxSwinLayer(GradientCheckpointingLayer):
         self.drop_path = VtxSwinDropPath(drop_path)
 
     def forward(
-        self, hidden_states: torch.Tensor, grid: tuple[int, int]
+        self, hidden_states: torch.Tensor, grid: tuple[int, int], output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[batch, h * w, dim] on an (h, w) grid -> same shape, and the attention probabilities (eager only).
+        """[batch, h * w, dim] on an (h, w) grid -> same shape, and the attention probabilities (see
+        `VtxSwinAttention`).
 
         Every size is spelled out from the window counts (no -1, padding as whole windows minus the map), so that
         `torch.export` with a symbolic image size proves the reshapes at once instead of searching for minutes.
@@ -375,7 +395,7 @@ class VtxSwinLayer(GradientCheckpointingLayer):
             features = torch.roll(features, shifts=(-shift, -shift), dims=(1, 2))
         windows = window_partition(features, window).reshape(num_windows, window * window, dim)  # [B*nW, m*m, C]
         mask = attention_mask_for(padded_height, padded_width, window, shift, features.dtype, features.device)
-        attended, attn_weights = self.attention(windows, window, mask)
+        attended, attn_weights = self.attention(windows, window, mask, output_attentions)
         attended = attended.view(num_windows, window, window, dim)  # [B*nW, m*m, C] -> [B*nW, m, m, C]
         features = window_reverse(attended, window, padded_height, padded_width)  # [B, Hp, Wp, C]
         if shift:
@@ -437,6 +457,7 @@ class VtxSwinPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTrainedMo
     base_model_prefix = "swin"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    _input_embed_layer = "patch_embeddings"  # get/set_input_embeddings find `embeddings.patch_embeddings`
     supports_gradient_checkpointing = True
     _no_split_modules = ["VtxSwinEmbeddings", "VtxSwinLayer"]
     _supports_sdpa = True
@@ -487,10 +508,6 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
         self.add_pooling_layer = add_pooling_layer
         self.post_init()
 
-    def get_input_embeddings(self) -> VtxSwinPatchEmbeddings:
-        """The patch embedding."""
-        return self.embeddings.patch_embeddings
-
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -500,6 +517,7 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_hidden_states_before_downsampling: bool = False,
         return_dict: bool | None = None,
+        **kwargs,
     ) -> VtxSwinModelOutput | tuple:
         """Encode an image batch of any size.
 
@@ -507,20 +525,25 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
             pixel_values: [batch, num_channels, height, width] normalised pixels.
             bool_masked_pos: [batch, num_patches], True where a patch is replaced by the mask token.
             interpolate_pos_encoding: with absolute position embeddings, resize them to the image's patch grid.
+            output_attentions: also return every block's attention probabilities (computed with eager attention
+                for this call, whatever the implementation).
             output_hidden_states_before_downsampling: record each stage's states before its patch merging (the
                 backbone's feature maps at strides 4, 8, 16, 32) instead of after.
+            **kwargs: transformers' shared keyword arguments (`TransformersKwargs`, for example the
+                `num_items_in_batch` that `Trainer` passes through `VisionEncoderDecoderModel`) are accepted and have
+                no effect; any other name raises a `TypeError`.
         Returns:
             `VtxSwinModelOutput`: `last_hidden_state` [batch, tokens, C_last] after the final LayerNorm,
             `pooler_output` [batch, C_last] (their average), hidden states as tokens and as NCHW maps, attentions
             [batch * windows, heads, m*m, m*m] per block (eager only).
         """
+        check_forward_kwargs(self, kwargs)
         if pixel_values is None:
             raise ValueError("`pixel_values` is required: a [batch, channels, height, width] float tensor.")
         output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
         output_hidden_states = bool(
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        check_attention_output_request(self.config, output_attentions)
         hidden_states, grid = self.embeddings(pixel_values, bool_masked_pos, interpolate_pos_encoding)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else ()
@@ -528,7 +551,7 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
         all_attentions = ()
         for stage in self.stages:
             for block in stage.blocks:
-                hidden_states, attn_weights = block(hidden_states, grid)
+                hidden_states, attn_weights = block(hidden_states, grid, output_attentions)
                 all_attentions += (attn_weights,) if output_attentions else ()
             before_downsampling, grid_before = hidden_states, grid
             if stage.downsample is not None:
@@ -570,10 +593,12 @@ class VtxSwinForImageClassification(VtxSwinPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> ImageClassifierOutput | tuple:
-        """Class logits [batch, num_labels], and the loss when `labels` [batch] are given."""
+        **kwargs,
+    ) -> VtxSwinImageClassifierOutput | tuple:
+        """Class logits [batch, num_labels], and the loss when `labels` [batch] are given; hidden states also as
+        NCHW maps (`reshaped_hidden_states`). `kwargs` as in `VtxSwinModel.forward`."""
         return classify_images(self, self.swin, pixel_values, labels, interpolate_pos_encoding, output_attentions,
-                               output_hidden_states, return_dict)
+                               output_hidden_states, return_dict, VtxSwinImageClassifierOutput, **kwargs)
 
 
 class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
@@ -597,15 +622,18 @@ class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> MaskedImageModelingOutput | tuple:
+        **kwargs,
+    ) -> VtxSwinMaskedImageModelingOutput | tuple:
         """Reconstructed pixels [batch, C, H', W'] (the last grid times `encoder_stride`), and the masked-pixel L1
-        loss when `bool_masked_pos` [batch, num_patches] is given (over the pixels both cover)."""
+        loss when `bool_masked_pos` [batch, num_patches] is given (over the pixels both cover); hidden states also
+        as NCHW maps (`reshaped_hidden_states`). `kwargs` as in `VtxSwinModel.forward`."""
         outputs = self.swin(
             pixel_values,
             bool_masked_pos=bool_masked_pos,
             interpolate_pos_encoding=interpolate_pos_encoding,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            **kwargs,
         )
         height, width = pixel_values.shape[2:]
         last_grid = (-(-height // self.config.encoder_stride), -(-width // self.config.encoder_stride))
@@ -615,9 +643,9 @@ class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
             patch = self.config.patch_size
             patch_grid = (-(-height // patch), -(-width // patch))
             loss = masked_pixel_l1_loss(pixel_values, reconstruction, bool_masked_pos, patch_grid, patch)
-        output = MaskedImageModelingOutput(
+        output = VtxSwinMaskedImageModelingOutput(
             loss=loss, reconstruction=reconstruction, hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+            attentions=outputs.attentions, reshaped_hidden_states=outputs.reshaped_hidden_states,
         )
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
@@ -642,13 +670,16 @@ class VtxSwinBackbone(BackboneMixin, VtxSwinPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        **kwargs,
     ) -> BackboneOutput | tuple:
-        """Feature maps [batch, C_stage, H / stride, W / stride] for each requested stage."""
+        """Feature maps [batch, C_stage, H / stride, W / stride] for each requested stage. `kwargs` as in
+        `VtxSwinModel.forward`."""
         outputs = self.swin(
             pixel_values,
             output_attentions=output_attentions,
             output_hidden_states=True,
             output_hidden_states_before_downsampling=True,
+            **kwargs,
         )
         feature_maps = ()
         for stage, feature_map in zip(self.stage_names, outputs.reshaped_hidden_states):
@@ -667,6 +698,8 @@ class VtxSwinBackbone(BackboneMixin, VtxSwinPreTrainedModel):
 __all__ = [
     "MASKED_LOGIT",
     "VtxSwinBackbone",
+    "VtxSwinImageClassifierOutput",
+    "VtxSwinMaskedImageModelingOutput",
     "VtxSwinForImageClassification",
     "VtxSwinForMaskedImageModeling",
     "VtxSwinModel",

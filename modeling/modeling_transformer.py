@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, LogitsProcessorList, PreTrainedModel
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
@@ -33,14 +34,13 @@ from transformers.modeling_outputs import (
 
 from .configuration_transformer import VtxTransformerConfig
 from .hub_mixin import VtxHubMixin
+from .fast_paths import few_row_linears, linear
 from .layers import (
     SwitchableAttentionMixin,
-    VtxLinear,
     VtxMLP,
     attention_function,
-    check_attention_output_request,
+    check_forward_kwargs,
     dropout_if_training,
-    prepacked_linears,
     resolve_return_dict,
     split_heads,
 )
@@ -61,7 +61,7 @@ def sinusoidal_position_table(num_positions: int, dim: int, layout: str = "inter
             sines first and all cosines second, as Marian does.
 
     Returns:
-        float32 tensor of shape [num_positions, dim].
+        float32 tensor of shape [num_positions, dim] (computed in float64).
     """
     positions = torch.arange(num_positions, dtype=torch.float64)[:, None]  # [P, 1]
     frequencies = 10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # [dim/2]
@@ -163,14 +163,34 @@ def is_static(cache: Cache | None) -> bool:
     return cache is not None and cache.is_compileable
 
 
+class VtxTransformerScaledEmbedding(nn.Embedding):
+    """Token embeddings multiplied by sqrt(d_model) (section 3.4 of the paper), or by `scale` as configured.
+
+    The scale lives in the embedding, so `model.get_input_embeddings()(ids)` passed as `inputs_embeds` gives exactly
+    what `input_ids=ids` gives.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None, scale: float):
+        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
+        self.scale = scale
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """[batch, len] token ids -> [batch, len, embedding_dim] scaled embeddings."""
+        return super().forward(input_ids) * self.scale
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, scale={self.scale:g}"
+
+
 class VtxTransformerSinusoidalPositions(nn.Module):
-    """Looks up the fixed sinusoid table; the table is a non-persistent buffer rebuilt by `_init_weights`."""
+    """Looks up the fixed sinusoid table: a non-persistent buffer in the model's dtype, rebuilt by `_init_weights`."""
 
     def __init__(self, config: VtxTransformerConfig):
         super().__init__()
         self.layout = config.position_encoding_layout
         table = sinusoidal_position_table(config.max_position_embeddings, config.d_model, self.layout)
-        self.register_buffer("table", table, persistent=False)  # [max_positions, d_model]
+        # `from_pretrained(..., dtype=...)` and `from_config(..., dtype=...)` build the model under that default dtype
+        self.register_buffer("table", table.to(torch.get_default_dtype()), persistent=False)  # [max_pos, d_model]
 
     def forward(self, start: int | torch.Tensor, length: int) -> torch.Tensor:
         """Encodings of positions start, ..., start + length - 1, shape [length, d_model].
@@ -203,10 +223,7 @@ class VtxTransformerAttention(nn.Module):
         is_cross_attention: bool = False,
         is_causal: bool = False,
         layer_idx: int | None = None,
-        linear: type[nn.Linear] = nn.Linear,
     ):
-        """`linear` is the class of the projections (`VtxLinear` in the decoder, which multiplies few rows at a
-        time while generating)."""
         super().__init__()
         self.config = config
         self.num_heads = num_heads
@@ -217,11 +234,11 @@ class VtxTransformerAttention(nn.Module):
         self.is_causal = is_causal
         self.layer_idx = layer_idx
         if is_cross_attention:
-            self.q_proj = linear(config.d_model, config.d_model)
-            self.kv_proj = linear(config.d_model, 2 * config.d_model)
+            self.q_proj = nn.Linear(config.d_model, config.d_model)
+            self.kv_proj = nn.Linear(config.d_model, 2 * config.d_model)
         else:
-            self.qkv_proj = linear(config.d_model, 3 * config.d_model)
-        self.o_proj = linear(config.d_model, config.d_model)
+            self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model)
+        self.o_proj = nn.Linear(config.d_model, config.d_model)
 
     def _cross_key_value(
         self, encoder_hidden_states: torch.Tensor, cache: EncoderDecoderCache | None
@@ -230,7 +247,7 @@ class VtxTransformerAttention(nn.Module):
         if cache is not None and cache.is_updated.get(self.layer_idx, False):
             layer = cache.cross_attention_cache.layers[self.layer_idx]
             return layer.keys, layer.values
-        key, value = split_heads(self.kv_proj(encoder_hidden_states), 2, self.num_heads)  # 2 x [B, H, S, D]
+        key, value = split_heads(linear(self.kv_proj, encoder_hidden_states), 2, self.num_heads)  # 2 x [B, H, S, D]
         if cache is not None:
             key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
             cache.is_updated[self.layer_idx] = True
@@ -242,21 +259,23 @@ class VtxTransformerAttention(nn.Module):
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         cache: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from `hidden_states` [batch, q_len, d_model] to itself, or to `encoder_hidden_states`.
 
-        Returns the output [batch, q_len, d_model] and, under eager attention, the probabilities.
+        Returns the output [batch, q_len, d_model] and the probabilities [batch, heads, q_len, kv_len] when
+        `output_attentions` is set or attention runs eager (None otherwise).
         """
         batch, q_len, d_model = hidden_states.shape
         if self.is_cross_attention:
-            (query,) = split_heads(self.q_proj(hidden_states), 1, self.num_heads)  # [B, H, Q, D]
+            (query,) = split_heads(linear(self.q_proj, hidden_states), 1, self.num_heads)  # [B, H, Q, D]
             key, value = self._cross_key_value(encoder_hidden_states, cache)  # [B, H, S, D]
         else:
-            query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, Q, D]
+            query, key, value = split_heads(linear(self.qkv_proj, hidden_states), 3, self.num_heads)  # 3 x [B, H, Q, D]
             if cache is not None:
                 key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # [B, H, past+Q, D]
 
-        attention_interface = attention_function(self.config)
+        attention_interface = attention_function(self.config, output_attentions)
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -267,7 +286,7 @@ class VtxTransformerAttention(nn.Module):
             scaling=self.scaling,
         )
         attn_output = attn_output.reshape(batch, q_len, d_model)  # [B, Q, H, D] -> [B, Q, d_model]
-        return self.o_proj(attn_output), attn_weights
+        return linear(self.o_proj, attn_output), attn_weights
 
 
 class VtxTransformerResidualBlock(GradientCheckpointingLayer):
@@ -300,11 +319,13 @@ class VtxTransformerEncoderLayer(VtxTransformerResidualBlock):
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """hidden_states [batch, src_len, d_model] -> same shape, plus the self-attention probabilities."""
         hidden_states, attn_weights = self._residual(
-            hidden_states, self.self_attn_layer_norm, lambda x: self.self_attn(x, attention_mask=attention_mask)
+            hidden_states,
+            self.self_attn_layer_norm,
+            lambda x: self.self_attn(x, attention_mask=attention_mask, output_attentions=output_attentions),
         )
         hidden_states, _ = self._residual(hidden_states, self.final_layer_norm, lambda x: (self.mlp(x), None))
         return hidden_states, attn_weights
@@ -316,14 +337,11 @@ class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
     def __init__(self, config: VtxTransformerConfig, layer_idx: int):
         super().__init__(config)
         heads = config.decoder_attention_heads
-        self.self_attn = VtxTransformerAttention(config, heads, is_causal=True, layer_idx=layer_idx, linear=VtxLinear)
+        self.self_attn = VtxTransformerAttention(config, heads, is_causal=True, layer_idx=layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.encoder_attn = VtxTransformerAttention(
-            config, heads, is_cross_attention=True, layer_idx=layer_idx, linear=VtxLinear
-        )
+        self.encoder_attn = VtxTransformerAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
         self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.mlp = VtxMLP(config.d_model, config.decoder_ffn_dim, config.activation_function, config.activation_dropout,
-                          linear=VtxLinear)
+        self.mlp = VtxMLP(config.d_model, config.decoder_ffn_dim, config.activation_function, config.activation_dropout)
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
     def forward(
@@ -333,17 +351,21 @@ class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
         attention_mask: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         cache: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """hidden_states [batch, tgt_len, d_model] -> same shape, plus self- and cross-attention probabilities."""
         hidden_states, self_weights = self._residual(
             hidden_states,
             self.self_attn_layer_norm,
-            lambda x: self.self_attn(x, attention_mask=attention_mask, cache=cache),
+            lambda x: self.self_attn(x, attention_mask=attention_mask, cache=cache, output_attentions=output_attentions),
         )
         hidden_states, cross_weights = self._residual(
             hidden_states,
             self.encoder_attn_layer_norm,
-            lambda x: self.encoder_attn(x, encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache),
+            lambda x: self.encoder_attn(
+                x, encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache,
+                output_attentions=output_attentions,
+            ),
         )
         hidden_states, _ = self._residual(hidden_states, self.final_layer_norm, lambda x: (self.mlp(x), None))
         return hidden_states, self_weights, cross_weights
@@ -363,6 +385,44 @@ class VtxTransformerPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTr
     _supports_flex_attn = False
     _supports_attention_backend = False
     _can_compile_fullgraph = True
+    _output_projection_key: str | None = None  # the output projection's weight, in heads that have one
+
+    @property
+    def _tied_weights_keys(self) -> dict[str, str]:
+        """Which weights are one tensor, as {tied name: source name}, read from the config at each use.
+
+        `share_encoder_decoder_embeddings` ties the decoder's token embedding to the encoder's; `tie_word_embeddings`
+        ties the output projection to the decoder's token embedding (so to the encoder's when those are shared).
+        The two flags act independently, the same way at construction, at save and at load: every combination
+        builds, saves and reloads. A saved file holds each source once; `from_pretrained` ties the rest back.
+        """
+        prefix = "" if self.base_model is self else f"{self.base_model_prefix}."
+        decoder_embedding = f"{prefix}decoder.embed_tokens.weight"
+        tied = {}
+        if self.config.share_encoder_decoder_embeddings:
+            tied[decoder_embedding] = decoder_embedding = f"{prefix}encoder.embed_tokens.weight"
+        if self.config.tie_word_embeddings and self._output_projection_key is not None:
+            tied[self._output_projection_key] = decoder_embedding
+        return tied
+
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict[str, str]:
+        """transformers' mapping of tied weights, without its rule that nothing at all is tied unless
+        `tie_word_embeddings` is set: here that flag governs the output projection only (see `_tied_weights_keys`)."""
+        if all_submodels:
+            return super().get_expanded_tied_weights_keys(all_submodels=True)
+        return self._tied_weights_keys
+
+    def _resize_token_embeddings(self, new_num_tokens: int | None, pad_to_multiple_of: int | None = None,
+                                 mean_resizing: bool = True) -> nn.Embedding:
+        """transformers' resizing of the source embedding and the output projection, plus the decoder's token
+        embedding when it is not shared: source and target share one vocabulary size (`config.vocab_size`)."""
+        resized = super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        if not self.config.share_encoder_decoder_embeddings:
+            decoder = self.get_decoder()
+            decoder.embed_tokens = self._get_resized_embeddings(
+                decoder.embed_tokens, resized.num_embeddings, mean_resizing=mean_resizing
+            )
+        return resized
 
     def _init_weights(self, module: nn.Module) -> None:
         """Xavier-uniform linear layers, N(0, d_model^-1/2) embeddings, rebuilt sinusoid tables."""
@@ -384,11 +444,11 @@ class VtxTransformerStack(nn.Module):
     """What the encoder and decoder stacks share: token embeddings scaled by sqrt(d_model), sinusoidal positions,
     embedding dropout, the layers, and (pre-LN only) a final LayerNorm."""
 
-    def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding, layers: list[nn.Module]):
+    def __init__(self, config: VtxTransformerConfig, layers: list[nn.Module]):
         super().__init__()
         self.config = config
-        self.embed_tokens = embed_tokens
-        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_tokens = VtxTransformerScaledEmbedding(config.vocab_size, config.d_model, config.pad_token_id, scale)
         self.embed_positions = VtxTransformerSinusoidalPositions(config)
         self.dropout = config.dropout
         self.layers = nn.ModuleList(layers)
@@ -397,13 +457,14 @@ class VtxTransformerStack(nn.Module):
 
     def embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, ids_name: str,
               embeds_name: str) -> torch.Tensor:
-        """Scaled token embeddings [batch, len, d_model] of `input_ids`, or `inputs_embeds` as given."""
+        """Token embeddings [batch, len, d_model] of `input_ids` (scaled by the embedding), or `inputs_embeds` as
+        given."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError(f"Pass exactly one of `{ids_name}` and `{embeds_name}`.")
         if inputs_embeds is not None:
             return inputs_embeds
-        check_token_ids(ids_name, input_ids, self.config.vocab_size)
-        return self.embed_tokens(input_ids) * self.embed_scale  # [B, L, d_model]
+        check_token_ids(ids_name, input_ids, self.embed_tokens.num_embeddings)
+        return self.embed_tokens(input_ids)  # [B, L, d_model]
 
     def add_positions(self, inputs_embeds: torch.Tensor, start: int) -> torch.Tensor:
         """Add the encodings of positions start, start + 1, ... and apply embedding dropout."""
@@ -423,9 +484,8 @@ class VtxTransformerStack(nn.Module):
 class VtxTransformerEncoder(VtxTransformerStack):
     """The encoder stack: N encoder layers over the embedded source."""
 
-    def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding):
-        super().__init__(config, embed_tokens,
-                         [VtxTransformerEncoderLayer(config, i) for i in range(config.encoder_layers)])
+    def __init__(self, config: VtxTransformerConfig):
+        super().__init__(config, [VtxTransformerEncoderLayer(config, i) for i in range(config.encoder_layers)])
 
     def forward(
         self,
@@ -440,14 +500,15 @@ class VtxTransformerEncoder(VtxTransformerStack):
 
         Args:
             input_ids: [batch, src_len] source token ids, or `inputs_embeds` [batch, src_len, d_model] (used as
-                given: not scaled).
+                given, as `embed_tokens(input_ids)` returns them: already scaled).
             attention_mask: [batch, src_len], 1 for real tokens and 0 for padding.
+            output_attentions: also return each layer's attention probabilities (computed with eager attention for
+                this call whatever the implementation).
             return_dict: accepted for `generate()`; the output is always a `BaseModelOutput`.
         Returns:
             `BaseModelOutput` with `last_hidden_state` [batch, src_len, d_model].
         """
         output_attentions = bool(output_attentions)
-        check_attention_output_request(self.config, output_attentions)
         inputs_embeds = self.embed(input_ids, inputs_embeds, "input_ids", "inputs_embeds")
         check_attention_mask("attention_mask", attention_mask, inputs_embeds.shape[:2])
         hidden_states = self.add_positions(inputs_embeds, start=0)
@@ -458,7 +519,7 @@ class VtxTransformerEncoder(VtxTransformerStack):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states, attn_weights = layer(hidden_states, mask)
+            hidden_states, attn_weights = layer(hidden_states, mask, output_attentions)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -472,9 +533,8 @@ class VtxTransformerEncoder(VtxTransformerStack):
 class VtxTransformerDecoder(VtxTransformerStack):
     """The decoder stack: N decoder layers over the embedded target, attending to the encoder output."""
 
-    def __init__(self, config: VtxTransformerConfig, embed_tokens: nn.Embedding):
-        super().__init__(config, embed_tokens,
-                         [VtxTransformerDecoderLayer(config, i) for i in range(config.decoder_layers)])
+    def __init__(self, config: VtxTransformerConfig):
+        super().__init__(config, [VtxTransformerDecoderLayer(config, i) for i in range(config.decoder_layers)])
 
     def forward(
         self,
@@ -491,7 +551,7 @@ class VtxTransformerDecoder(VtxTransformerStack):
 
         Args:
             input_ids: [batch, tgt_len] decoder input ids; with a cache, only the new positions. Or
-                `inputs_embeds` [batch, tgt_len, d_model], used as given (not scaled).
+                `inputs_embeds` [batch, tgt_len, d_model], used as given (already scaled).
             encoder_hidden_states: [batch, src_len, d_model].
             attention_mask: [batch, past_len + tgt_len] decoder padding mask (causality is added here).
             encoder_attention_mask: [batch, src_len] source padding mask.
@@ -528,7 +588,8 @@ class VtxTransformerDecoder(VtxTransformerStack):
         all_cross_attentions = () if output_attentions else None
         for layer in self.layers:
             hidden_states, self_weights, cross_weights = layer(
-                hidden_states, encoder_hidden_states, causal_mask, cross_mask, cache=cache
+                hidden_states, encoder_hidden_states, causal_mask, cross_mask, cache=cache,
+                output_attentions=output_attentions,
             )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
@@ -550,16 +611,9 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
 
     def __init__(self, config: VtxTransformerConfig):
         super().__init__(config)
-        encoder_embeddings = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
-        if config.share_encoder_decoder_embeddings:
-            decoder_embeddings = encoder_embeddings
-            self._tied_weights_keys = {"decoder.embed_tokens.weight": "encoder.embed_tokens.weight"}
-        else:
-            decoder_embeddings = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
-            self._tied_weights_keys = None
-        self.encoder = VtxTransformerEncoder(config, encoder_embeddings)
-        self.decoder = VtxTransformerDecoder(config, decoder_embeddings)
-        self.post_init()
+        self.encoder = VtxTransformerEncoder(config)
+        self.decoder = VtxTransformerDecoder(config)
+        self.post_init()  # ties the decoder's token embedding to the encoder's when they are shared
 
     def get_input_embeddings(self) -> nn.Embedding:
         """The source token embedding (shared with the target when configured)."""
@@ -571,14 +625,7 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
         if self.config.share_encoder_decoder_embeddings:
             self.decoder.embed_tokens = value
 
-    def get_encoder(self, modality: str | None = None) -> VtxTransformerEncoder:
-        """The encoder stack, which `generate()` runs once per batch."""
-        return self.encoder
-
-    def get_decoder(self) -> VtxTransformerDecoder:
-        """The decoder stack."""
-        return self.decoder
-
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -593,6 +640,7 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        **kwargs,
     ) -> Seq2SeqModelOutput | tuple:
         """Encode the source (unless `encoder_outputs` is given) and decode the target.
 
@@ -602,15 +650,20 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
             decoder_attention_mask: [batch, past_len + tgt_len] target padding mask.
             encoder_outputs: a precomputed encoder output, as `generate()` passes it.
             cache: an `EncoderDecoderCache` to read and extend; with `use_cache=True` and none given, a dynamic
-                one is created.
+                one is created. `past_key_values` is accepted as its deprecated name.
+            inputs_embeds, decoder_inputs_embeds: instead of ids, embeddings as `get_input_embeddings()` returns them.
+            output_attentions: also return every attention map (computed with eager attention for this call, whatever
+                the implementation).
+            **kwargs: transformers' shared keyword arguments (`TransformersKwargs`, for example `num_items_in_batch`)
+                are accepted and have no effect here; any other name raises a `TypeError`.
         Returns:
             `Seq2SeqModelOutput` with `last_hidden_state` [batch, tgt_len, d_model] (a tuple if `return_dict=False`).
         """
+        check_forward_kwargs(self, kwargs)
         output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
         output_hidden_states = bool(
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        check_attention_output_request(self.config, output_attentions)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
                 input_ids=input_ids,
@@ -657,15 +710,13 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
 class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, GenerationMixin):
     """The Transformer with its output projection: next-token logits, loss from `labels`, and `generate()`."""
 
+    _output_projection_key = "lm_head.weight"
+
     def __init__(self, config: VtxTransformerConfig):
         super().__init__(config)
         self.model = VtxTransformerModel(config)
-        self.lm_head = VtxLinear(config.d_model, config.vocab_size, bias=config.lm_head_bias)
-        self._tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
-        if config.share_encoder_decoder_embeddings:
-            self._tied_weights_keys["model.decoder.embed_tokens.weight"] = "model.encoder.embed_tokens.weight"
-            self._tied_weights_keys["lm_head.weight"] = "model.encoder.embed_tokens.weight"
-        self.post_init()
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=config.lm_head_bias)
+        self.post_init()  # ties the output projection to the token embedding when `tie_word_embeddings` is set
         if self.generation_config.max_new_tokens is None:
             self.generation_config.max_new_tokens = min(256, config.max_position_embeddings - 1)
 
@@ -685,18 +736,11 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
         """Replace the output projection."""
         self.lm_head = value
 
-    def get_encoder(self, modality: str | None = None) -> VtxTransformerEncoder:
-        """The encoder stack, which `generate()` runs once per batch."""
-        return self.model.encoder
-
-    def get_decoder(self) -> VtxTransformerDecoder:
-        """The decoder stack."""
-        return self.model.decoder
-
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Decoder inputs for teacher forcing, as `DataCollatorForSeq2Seq` asks for them."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -724,11 +768,11 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
                 inputs are the labels shifted right.
             num_items_in_batch: passed by `Trainer`: the loss is the summed token loss divided by it, which keeps
                 gradient accumulation exact.
+            **kwargs: as in `VtxTransformerModel.forward`.
         Returns:
             `Seq2SeqLMOutput` with `logits` [batch, tgt_len, vocab_size] and `loss` when `labels` are given.
         """
-        if kwargs:
-            raise TypeError(f"{type(self).__name__}.forward() got unexpected arguments {sorted(kwargs)}.")
+        check_forward_kwargs(self, kwargs)
         if labels is not None:
             check_token_ids("labels", labels, self.config.vocab_size, allow_ignore_index=True)
             use_cache = False
@@ -747,7 +791,7 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        logits = self.lm_head(outputs.last_hidden_state)  # [B, T, V]
+        logits = linear(self.lm_head, outputs.last_hidden_state)  # [B, T, V]
         loss = None
         if labels is not None:
             loss = label_smoothed_cross_entropy(logits, labels, self.config.label_smoothing, num_items_in_batch)
@@ -765,8 +809,8 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
     def generate(self, inputs: torch.Tensor | None = None, **kwargs) -> torch.LongTensor:
-        """`GenerationMixin.generate`, with a clear error when no source is given, and the decoder's projections on
-        packed weights for the duration on CPU (`prepacked_linears`).
+        """`GenerationMixin.generate`, with a clear error when no source is given, and the decoder's few-row
+        projections on oneDNN for the duration on CPU (`fast_paths.few_row_linears`).
 
         Args:
             inputs: [batch, src_len] source ids (or pass `input_ids=`, `inputs_embeds=` or `encoder_outputs=`).
@@ -778,7 +822,7 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
                 "generate() needs a source sentence: pass `input_ids` (for example `tokenizer(texts, "
                 "return_tensors='pt', padding=True)`), `inputs_embeds` or `encoder_outputs`."
             )
-        with prepacked_linears(self):
+        with few_row_linears(self):
             return super().generate(inputs, **kwargs)
 
     def _get_logits_processor(self, *args, **kwargs) -> LogitsProcessorList:

@@ -31,7 +31,7 @@ from .layers import (
     SwitchableAttentionMixin,
     VtxMLP,
     attention_function,
-    check_attention_output_request,
+    check_forward_kwargs,
     check_pixel_values,
     classify_images,
     interpolate_position_embeddings,
@@ -51,8 +51,9 @@ class VtxWeightStandardizedConv2d(nn.Conv2d):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """[batch, in_channels, H, W] -> [batch, out_channels, H / stride, W / stride]."""
-        variance, mean = torch.var_mean(self.weight, dim=(1, 2, 3), keepdim=True, correction=0)
-        weight = (self.weight - mean) * torch.rsqrt(variance + 1e-8)
+        kernel = self.weight.float()  # standardised in float32: half precision loses the small variances
+        variance, mean = torch.var_mean(kernel, dim=(1, 2, 3), keepdim=True, correction=0)
+        weight = ((kernel - mean) * torch.rsqrt(variance + 1e-8)).to(self.weight.dtype)
         return F.conv2d(hidden_states, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -135,12 +136,12 @@ class VtxViTPatchEmbeddings(nn.Module):
             in_channels = self.backbone.out_channels
         self.projection = nn.Conv2d(in_channels, config.hidden_size, config.patch_size, stride=config.patch_size)
 
-    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """[batch, C, H, W] -> patch embeddings [batch, rows * cols, D] and the grid (rows, cols)."""
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[batch, C, H, W] -> patch embeddings as a map [batch, D, rows, cols].
+
+        One tensor out, so that hooks on the input embedding (PEFT's `enable_input_require_grads`) work."""
         features = pixel_values if self.backbone is None else self.backbone(pixel_values)
-        embeddings = self.projection(features)  # [B, D, rows, cols]
-        grid = (embeddings.shape[2], embeddings.shape[3])
-        return embeddings.flatten(2).transpose(1, 2), grid  # [B, D, rows*cols] -> [B, rows*cols, D]
+        return self.projection(features)  # [B, D, rows, cols]
 
 
 class VtxViTEmbeddings(nn.Module):
@@ -182,7 +183,9 @@ class VtxViTEmbeddings(nn.Module):
                 f"{expected_height}x{expected_width} (config.image_size); resize the images, or pass "
                 f"`interpolate_pos_encoding=True` to interpolate the position embeddings to this size."
             )
-        embeddings, grid = self.patch_embeddings(pixel_values.to(self.cls_token.dtype))  # [B, N, D]
+        patch_map = self.patch_embeddings(pixel_values.to(self.cls_token.dtype))  # [B, D, rows, cols]
+        grid = (patch_map.shape[2], patch_map.shape[3])
+        embeddings = patch_map.flatten(2).transpose(1, 2)  # [B, D, rows*cols] -> [B, N, D]
         if bool_masked_pos is not None:
             embeddings = self._mask_patches(embeddings, bool_masked_pos)
         cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)  # [B, 1, D]
@@ -217,9 +220,10 @@ class VtxViTAttention(nn.Module):
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, query_tokens: int | None = None
+        self, hidden_states: torch.Tensor, query_tokens: int | None = None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[batch, tokens, D] -> [batch, tokens, D], and the probabilities under eager attention.
+        """[batch, tokens, D] -> [batch, tokens, D], and the probabilities when `output_attentions` is set or
+        attention runs eager (None otherwise).
 
         With `query_tokens` only the first `query_tokens` tokens attend (to all of them) and the output is
         [batch, query_tokens, D]. The projections stay whole module calls, so wrapped or quantised layers work."""
@@ -227,7 +231,7 @@ class VtxViTAttention(nn.Module):
         query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
         if query_tokens is not None:
             query, tokens = query[:, :, :query_tokens], query_tokens  # [B, H, q, Dh]
-        attention_interface = attention_function(self.config)
+        attention_interface = attention_function(self.config, output_attentions)
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -253,13 +257,15 @@ class VtxViTLayer(GradientCheckpointingLayer):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, hidden_states: torch.Tensor, query_tokens: int | None = None
+        self, hidden_states: torch.Tensor, query_tokens: int | None = None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[batch, tokens, D] -> [batch, tokens, D], and the attention probabilities (eager only).
+        """[batch, tokens, D] -> [batch, tokens, D], and the attention probabilities (see `VtxViTAttention`).
 
         With `query_tokens` only the first `query_tokens` tokens are updated and returned ([batch, query_tokens, D]),
         for a last layer whose other outputs nobody reads."""
-        attention_output, attn_weights = self.attention(self.layernorm_before(hidden_states), query_tokens)
+        attention_output, attn_weights = self.attention(
+            self.layernorm_before(hidden_states), query_tokens, output_attentions
+        )
         if query_tokens is not None:
             hidden_states = hidden_states[:, :query_tokens]  # [B, T, D] -> [B, q, D]
         hidden_states = hidden_states + self.dropout(attention_output)
@@ -274,6 +280,7 @@ class VtxViTPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTrainedMod
     base_model_prefix = "vit"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    _input_embed_layer = "patch_embeddings"  # get/set_input_embeddings find `embeddings.patch_embeddings`
     supports_gradient_checkpointing = True
     _no_split_modules = ["VtxViTEmbeddings", "VtxViTLayer"]
     _supports_sdpa = True
@@ -312,10 +319,6 @@ class VtxViTModel(VtxViTPreTrainedModel):
         )
         self.post_init()
 
-    def get_input_embeddings(self) -> VtxViTPatchEmbeddings:
-        """The patch embedding."""
-        return self.embeddings.patch_embeddings
-
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -325,6 +328,7 @@ class VtxViTModel(VtxViTPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         pooled_only: bool = False,
+        **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
         """Encode an image batch.
 
@@ -333,20 +337,25 @@ class VtxViTModel(VtxViTPreTrainedModel):
             bool_masked_pos: [batch, num_patches], True where a patch is replaced by the mask token (models built
                 with `use_mask_token=True`).
             interpolate_pos_encoding: accept any image size by resizing the position grid to the real patch grid.
+            output_attentions: also return each layer's attention probabilities (computed with eager attention for
+                this call, whatever the implementation).
             pooled_only: the caller reads only `pooler_output` (as the classifier does). With [CLS] pooling and no
                 hidden states or attentions requested, the last layer then updates only the [CLS] token, saving
                 most of that layer's work, and `last_hidden_state` is the [CLS] state alone, [batch, 1, D].
+            **kwargs: transformers' shared keyword arguments (`TransformersKwargs`, for example the
+                `num_items_in_batch` that `Trainer` passes through `VisionEncoderDecoderModel`) are accepted and have
+                no effect; any other name raises a `TypeError`.
         Returns:
             `BaseModelOutputWithPooling`: `last_hidden_state` [batch, 1 + num_patches, D] and `pooler_output`
             [batch, D] ([CLS] or mean of patches, through the pre-logits layer when configured).
         """
+        check_forward_kwargs(self, kwargs)
         if pixel_values is None:
             raise ValueError("`pixel_values` is required: a [batch, channels, height, width] float tensor.")
         output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
         output_hidden_states = bool(
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        check_attention_output_request(self.config, output_attentions)
         hidden_states, _ = self.embeddings(pixel_values, bool_masked_pos, interpolate_pos_encoding)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -354,7 +363,9 @@ class VtxViTModel(VtxViTPreTrainedModel):
         cls_only = pooled_only and self.config.pooling == "cls" and not (output_hidden_states or output_attentions)
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            hidden_states, attn_weights = layer(hidden_states, 1 if cls_only and index == last else None)
+            hidden_states, attn_weights = layer(
+                hidden_states, 1 if cls_only and index == last else None, output_attentions
+            )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -390,11 +401,13 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        **kwargs,
     ) -> ImageClassifierOutput | tuple:
         """Class logits [batch, num_labels], and the loss when `labels` [batch] are given (cross-entropy for
-        single-label classification; `config.problem_type` selects regression or multi-label)."""
+        single-label classification; `config.problem_type` selects regression or multi-label). `kwargs` as in
+        `VtxViTModel.forward`."""
         return classify_images(self, self.vit, pixel_values, labels, interpolate_pos_encoding, output_attentions,
-                               output_hidden_states, return_dict, pooled_only=True)
+                               output_hidden_states, return_dict, pooled_only=True, **kwargs)
 
 
 class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
@@ -423,15 +436,18 @@ class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        **kwargs,
     ) -> MaskedImageModelingOutput | tuple:
         """Reconstruct pixels [batch, C, H', W'] (H', W' the image size rounded down to whole patches), with the
-        masked-pixel L1 loss when `bool_masked_pos` [batch, num_patches] is given."""
+        masked-pixel L1 loss when `bool_masked_pos` [batch, num_patches] is given. `kwargs` as in
+        `VtxViTModel.forward`."""
         outputs = self.vit(
             pixel_values,
             bool_masked_pos=bool_masked_pos,
             interpolate_pos_encoding=interpolate_pos_encoding,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            **kwargs,
         )
         stride = self.config.encoder_stride
         rows, cols = pixel_values.shape[2] // stride, pixel_values.shape[3] // stride

@@ -1,6 +1,6 @@
-"""The inference fast paths: oneDNN on pre-packed weights for the decoder's few-row matmuls (`VtxLinear`), the
+"""The inference fast paths: oneDNN for the few-row matmuls of token-by-token decoding (`fast_paths.linear`), the
 ViT classifier's last layer computed for the [CLS] token only, and the MLP run in row pieces when its activation
-would be huge. Each must give what the plain path gives."""
+would be huge. Each must give what the plain path gives, and fail loudly when an upgrade removes what it leans on."""
 
 import copy
 import pickle
@@ -8,6 +8,7 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.modules import module as torch_module
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
@@ -18,56 +19,103 @@ from vit_tester import pixel_batch, tiny_vit_config
 
 from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration
 from hf_visiontx import VtxViTForImageClassification
-from hf_visiontx.modeling import layers
-from hf_visiontx.modeling.layers import PREPACKED_MAX_ROWS, VtxLinear, _prepacking_available, prepacked_linears
+from hf_visiontx.modeling import fast_paths, layers
+from hf_visiontx.modeling.fast_paths import FEW_ROWS_MAX, few_row_linears, few_row_linears_available, linear
 from hf_visiontx.modeling.logits_processors import (
     CachedMinLengthLogitsProcessor,
     CachedMinNewTokensLengthLogitsProcessor,
     with_cached_eos_masks,
 )
 
-needs_onednn = pytest.mark.skipif(not _prepacking_available(), reason="this torch build has no oneDNN linear")
+needs_onednn = pytest.mark.skipif(not few_row_linears_available(), reason="this torch build has no oneDNN linear")
 
 
-def linear_layer(in_features: int = 32, out_features: int = 48, seed: int = 0) -> VtxLinear:
+def linear_layer(in_features: int = 32, out_features: int = 48, seed: int = 0) -> torch.nn.Linear:
     torch.manual_seed(seed)
-    return VtxLinear(in_features, out_features)
+    return torch.nn.Linear(in_features, out_features)
+
+
+def spy_on_packing(monkeypatch) -> list[int]:
+    """Count the packed weights handed out."""
+    calls, original = [], fast_paths._PackedWeight.of
+
+    def counted(holder, weight):
+        calls.append(1)
+        return original(holder, weight)
+
+    monkeypatch.setattr(fast_paths._PackedWeight, "of", counted)
+    return calls
+
+
+def test_the_private_apis_the_few_row_path_leans_on_still_exist():
+    """A torch upgrade that drops or changes these must fail here, not make decoding silently slower or wrong."""
+    assert isinstance(torch_module._global_forward_hooks, dict)
+    assert isinstance(torch_module._global_forward_pre_hooks, dict)
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN")
+    assert few_row_linears_available(), "torch.ops.mkldnn lost _linear_pointwise or _reorder_linear_weight"
+    layer, inputs = linear_layer(), torch.randn(5, 32)
+    with torch.no_grad():
+        packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 16)
+        output = torch.ops.mkldnn._linear_pointwise(inputs, packed, layer.bias, "none", [], "")
+        torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
 
 
 @needs_onednn
-def test_prepacked_linear_equals_f_linear_and_follows_weight_changes():
+def test_few_row_linear_equals_f_linear_and_follows_weight_changes(monkeypatch):
     layer = linear_layer()
     inputs = torch.randn(3, 5, 32)  # 15 rows
+    packing = spy_on_packing(monkeypatch)
     with torch.no_grad():
-        layer(inputs)
-        assert layer._prepacked.packed is None  # outside a prepacked_linears block: F.linear
-        one_row = inputs[:1, :1]  # one row: oneDNN on the weight as it is, no copy, anywhere
-        torch.testing.assert_close(layer(one_row), F.linear(one_row, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
-        assert layer._prepacked.packed is None
-        with prepacked_linears(layer):
-            torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
-            assert layer._prepacked.packed is not None  # the oneDNN path was taken
+        linear(layer, inputs)
+        assert not packing  # outside a few_row_linears block: the layer's own forward
+        with few_row_linears(layer):
+            torch.testing.assert_close(linear(layer, inputs), F.linear(inputs, layer.weight, layer.bias),
+                                       rtol=1e-5, atol=1e-5)
+            assert packing  # the oneDNN path was taken
+            one_row = inputs[:1, :1]  # one row: oneDNN on the weight as it is
+            torch.testing.assert_close(linear(layer, one_row), F.linear(one_row, layer.weight, layer.bias),
+                                       rtol=1e-5, atol=1e-5)
             layer.weight.mul_(2.0)  # changed in place: the packed copy must be remade
             expected = F.linear(inputs, layer.weight, layer.bias)
-            torch.testing.assert_close(layer(inputs), expected, rtol=1e-5, atol=1e-5)
-        assert layer._prepacked.packed is None  # dropped with the block
-    with prepacked_linears(layer), torch.inference_mode():
+            torch.testing.assert_close(linear(layer, inputs), expected, rtol=1e-5, atol=1e-5)
+        assert layer not in fast_paths._OPEN_LAYERS  # its state dropped with the block
+    with few_row_linears(layer), torch.inference_mode():
         layer.weight = torch.nn.Parameter(torch.randn(48, 32))  # replaced, as from_pretrained does
-        torch.testing.assert_close(layer(inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(linear(layer, inputs), F.linear(inputs, layer.weight, layer.bias),
+                                   rtol=1e-5, atol=1e-5)
 
 
+@needs_onednn
 @pytest.mark.parametrize(
-    "case", ["autograd", "many rows", "bfloat16"],
+    "case", ["autograd", "many rows", "bfloat16", "forward hook", "replaced forward", "subclass", "global hook"],
 )
-def test_prepacked_path_is_left_to_f_linear_outside_its_domain(case):
+def test_few_row_path_leaves_the_call_to_the_layer_outside_its_domain(case, monkeypatch):
+    """Anything the fast path cannot honour (gradients, other dtypes, hooks of users and of accelerate, layers that
+    are not exactly nn.Linear, as quantizers and PEFT make them) runs the layer's own forward."""
     layer = linear_layer()
-    rows = PREPACKED_MAX_ROWS + 1 if case == "many rows" else 4
+    if case == "subclass":
+        layer = type("WrappedLinear", (torch.nn.Linear,), {})(32, 48)
+    rows = FEW_ROWS_MAX + 1 if case == "many rows" else 4
     inputs = torch.randn(rows, 32)
     if case == "bfloat16":
         layer, inputs = layer.to(torch.bfloat16), inputs.to(torch.bfloat16)
-    with prepacked_linears(layer), torch.no_grad() if case != "autograd" else torch.enable_grad():
-        output = layer(inputs)
-        assert layer._prepacked.packed is None
+    calls = []
+    if case == "forward hook":
+        layer.register_forward_hook(lambda *_: calls.append(1))
+    if case == "replaced forward":  # as accelerate's offloading hooks do
+        layer.forward = lambda x, original=layer.forward: calls.append(1) or original(x)
+    if case == "global hook":
+        handle = torch_module.register_module_forward_hook(lambda *_: calls.append(1))
+    packing = spy_on_packing(monkeypatch)
+    try:
+        with few_row_linears(layer), torch.no_grad() if case != "autograd" else torch.enable_grad():
+            output = linear(layer, inputs)
+    finally:
+        if case == "global hook":
+            handle.remove()
+    assert not packing
+    assert bool(calls) == (case in ("forward hook", "replaced forward", "global hook"))
     assert (output.grad_fn is not None) == (case == "autograd")
     torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias))
 
@@ -80,40 +128,29 @@ def translator_and_batch() -> tuple[VtxTransformerForConditionalGeneration, dict
 
 
 @needs_onednn
-def test_a_model_with_packed_weights_copies_pickles_and_saves_without_them():
+def test_a_model_copies_pickles_and_saves_unchanged_inside_a_few_row_block(monkeypatch):
     model, batch = translator_and_batch()
-    with prepacked_linears(model):
+    packing = spy_on_packing(monkeypatch)
+    with few_row_linears(model):
         tokens = model.generate(**batch, max_new_tokens=6, do_sample=False)
-        assert model.lm_head._prepacked.packed is not None  # kept while the outer block is open
+        assert packing and model.lm_head in fast_paths._OPEN_LAYERS  # kept while the outer block is open
         duplicate = copy.deepcopy(model)
-        assert duplicate.lm_head._prepacked.packed is None
         restored = pickle.loads(pickle.dumps(model))
-        assert restored.lm_head._prepacked.packed is None
-    assert model.lm_head._prepacked.packed is None
+        assert duplicate.lm_head not in fast_paths._OPEN_LAYERS and restored.lm_head not in fast_paths._OPEN_LAYERS
+        assert all(type(module) is torch.nn.Linear for module in (duplicate.lm_head, restored.lm_head))
+    assert model.lm_head not in fast_paths._OPEN_LAYERS
     assert torch.equal(duplicate.generate(**batch, max_new_tokens=6, do_sample=False), tokens)
-    assert not any("prepacked" in key for key in model.state_dict())
-
-
-def spy_on_packing(monkeypatch) -> list[int]:
-    """Count the packed weights handed out."""
-    calls, original = [], layers._PrepackedWeight.of
-
-    def counted(holder, weight):
-        calls.append(1)
-        return original(holder, weight)
-
-    monkeypatch.setattr(layers._PrepackedWeight, "of", counted)
-    return calls
+    assert not any("pack" in key for key in model.state_dict())
 
 
 @needs_onednn
-def test_generation_gives_the_same_tokens_with_and_without_packed_weights(monkeypatch):
+def test_generation_gives_the_same_tokens_with_and_without_the_few_row_path(monkeypatch):
     model, batch = translator_and_batch()
     settings = dict(max_new_tokens=8, do_sample=False, num_beams=3)
     packing = spy_on_packing(monkeypatch)
     fast = model.generate(**batch, **settings)
     assert packing  # generate() took the oneDNN path
-    monkeypatch.setattr(VtxLinear, "_takes_onednn_path", lambda self, inputs, weight: False)
+    monkeypatch.setattr(fast_paths, "few_row_linears_available", lambda: False)
     packing.clear()
     assert torch.equal(model.generate(**batch, **settings), fast)
     assert not packing  # F.linear all the way
@@ -133,7 +170,7 @@ def test_generation_after_a_fused_adamw_step_uses_the_new_weights(monkeypatch):
     optimizer.step()
     model.eval()
     fast = torch.stack(model.generate(**batch, **settings).scores)
-    monkeypatch.setattr(VtxLinear, "_takes_onednn_path", lambda self, inputs, weight: False)
+    monkeypatch.setattr(fast_paths, "few_row_linears_available", lambda: False)
     plain = torch.stack(model.generate(**batch, **settings).scores)
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
 

@@ -256,6 +256,27 @@ def test_backbone_returns_nchw_maps_at_strides_4_8_16_32(tmp_path):
     assert torch.equal(reloaded.swin.stages[3].blocks[1].mlp.fc2.weight, backbone.swin.stages[3].blocks[1].mlp.fc2.weight)
 
 
+@pytest.mark.parametrize(
+    ("our_class", "reference_class"),
+    [(VtxSwinForImageClassification, SwinForImageClassification),
+     (VtxSwinForMaskedImageModeling, SwinForMaskedImageModeling)],
+)
+def test_heads_return_the_fields_of_transformers_swin_heads(our_class, reference_class):
+    """Both heads carry `reshaped_hidden_states` (the hidden states as NCHW maps), as transformers' Swin heads do,
+    in the same field order (tuples index the same way)."""
+    model, pixels = tiny(our_class), pixel_batch()
+    with torch.no_grad():
+        outputs = model(pixels, output_hidden_states=True)
+        reference = reference_class(SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=[2, 2],
+                                               num_heads=[2, 4], window_size=4, encoder_stride=4, num_labels=5))
+        reference_outputs = reference.eval()(pixels, output_hidden_states=True)
+    assert list(outputs.keys()) == list(reference_outputs.keys())
+    assert len(outputs.reshaped_hidden_states) == len(outputs.hidden_states) == 3
+    for tokens, feature_map in zip(outputs.hidden_states, outputs.reshaped_hidden_states):
+        assert feature_map.dim() == 4 and feature_map.shape[1] == tokens.shape[-1]
+        torch.testing.assert_close(feature_map.flatten(2).transpose(1, 2), tokens)
+
+
 def test_auto_image_processor_and_classifier_resolve(tmp_path):
     model = tiny(id2label={i: f"class {i}" for i in range(NUM_LABELS)})
     model.save_pretrained(tmp_path)

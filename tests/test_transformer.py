@@ -1,5 +1,6 @@
 """The encoder-decoder Transformer: paper sizes, mechanics, loss, generation and errors."""
 
+import importlib.util
 import json
 import math
 
@@ -85,7 +86,6 @@ def test_presets_carry_the_paper_hyperparameters():
         ({"dropout": 1.5}, r"`dropout` must be in \[0, 1\)"),
         ({"activation_function": "nope"}, "activation_function"),
         ({"pad_token_id": 99}, r"`pad_token_id` \(99\) must lie in \[0, vocab_size=99\)"),
-        ({"tie_word_embeddings": False}, "share_encoder_decoder_embeddings"),
         ({"encoder_layers": 0}, "`encoder_layers` must be a positive integer"),
     ],
 )
@@ -123,16 +123,18 @@ def test_embeddings_are_scaled_by_sqrt_d_model_and_positions_added():
     input_ids, attention_mask = padded_source_batch()
     with torch.no_grad():
         encoded = model.get_encoder()(input_ids, attention_mask, output_hidden_states=True)
-    expected = model.get_input_embeddings()(input_ids) * math.sqrt(32) + sinusoidal_position_table(64, 32)[:9]
+    embedding = model.get_input_embeddings()
+    expected = F.embedding(input_ids, embedding.weight) * math.sqrt(32) + sinusoidal_position_table(64, 32)[:9]
     torch.testing.assert_close(encoded.hidden_states[0], expected)
+    assert embedding.scale == math.sqrt(32)  # the scale lives in the embedding: its output is what inputs_embeds takes
 
 
 def test_source_target_and_output_embeddings_are_shared_when_configured():
     shared = tiny_model()
-    assert shared.model.decoder.embed_tokens is shared.model.encoder.embed_tokens
+    assert shared.model.decoder.embed_tokens.weight is shared.model.encoder.embed_tokens.weight
     assert shared.lm_head.weight is shared.model.encoder.embed_tokens.weight
     separate = tiny_model(share_encoder_decoder_embeddings=False)
-    assert separate.model.decoder.embed_tokens is not separate.model.encoder.embed_tokens
+    assert separate.model.decoder.embed_tokens.weight is not separate.model.encoder.embed_tokens.weight
     assert separate.lm_head.weight is separate.model.decoder.embed_tokens.weight
 
 
@@ -288,16 +290,130 @@ def test_generation_config_is_saved_with_ids_and_a_length_limit(tmp_path):
     assert "num_beams" not in config and "max_new_tokens" not in config
 
 
-def test_generate_returns_attentions_under_eager():
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_generate_returns_attentions_under_every_implementation(implementation):
     model = tiny_model()
-    model.set_attn_implementation("eager")
+    model.set_attn_implementation(implementation)
     input_ids, attention_mask = padded_source_batch()
-    out = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=4, min_new_tokens=4,
-                         output_attentions=True, return_dict_in_generate=True)
+    settings = dict(attention_mask=attention_mask, max_new_tokens=4, min_new_tokens=4, return_dict_in_generate=True)
+    out = model.generate(input_ids, output_attentions=True, **settings)
+    assert model.config._attn_implementation == implementation  # the call did not switch the model
     assert len(out.cross_attentions) == 4 and len(out.cross_attentions[0]) == 2
     assert out.cross_attentions[0][0].shape == (3, 4, 1, 9)
+    assert out.decoder_attentions[2][1].shape == (3, 4, 1, 3) and len(out.encoder_attentions) == 2
     # no attention mass on padded source positions
     assert out.cross_attentions[1][0][2, :, :, 3:].abs().max() == 0
+    assert torch.equal(out.sequences, model.generate(input_ids, **settings).sequences)
+    model.set_attn_implementation("eager")
+    reference = model.generate(input_ids, output_attentions=True, **settings)
+    for ours, theirs in zip(out.cross_attentions, reference.cross_attentions):
+        torch.testing.assert_close(torch.stack(ours), torch.stack(theirs), rtol=1e-5, atol=1e-6)
+
+
+# --- conformance: what transformers' own seq2seq models do ---------------------------------------------------
+
+
+@pytest.mark.parametrize("share", [True, False])
+@pytest.mark.parametrize("tie", [True, False])
+def test_every_tying_combination_builds_saves_and_reloads(tmp_path, share, tie):
+    """The tying rules are decided once (`_tied_weights_keys`, read from the config) and applied the same way at
+    construction, save and load; the flags may also be set on a config after it is built."""
+    config = tiny_transformer_config(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    config.share_encoder_decoder_embeddings, config.tie_word_embeddings = share, tie
+    torch.manual_seed(0)
+    model = VtxTransformerForConditionalGeneration(config).eval()
+    encoder, decoder = model.model.encoder.embed_tokens.weight, model.model.decoder.embed_tokens.weight
+    assert (encoder is decoder) == share
+    assert (model.lm_head.weight is decoder) == tie
+    model.save_pretrained(tmp_path)
+    reloaded, info = VtxTransformerForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert (reloaded.model.encoder.embed_tokens.weight is reloaded.model.decoder.embed_tokens.weight) == share
+    assert (reloaded.lm_head.weight is reloaded.model.decoder.embed_tokens.weight) == tie
+    input_ids, attention_mask = padded_source_batch()
+    with torch.no_grad():
+        expected = model(input_ids=input_ids, attention_mask=attention_mask, labels=target_labels()).logits
+        actual = reloaded(input_ids=input_ids, attention_mask=attention_mask, labels=target_labels()).logits
+    assert torch.equal(actual, expected)
+
+
+def test_resizing_the_vocabulary_resizes_every_embedding_and_the_output():
+    for share in (True, False):
+        model = tiny_model(share_encoder_decoder_embeddings=share)
+        model.resize_token_embeddings(120)
+        assert model.config.vocab_size == 120
+        assert model.model.encoder.embed_tokens.num_embeddings == model.model.decoder.embed_tokens.num_embeddings == 120
+        assert model.lm_head.out_features == 120 and model.lm_head.weight is model.model.decoder.embed_tokens.weight
+        input_ids, attention_mask = padded_source_batch()
+        input_ids[0, 0], labels = 110, target_labels()
+        labels[0, 0] = 115
+        with torch.no_grad():
+            outputs = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        assert outputs.logits.shape == (3, 6, 120) and torch.isfinite(outputs.loss)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_checkpoints_generate(tmp_path, dtype):
+    """The route that crashed: a float32 checkpoint loaded in half precision (the sinusoid table stayed float32)."""
+    tiny_model().save_pretrained(tmp_path)
+    model = VtxTransformerForConditionalGeneration.from_pretrained(tmp_path, dtype=dtype)
+    assert model.model.encoder.embed_positions.table.dtype == dtype
+    input_ids, attention_mask = padded_source_batch()
+    for settings in (dict(do_sample=False), dict(num_beams=3), dict(do_sample=True, top_k=5)):
+        tokens = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, **settings)
+        assert tokens.shape[0] == 3 and ((tokens >= 0) & (tokens < VOCAB_SIZE)).all()
+
+
+def test_past_key_values_is_accepted_as_the_deprecated_name_of_cache():
+    model = tiny_model()
+    input_ids, attention_mask = padded_source_batch()
+    decoder_input_ids = torch.tensor([[BOS, 5], [BOS, 6], [BOS, 7]])
+    batch = dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                 use_cache=True)
+    with torch.no_grad():
+        expected = model(**batch, cache=EncoderDecoderCache(DynamicCache(), DynamicCache()))
+        for model_or_base in (model, model.model):
+            with pytest.warns(FutureWarning, match="`past_key_values` is deprecated"):
+                outputs = model_or_base(**batch, past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()))
+            assert outputs.cache.get_seq_length() == 2
+    assert torch.equal(model.lm_head(outputs.last_hidden_state), expected.logits)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchao") is None, reason="needs torchao")
+def test_torchao_quantizes_every_projection_in_place_and_through_from_pretrained(tmp_path):
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    from transformers import TorchAoConfig
+
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    input_ids, attention_mask = padded_source_batch()
+    expected = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, do_sample=False)
+    quantize_(model, Int8WeightOnlyConfig())
+    linears = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    assert all(type(module.weight) is not torch.nn.Parameter for module in linears)  # every weight quantized
+    assert torch.equal(model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, do_sample=False),
+                       expected)
+    loaded = VtxTransformerForConditionalGeneration.from_pretrained(
+        tmp_path, quantization_config=TorchAoConfig(Int8WeightOnlyConfig())
+    )
+    quantized = {name for name, module in loaded.named_modules()
+                 if isinstance(module, torch.nn.Linear) and type(module.weight) is not torch.nn.Parameter}
+    # transformers leaves the output layer tied to the embeddings unquantized, as for its own models
+    assert quantized == {name for name, module in loaded.named_modules()
+                         if isinstance(module, torch.nn.Linear)} - {"lm_head"}
+    assert loaded.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5).shape[0] == 3
+
+
+def test_get_encoder_follows_the_modality_contract():
+    """The text encoder for the default (text) modality; no image, video or audio encoder, so the model itself, as
+    transformers' text-only models answer; an unknown modality is an error."""
+    model = tiny_model()
+    assert model.get_encoder() is model.model.encoder and model.model.get_encoder() is model.model.encoder
+    assert model.get_decoder() is model.model.decoder
+    for modality in ("image", "video", "audio"):
+        assert model.get_encoder(modality=modality) is model
+    with pytest.raises(ValueError, match="modality"):
+        model.get_encoder(modality="smell")
 
 
 # --- errors --------------------------------------------------------------------------------------------------
@@ -328,12 +444,6 @@ def test_mismatched_attention_masks_are_named():
 def test_generate_without_a_source_is_a_clear_error():
     with pytest.raises(ValueError, match="generate\\(\\) needs a source sentence"):
         tiny_model().generate(max_new_tokens=3)
-
-
-def test_attention_weights_under_sdpa_ask_for_eager():
-    input_ids, attention_mask = padded_source_batch()
-    with pytest.raises(ValueError, match="attn_implementation='eager'"):
-        tiny_model()(input_ids=input_ids, labels=target_labels(), output_attentions=True)
 
 
 def test_sequences_longer_than_the_position_table_are_named():

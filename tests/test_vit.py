@@ -113,9 +113,9 @@ def test_patch_embedding_is_a_linear_map_of_flattened_patches():
     patches = pixels.unfold(2, 4, 4).unfold(3, 4, 4)  # [1, C, 8, 8, 4, 4]
     flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(1, 64, 48)  # [1, 64 patches, C*P*P]
     expected = flat @ projection.weight.reshape(32, 48).T + projection.bias
-    embedded, grid = model.embeddings.patch_embeddings(pixels)
-    assert grid == (8, 8)
-    torch.testing.assert_close(embedded, expected, atol=1e-5, rtol=1e-5)
+    patch_map = model.embeddings.patch_embeddings(pixels)  # [1, D, 8, 8]
+    assert patch_map.shape == (1, 32, 8, 8)
+    torch.testing.assert_close(patch_map.flatten(2).transpose(1, 2), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_cls_and_mean_pooling_read_the_final_states():
@@ -147,16 +147,14 @@ def test_wrong_image_size_without_interpolation_names_the_expected_size():
         tiny()(pixel_batch(height=24, width=40))
 
 
-def test_attentions_and_hidden_states_are_returned_under_eager():
+def test_attentions_and_hidden_states_are_returned_under_the_default_sdpa():
     model = tiny(VtxViTModel)
-    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == "sdpa"
     with torch.no_grad():
         out = model(pixel_batch(), output_attentions=True, output_hidden_states=True)
     assert len(out.attentions) == 2 and out.attentions[0].shape == (3, 4, 65, 65)
     torch.testing.assert_close(out.attentions[1].sum(-1), torch.ones(3, 4, 65))
     assert len(out.hidden_states) == 3
-    with pytest.raises(ValueError, match="attn_implementation='eager'"):
-        tiny(VtxViTModel)(pixel_batch(), output_attentions=True)
 
 
 # --- heads ---------------------------------------------------------------------------------------------------
