@@ -5,8 +5,8 @@ same result as the plain one (up to float rounding) and can be switched off.
 
 Few-row linear layers (`linear`, opened by `few_row_linears`): while a Transformer decodes token by token, each
 projection multiplies 1 to 64 rows (batch x beams) by a large weight, where MKL's sgemm behind `F.linear` reaches
-about half of the memory bandwidth. Inside a `few_row_linears(model)` block (which the Transformer's `generate()`
-opens), the model's plain `nn.Linear` layers run oneDNN's matmul instead: on the weight as it is for one row, and on a
+about half of the memory bandwidth. Inside a `few_row_linears(decoder, lm_head)` block (which the Transformer's
+`generate()` opens), their plain `nn.Linear` layers run oneDNN's matmul instead: on the weight as it is for one row, and on a
 copy of the weight packed once for the block for 2 to `FEW_ROWS_MAX` rows (the copy costs the weight's memory once
 more until the block ends). Everything else takes the layer's own forward: training, more rows, other dtypes and
 devices, `torch.compile` / `torch.export`, and any layer that is not exactly `nn.Linear` or that carries hooks or a
@@ -68,9 +68,11 @@ _OPEN_LAYERS: "weakref.WeakKeyDictionary[nn.Linear, _PackedWeight]" = weakref.We
 
 
 @contextlib.contextmanager
-def few_row_linears(model: nn.Module) -> Iterator[None]:
-    """Within the block, `linear(layer, inputs)` may run `model`'s plain `nn.Linear` layers on oneDNN (packed copies
-    made on first use, dropped when the outermost block for the layer ends).
+def few_row_linears(*modules: nn.Module) -> Iterator[None]:
+    """Within the block, `linear(layer, inputs)` may run the plain `nn.Linear` layers of `modules` on oneDNN (packed
+    copies made on first use, dropped when the outermost block for the layer ends). The Transformer's `generate()`
+    opens one over its decoder and output layer, which multiply few rows per step; the encoder runs once per call
+    and is left out, so that its weights are not packed for nothing.
 
     The copies are scoped to the block because they can be trusted only while the weights cannot change behind them:
     fused AdamW and writes through `.data` update a parameter without bumping its version counter, so a copy kept
@@ -79,7 +81,7 @@ def few_row_linears(model: nn.Module) -> Iterator[None]:
     if not few_row_linears_available():
         yield
         return
-    layers = [layer for layer in model.modules() if type(layer) is nn.Linear]
+    layers = list({id(layer): layer for module in modules for layer in module.modules() if type(layer) is nn.Linear}.values())
     for layer in layers:
         state = _OPEN_LAYERS.get(layer)
         if state is None:

@@ -822,7 +822,7 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
                 "generate() needs a source sentence: pass `input_ids` (for example `tokenizer(texts, "
                 "return_tensors='pt', padding=True)`), `inputs_embeds` or `encoder_outputs`."
             )
-        with few_row_linears(self):
+        with few_row_linears(self.get_decoder(), self.get_output_embeddings()):
             return super().generate(inputs, **kwargs)
 
     def _get_logits_processor(self, *args, **kwargs) -> LogitsProcessorList:

@@ -109,11 +109,7 @@ def quantized(model: torch.nn.Module) -> torch.nn.Module:
     per call), for `--int8`."""
     from torch.ao.quantization import quantize_dynamic
 
-    model = copy.deepcopy(model)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):  # VtxLinear's float fast path has no int8 counterpart
-            module.__class__ = torch.nn.Linear
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def inference_variants(model: torch.nn.Module, args) -> dict[str, Callable]:

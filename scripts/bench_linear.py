@@ -1,4 +1,5 @@
-"""Per-call time of `VtxLinear` (oneDNN on a pre-packed weight) against `F.linear` (MKL) at the sizes a
+"""Per-call time of `fast_paths.linear` inside `few_row_linears` (oneDNN on a packed weight) against `F.linear`
+(MKL) at the sizes a
 Transformer-base decoder multiplies while generating: 1 to 128 rows (batch x beams) by its projection and output
 matrices. Each layer is called on enough distinct weights (about 150 MB, as one decoding step reads) that they
 come from memory, not from cache.
@@ -14,23 +15,23 @@ import torch
 import torch.nn.functional as F
 from benchmarking import best_times
 
-from hf_visiontx.modeling.layers import PREPACKED_MAX_ROWS, VtxLinear
+from hf_visiontx.modeling.fast_paths import FEW_ROWS_MAX, few_row_linears, linear
 
 WEIGHT_BYTES_PER_CALL = 150_000_000
 
 
-def layers_of(in_features: int, out_features: int) -> list[VtxLinear]:
+def layers_of(in_features: int, out_features: int) -> torch.nn.ModuleList:
     """As many layers of this shape as fill `WEIGHT_BYTES_PER_CALL`."""
     copies = max(1, WEIGHT_BYTES_PER_CALL // (4 * in_features * out_features))
-    return [VtxLinear(in_features, out_features) for _ in range(copies)]
+    return torch.nn.ModuleList(torch.nn.Linear(in_features, out_features) for _ in range(copies))
 
 
-def ours(layers: list[VtxLinear], inputs: torch.Tensor) -> torch.Tensor:
-    """Every layer through VtxLinear."""
-    return [layer(inputs) for layer in layers][-1]
+def ours(layers: torch.nn.ModuleList, inputs: torch.Tensor) -> torch.Tensor:
+    """Every layer through the few-row path (the caller holds a `few_row_linears` block open)."""
+    return [linear(layer, inputs) for layer in layers][-1]
 
 
-def plain(layers: list[VtxLinear], inputs: torch.Tensor) -> torch.Tensor:
+def plain(layers: torch.nn.ModuleList, inputs: torch.Tensor) -> torch.Tensor:
     """Every layer through F.linear."""
     return [F.linear(inputs, layer.weight, layer.bias) for layer in layers][-1]
 
@@ -46,13 +47,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     shapes = [(args.d_model, args.d_model), (args.d_model, 3 * args.d_model), (args.d_model, args.d_ff),
               (args.d_ff, args.d_model), (args.d_model, args.vocab_size)]
-    print(f"{'in -> out':>14} {'rows':>5} {'F.linear us':>12} {'VtxLinear us':>13} {'speed-up':>9} {'GB/s ours':>10}")
+    print(f"{'in -> out':>14} {'rows':>5} {'F.linear us':>12} {'few-row us':>13} {'speed-up':>9} {'GB/s ours':>10}")
     for in_features, out_features in shapes:
         layers = layers_of(in_features, out_features)
-        for rows in (1, 4, 16, PREPACKED_MAX_ROWS, 2 * PREPACKED_MAX_ROWS):
+        for rows in (1, 4, 16, FEW_ROWS_MAX, 2 * FEW_ROWS_MAX):
             inputs = torch.randn(rows, in_features)
-            timed = best_times({"plain": partial(plain, layers, inputs), "ours": partial(ours, layers, inputs)},
-                               args.repeats)
+            with torch.no_grad(), few_row_linears(layers):
+                timed = best_times({"plain": partial(plain, layers, inputs), "ours": partial(ours, layers, inputs)},
+                                   args.repeats)
             torch.testing.assert_close(timed["ours"][1], timed["plain"][1], rtol=1e-4, atol=1e-4)
             plain_us, ours_us = (timed[name][0] / len(layers) * 1e6 for name in ("plain", "ours"))
             bandwidth = 4 * in_features * out_features / (ours_us * 1e-6) / 1e9

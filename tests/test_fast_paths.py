@@ -35,12 +35,12 @@ def linear_layer(in_features: int = 32, out_features: int = 48, seed: int = 0) -
     return torch.nn.Linear(in_features, out_features)
 
 
-def spy_on_packing(monkeypatch) -> list[int]:
-    """Count the packed weights handed out."""
+def spy_on_packing(monkeypatch) -> list[torch.Tensor]:
+    """Record the weights whose packed copies are handed out."""
     calls, original = [], fast_paths._PackedWeight.of
 
     def counted(holder, weight):
-        calls.append(1)
+        calls.append(weight)
         return original(holder, weight)
 
     monkeypatch.setattr(fast_paths._PackedWeight, "of", counted)
@@ -150,6 +150,9 @@ def test_generation_gives_the_same_tokens_with_and_without_the_few_row_path(monk
     packing = spy_on_packing(monkeypatch)
     fast = model.generate(**batch, **settings)
     assert packing  # generate() took the oneDNN path
+    encoder_projections = {module.weight for module in model.get_encoder().modules()
+                           if isinstance(module, torch.nn.Linear)}
+    assert not encoder_projections & set(packing)  # the encoder runs once per call: its weights are not packed
     monkeypatch.setattr(fast_paths, "few_row_linears_available", lambda: False)
     packing.clear()
     assert torch.equal(model.generate(**batch, **settings), fast)
