@@ -6,6 +6,7 @@ Importing the package registers every model type with transformers' Auto classes
 """
 
 from . import modeling
+from .composite import save_composite
 from .modeling import *  # noqa: F403  (the model classes and configs, listed in modeling.__all__)
 from .pipelines import TranslationPipeline, register_pipelines
 from .registration import register_auto_classes
@@ -15,4 +16,4 @@ __version__ = "0.1.0"
 register_auto_classes()
 register_pipelines()
 
-__all__ = [*modeling.__all__, "TranslationPipeline", "__version__"]
+__all__ = [*modeling.__all__, "TranslationPipeline", "save_composite", "__version__"]
