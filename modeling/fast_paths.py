@@ -120,9 +120,8 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     if state is None:
         return layer(inputs)
     weight, bias = layer.weight, layer.bias
-    rows_ok = inputs.numel() <= FEW_ROWS_MAX * layer.in_features
     if not (
-        rows_ok
+        inputs.numel() <= FEW_ROWS_MAX * layer.in_features
         and not torch.is_grad_enabled()
         and inputs.dtype == weight.dtype == torch.float32
         and inputs.device.type == "cpu"
