@@ -65,14 +65,13 @@ def save_composite(model: PreTrainedModel, directory: str | os.PathLike, **save_
         )
     directory = Path(directory)
     model.save_pretrained(directory, **save_kwargs)
-    config_module = {}
-    for module in nested:
-        for path in custom_object_save(module, directory) + custom_object_save(module.config, directory):
-            config_module.setdefault(type(module.config), Path(path).stem)
+    for module in nested:  # each model file with the files it imports (configuration, layers, ...)
+        custom_object_save(module, directory)
+    nested_configs = list(dict.fromkeys(type(module.config) for module in nested))
     (directory / f"{COMPOSITE_MODULE}.py").write_text(
-        _composite_module(architecture, type(model.config), config_module), encoding="utf-8"
+        _composite_module(architecture, type(model.config), nested_configs), encoding="utf-8"
     )
-    _add_auto_map(directory / "config.json", architecture, model.config.model_type)
+    _add_auto_map(directory / "config.json", architecture, type(model.config), model.config.model_type)
     return directory
 
 
@@ -91,12 +90,12 @@ def _family_registrations(config_class: type, auto_classes: set[str]) -> tuple[l
     return sorted(imports), calls
 
 
-def _composite_module(architecture: type, config_class: type, config_module: dict[type, str]) -> str:
-    """The source of `composite_code.py` for a composite of class `architecture` holding the configs of
-    `config_module`."""
+def _composite_module(architecture: type, config_class: type, nested_configs: list[type]) -> str:
+    """The source of `composite_code.py` for a composite of class `architecture` (config `config_class`) holding
+    models of our `nested_configs`."""
     auto_classes: set[str] = {"AutoConfig"}
     imports, calls = [], []
-    for nested_config in config_module:
+    for nested_config in nested_configs:
         family_imports, family_calls = _family_registrations(nested_config, auto_classes)
         imports += family_imports
         calls += family_calls
@@ -139,12 +138,11 @@ def _auto_classes_of(architecture: type, model_type: str) -> list[str]:
     return names
 
 
-def _add_auto_map(config_path: Path, architecture: type, model_type: str) -> None:
+def _add_auto_map(config_path: Path, architecture: type, config_class: type, model_type: str) -> None:
     """Name the composite's remote-code classes in `auto_map` of the saved config.json."""
     config = json.loads(config_path.read_text(encoding="utf-8"))
     auto_map = config.get("auto_map") or {}
-    config_class_name = getattr(transformers, architecture.__name__).config_class.__name__
-    auto_map["AutoConfig"] = f"{COMPOSITE_MODULE}.{PORTABLE_PREFIX}{config_class_name}"
+    auto_map["AutoConfig"] = f"{COMPOSITE_MODULE}.{PORTABLE_PREFIX}{config_class.__name__}"
     for auto_class in _auto_classes_of(architecture, model_type):
         auto_map[auto_class] = f"{COMPOSITE_MODULE}.{PORTABLE_PREFIX}{architecture.__name__}"
     config["auto_map"] = auto_map
