@@ -33,6 +33,7 @@ class TestViTCommon(ModelTesterMixin):
     """The shared checks on the paper's ViT ([CLS] pooling, no pre-logits)."""
 
     model_classes = (VtxViTModel, VtxViTForMaskedImageModeling, VtxViTForImageClassification)
+    attention_implementations = ("flex_attention",)
     auto_classes = {
         VtxViTModel: AutoModel,
         VtxViTForImageClassification: AutoModelForImageClassification,
