@@ -5,6 +5,7 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
+ONNX = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
 
 setup(
     name="hf_visiontx",
@@ -16,10 +17,20 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["hf_visiontx", "hf_visiontx.metrics", "hf_visiontx.modeling", "hf_visiontx.training"],
+    packages=[
+        "hf_visiontx",
+        "hf_visiontx.analysis",
+        "hf_visiontx.apps",
+        "hf_visiontx.convert",
+        "hf_visiontx.data",
+        "hf_visiontx.hub",
+        "hf_visiontx.modeling",
+        "hf_visiontx.training",
+        "hf_visiontx.training.metrics",
+    ],
     package_dir={"hf_visiontx": "hf_visiontx", "hf_visiontx.modeling": "modeling"},
     # The evaluate metric modules (metrics/<name>/<name>.py) are loaded by path, not imported: data files.
-    package_data={"hf_visiontx.metrics": ["*/*.py"]},
+    package_data={"hf_visiontx.training.metrics": ["*/*.py"]},
     install_requires=[
         # torch first: install the CPU wheel yourself (`pip install torch==2.13.0`) before this package, or an
         # unpinned resolver may pick a multi-GB CUDA build.
@@ -38,10 +49,13 @@ setup(
     ],
     extras_require={
         "plots": ["matplotlib>=3.7"],
-        # peft: the conformance tests wrap every projection with LoRA (a client library users bring to our models)
-        "test": ["pytest>=8.0", "matplotlib>=3.7", "peft>=0.17"],
+        # ONNX export (torch's dynamo exporter needs onnxscript) and ONNX Runtime to run the exported graphs
+        "onnx": ONNX,
+        # The test suite runs every optional path, so nothing is skipped: plots, ONNX, PEFT's LoRA and torchao's
+        # quantizers (client libraries users bring to our models), and the linter/formatter CI runs first.
+        "test": ["pytest>=8.0", "matplotlib>=3.7", "peft>=0.17", "torchao>=0.14", "ruff==0.17.6", *ONNX],
     },
-    entry_points={"console_scripts": ["hf-visiontx = hf_visiontx.cli:main"]},
+    entry_points={"console_scripts": ["hf-visiontx = hf_visiontx.apps.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -33,7 +33,7 @@ def _load_checkout_modeling() -> None:
 _load_checkout_modeling()
 
 from . import modeling  # noqa: E402
-from .composite import save_composite
+from .hub import save_composite
 from .modeling import *  # noqa: F403  (the model classes and configs, listed in modeling.__all__)
 from .pipelines import TranslationPipeline, register_pipelines
 from .registration import register_auto_classes

@@ -1,78 +1,54 @@
-"""Registration of every hf_visiontx config, model, tokenizer and image processor with transformers' Auto classes."""
+"""Registration of every hf_visiontx config, model, tokenizer and image processor with transformers' Auto classes,
+derived from the family table (`hf_visiontx.modeling.families`)."""
 
-from transformers import (
-    AutoBackbone,
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForImageClassification,
-    AutoModelForMaskedImageModeling,
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
-    PreTrainedTokenizerFast,
-)
+import transformers
+from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PreTrainedConfig, PreTrainedTokenizerFast
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 from transformers.models.vit.image_processing_vit import ViTImageProcessor
 
-from .modeling import (
-    VtxSwinBackbone,
-    VtxSwinConfig,
-    VtxSwinForImageClassification,
-    VtxSwinForMaskedImageModeling,
-    VtxSwinModel,
-    VtxTransformerConfig,
-    VtxTransformerForConditionalGeneration,
-    VtxTransformerModel,
-    VtxViTConfig,
-    VtxViTForImageClassification,
-    VtxViTForMaskedImageModeling,
-    VtxViTModel,
-)
+from . import modeling
+from .modeling.families import FAMILIES, Family
 
 # The image processors of transformers' ViT (resize, rescale, normalise) serve our vision models unchanged:
 # Pillow backend by default, torchvision backend when that optional package is installed.
 VISION_IMAGE_PROCESSORS = {"pil": ViTImageProcessorPil, "torchvision": ViTImageProcessor}
 
 
-# Each family's classes and the Auto class that loads each. Marking them with `register_for_auto_class` makes
-# `save_pretrained` / `push_to_hub` copy the model files into the saved directory (with `auto_map` in config.json),
-# so that a saved model loads with `trust_remote_code=True` where hf_visiontx is not installed.
-REMOTE_CODE_CLASSES = {
-    VtxTransformerConfig: "AutoConfig",
-    VtxTransformerModel: "AutoModel",
-    VtxTransformerForConditionalGeneration: "AutoModelForSeq2SeqLM",
-    VtxViTConfig: "AutoConfig",
-    VtxViTModel: "AutoModel",
-    VtxViTForImageClassification: "AutoModelForImageClassification",
-    VtxViTForMaskedImageModeling: "AutoModelForMaskedImageModeling",
-    VtxSwinConfig: "AutoConfig",
-    VtxSwinModel: "AutoModel",
-    VtxSwinForImageClassification: "AutoModelForImageClassification",
-    VtxSwinForMaskedImageModeling: "AutoModelForMaskedImageModeling",
-    VtxSwinBackbone: "AutoBackbone",
-}
+def config_class(family: Family) -> type[PreTrainedConfig]:
+    """The family's config class."""
+    return getattr(modeling, family.config_class)
+
+
+def head_class(name: str) -> type[transformers.PreTrainedModel]:
+    """Our model class called `name` (a head of the family table)."""
+    return getattr(modeling, name)
+
+
+def remote_code_classes() -> dict[type, str]:
+    """Each family's config and heads, with the Auto class that loads each.
+
+    Marking them with `register_for_auto_class` makes `save_pretrained` / `push_to_hub` copy the model files into
+    the saved directory (with `auto_map` in config.json), so that a saved model loads with `trust_remote_code=True`
+    where hf_visiontx is not installed.
+    """
+    classes: dict[type, str] = {}
+    for family in FAMILIES:
+        classes[config_class(family)] = "AutoConfig"
+        classes.update({head_class(head.name): head.auto_class for head in family.heads})
+    return classes
 
 
 def register_auto_classes() -> None:
     """Make the Auto classes resolve our model types, and saved models carry their code; calling it twice is
     harmless."""
-    for cls, auto_class in REMOTE_CODE_CLASSES.items():
+    for cls, auto_class in remote_code_classes().items():
         cls.register_for_auto_class(auto_class)
-
-    AutoConfig.register(VtxTransformerConfig.model_type, VtxTransformerConfig, exist_ok=True)
-    AutoModel.register(VtxTransformerConfig, VtxTransformerModel, exist_ok=True)
-    AutoModelForSeq2SeqLM.register(VtxTransformerConfig, VtxTransformerForConditionalGeneration, exist_ok=True)
-    AutoTokenizer.register(VtxTransformerConfig, tokenizer_class=PreTrainedTokenizerFast, exist_ok=True)
-
-    AutoConfig.register(VtxViTConfig.model_type, VtxViTConfig, exist_ok=True)
-    AutoModel.register(VtxViTConfig, VtxViTModel, exist_ok=True)
-    AutoModelForImageClassification.register(VtxViTConfig, VtxViTForImageClassification, exist_ok=True)
-    AutoModelForMaskedImageModeling.register(VtxViTConfig, VtxViTForMaskedImageModeling, exist_ok=True)
-    AutoImageProcessor.register(VtxViTConfig, image_processor_classes=VISION_IMAGE_PROCESSORS, exist_ok=True)
-
-    AutoConfig.register(VtxSwinConfig.model_type, VtxSwinConfig, exist_ok=True)
-    AutoModel.register(VtxSwinConfig, VtxSwinModel, exist_ok=True)
-    AutoModelForImageClassification.register(VtxSwinConfig, VtxSwinForImageClassification, exist_ok=True)
-    AutoModelForMaskedImageModeling.register(VtxSwinConfig, VtxSwinForMaskedImageModeling, exist_ok=True)
-    AutoBackbone.register(VtxSwinConfig, VtxSwinBackbone, exist_ok=True)
-    AutoImageProcessor.register(VtxSwinConfig, image_processor_classes=VISION_IMAGE_PROCESSORS, exist_ok=True)
+    for family in FAMILIES:
+        config = config_class(family)
+        AutoConfig.register(family.model_type, config, exist_ok=True)
+        for head in family.heads:
+            getattr(transformers, head.auto_class).register(config, head_class(head.name), exist_ok=True)
+        if family.preprocessor == "tokenizer":
+            AutoTokenizer.register(config, tokenizer_class=PreTrainedTokenizerFast, exist_ok=True)
+        else:
+            AutoImageProcessor.register(config, image_processor_classes=VISION_IMAGE_PROCESSORS, exist_ok=True)

@@ -11,23 +11,14 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 from transformers.backbone_utils import BackboneConfigMixin
 
+from .families import auto_map
+
 # Section 3.3: C (embed_dim), layer numbers, heads per stage; drop path from the training recipe (Appendix A2).
 SWIN_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (3, 6, 12, 24), "drop_path_rate": 0.2},
     "small": {"embed_dim": 96, "depths": (2, 2, 18, 2), "num_heads": (3, 6, 12, 24), "drop_path_rate": 0.3},
     "base": {"embed_dim": 128, "depths": (2, 2, 18, 2), "num_heads": (4, 8, 16, 32), "drop_path_rate": 0.5},
     "large": {"embed_dim": 192, "depths": (2, 2, 18, 2), "num_heads": (6, 12, 24, 48), "drop_path_rate": 0.2},
-}
-
-
-# Where each Auto class finds this family's classes in a saved model directory (Hub remote code): every head is
-# listed, so a checkpoint saved from one head loads into any other with `trust_remote_code=True`.
-AUTO_MAP: dict[str, str] = {
-    "AutoConfig": "configuration_swin.VtxSwinConfig",
-    "AutoModel": "modeling_swin.VtxSwinModel",
-    "AutoModelForImageClassification": "modeling_swin.VtxSwinForImageClassification",
-    "AutoModelForMaskedImageModeling": "modeling_swin.VtxSwinForMaskedImageModeling",
-    "AutoBackbone": "modeling_swin.VtxSwinBackbone",
 }
 
 
@@ -81,7 +72,7 @@ class VtxSwinConfig(BackboneConfigMixin, PreTrainedConfig):
     _out_indices: list[int] | None = None
 
     def __post_init__(self, **kwargs):
-        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
+        self.auto_map = {**auto_map(self.model_type), **(getattr(self, "auto_map", None) or {})}
         self.depths, self.num_heads = list(self.depths), list(self.num_heads)
         if isinstance(self.image_size, (list, tuple)):
             self.image_size = list(self.image_size)
@@ -136,6 +127,20 @@ class VtxSwinConfig(BackboneConfigMixin, PreTrainedConfig):
         if isinstance(self.image_size, int):
             return self.image_size, self.image_size
         return tuple(self.image_size)
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """(rows, cols) of the patch grid at `image_size` (the tokens `bool_masked_pos` covers)."""
+        height, width = self.image_height_width
+        return height // self.patch_size, width // self.patch_size
+
+    def architecture_facts(self) -> list[str]:
+        """One line per defining size of the architecture (for the model card)."""
+        height, width = self.image_height_width
+        return [
+            f"{self.patch_size}x{self.patch_size} patches at {height}x{width} px, embedding width {self.embed_dim}",
+            f"stages of {list(self.depths)} blocks with {list(self.num_heads)} heads, window {self.window_size}",
+        ]
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "VtxSwinConfig":

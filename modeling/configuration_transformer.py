@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
+from .families import auto_map
+
 POSITION_ENCODING_LAYOUTS = ("interleaved", "concatenated")
 LAYER_NORM_PLACEMENTS = ("post", "pre")
 
@@ -40,15 +42,6 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         "dropout": 0.3,
         "label_smoothing": 0.1,
     },
-}
-
-
-# Where each Auto class finds this family's classes in a saved model directory (Hub remote code): every head is
-# listed, so a checkpoint saved from one head loads into any other with `trust_remote_code=True`.
-AUTO_MAP: dict[str, str] = {
-    "AutoConfig": "configuration_transformer.VtxTransformerConfig",
-    "AutoModel": "modeling_transformer.VtxTransformerModel",
-    "AutoModelForSeq2SeqLM": "modeling_transformer.VtxTransformerForConditionalGeneration",
 }
 
 
@@ -122,7 +115,7 @@ class VtxTransformerConfig(PreTrainedConfig):
     is_encoder_decoder: bool = True
 
     def __post_init__(self, **kwargs):
-        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
+        self.auto_map = {**auto_map(self.model_type), **(getattr(self, "auto_map", None) or {})}
         self._validate_fields()
         super().__post_init__(**kwargs)
 
@@ -164,6 +157,16 @@ class VtxTransformerConfig(PreTrainedConfig):
             token_id = getattr(self, name)
             if token_id is not None and not 0 <= token_id < self.vocab_size:
                 raise ValueError(f"`{name}` ({token_id}) must lie in [0, vocab_size={self.vocab_size}).")
+
+    def architecture_facts(self) -> list[str]:
+        """One line per defining size of the architecture (for the model card)."""
+        return [
+            f"{self.encoder_layers} encoder and {self.decoder_layers} decoder layers, d_model {self.d_model}, "
+            f"{self.encoder_attention_heads} heads, feed-forward {self.encoder_ffn_dim} ({self.activation_function})",
+            f"{self.layer_norm_placement}-LN blocks, {self.position_encoding_layout} sinusoidal positions up to "
+            f"{self.max_position_embeddings} tokens",
+            f"shared vocabulary of {self.vocab_size} tokens; label smoothing {self.label_smoothing}",
+        ]
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "VtxTransformerConfig":

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
+from .families import auto_map
+
 POOLING_TYPES = ("cls", "mean")
 
 # Table 1 of the paper (B, L, H) and of DeiT (Ti, S): width, depth, heads, MLP size.
@@ -50,16 +52,6 @@ def _presets() -> dict[str, dict[str, Any]]:
 
 
 VIT_PRESETS: dict[str, dict[str, Any]] = _presets()
-
-
-# Where each Auto class finds this family's classes in a saved model directory (Hub remote code): every head is
-# listed, so a checkpoint saved from one head loads into any other with `trust_remote_code=True`.
-AUTO_MAP: dict[str, str] = {
-    "AutoConfig": "configuration_vit.VtxViTConfig",
-    "AutoModel": "modeling_vit.VtxViTModel",
-    "AutoModelForImageClassification": "modeling_vit.VtxViTForImageClassification",
-    "AutoModelForMaskedImageModeling": "modeling_vit.VtxViTForMaskedImageModeling",
-}
 
 
 class VtxViTConfig(PreTrainedConfig):
@@ -110,7 +102,7 @@ class VtxViTConfig(PreTrainedConfig):
     backbone_config: dict | None = None
 
     def __post_init__(self, **kwargs):
-        self.auto_map = {**AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
+        self.auto_map = {**auto_map(self.model_type), **(getattr(self, "auto_map", None) or {})}
         if isinstance(self.image_size, (list, tuple)):
             self.image_size = list(self.image_size)
         if self.encoder_stride is None:
@@ -137,6 +129,17 @@ class VtxViTConfig(PreTrainedConfig):
         """(rows, cols) of the position-embedding grid at `image_size`."""
         height, width = self.image_height_width
         return height // self.token_stride, width // self.token_stride
+
+    def architecture_facts(self) -> list[str]:
+        """One line per defining size of the architecture (for the model card)."""
+        height, width = self.image_height_width
+        rows, cols = self.grid_size
+        stem = "BiT ResNet hybrid stem, " if self.backbone_config else ""
+        return [
+            f"{stem}{self.patch_size}x{self.patch_size} patches at {height}x{width} px: {rows * cols} tokens + [CLS]",
+            f"{self.num_hidden_layers} layers, width {self.hidden_size}, {self.num_attention_heads} heads, "
+            f"MLP {self.intermediate_size}; {self.pooling} pooling",
+        ]
 
     def _validate_fields(self) -> None:
         """Raise a `ValueError` naming the field when the configuration cannot build a working model."""

@@ -1,6 +1,6 @@
 """What every hf_visiontx model adds to `PreTrainedModel` for the Hub: a model card and safetensors-only loading.
 
-- `save_pretrained` writes README.md (see `model_card.py`) unless the directory already has one.
+- `save_pretrained` writes README.md (see `card_text.py`) unless the directory already has one.
 - `push_to_hub` (and `save_pretrained(..., push_to_hub=True)`) uploads the card with the usage snippet pointing at
   the repository. A card the user wrote on the Hub is kept; ours or transformers' placeholder is regenerated,
   keeping the datasets and evaluation results that the earlier card recorded.
@@ -15,7 +15,7 @@ from typing import Any
 
 from transformers.utils.hub import create_and_tag_model_card, hf_api
 
-from .model_card import build_model_card, is_generated_card
+from .card_text import build_model_card, is_generated_card
 
 README = "README.md"
 

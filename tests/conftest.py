@@ -16,6 +16,6 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("WANDB_DISABLED", "true")
 
-sys.path.insert(0, str(Path(__file__).parent))  # the tester modules next to this file
+sys.path.insert(0, str(Path(__file__).parent))  # the `support` package of test helpers next to this file
 
 import hf_visiontx  # noqa: E402,F401  (registers the Auto classes before any test runs)

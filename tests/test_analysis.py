@@ -27,7 +27,7 @@ from hf_visiontx.analysis import (
     position_embedding_similarity,
     position_embedding_similarity_from_embeddings,
 )
-from hf_visiontx.cli import main
+from hf_visiontx.apps.cli import main
 from hf_visiontx.modeling.configuration_vit import bit_backbone_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

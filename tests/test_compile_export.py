@@ -12,10 +12,10 @@ from collections.abc import Callable
 import pytest
 import torch
 from torch.export import Dim, export
-from swin_tester import tiny_swin_config
-from transformer_tester import VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
+from support.swin_tester import tiny_swin_config
+from support.transformer_tester import VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
 from transformers import CompileConfig
-from vit_tester import masked_positions, pixel_batch, tiny_vit_config
+from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
 
 from hf_visiontx import (
     VtxSwinForImageClassification,
@@ -180,13 +180,14 @@ class ImageLogits(torch.nn.Module):
 
 @pytest.mark.parametrize("family", ["vit", "swin"])
 def test_onnx_export_with_dynamic_batch(family, tmp_path):
-    """torch's ONNX exporter (needs onnx and onnxscript); the graph is run with onnxruntime when it is installed.
+    """torch's ONNX exporter (onnx and onnxscript, in the test extra); ONNX Runtime runs the graph.
 
     Swin is exported under eager attention: torch 2.13's ONNX decomposition of CPU sdpa with a float mask loses
     the layout of its output ("Cannot view a tensor with shape ... as a tensor with shape ...").
     """
-    onnx = pytest.importorskip("onnx")
-    pytest.importorskip("onnxscript")
+    import onnx
+    import onnxruntime
+
     model = classifier(family)
     if family == "swin":
         model.set_attn_implementation("eager")
@@ -195,7 +196,6 @@ def test_onnx_export_with_dynamic_batch(family, tmp_path):
     path = tmp_path / f"{family}.onnx"
     program.save(str(path))
     onnx.checker.check_model(str(path))
-    onnxruntime = pytest.importorskip("onnxruntime")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 4):
         pixels = pixel_batch(batch=batch, seed=batch)

@@ -15,9 +15,9 @@ import textwrap
 
 import pytest
 import torch
-from launch import environment
+from support.launch import environment
 from safetensors.torch import load_file, save_file
-from swin_tester import tiny_swin_config
+from support.swin_tester import tiny_swin_config
 from test_remote_code import REFUSE_HF_VISIONTX
 from torch.utils.data import Dataset
 from transformers import (
@@ -35,10 +35,10 @@ from transformers import (
     UperNetForSemanticSegmentation,
     VisionEncoderDecoderModel,
 )
-from vit_tester import pixel_batch, tiny_vit_config
+from support.vit_tester import pixel_batch, tiny_vit_config
 
 from hf_visiontx import VtxSwinModel, VtxViTModel
-from hf_visiontx.composite import save_composite
+from hf_visiontx.hub import save_composite
 
 VOCAB_SIZE, PAD, BOS, EOS = 50, 0, 1, 2
 

@@ -16,7 +16,7 @@ from transformers import (
     ViTForMaskedImageModeling,
     ViTModel,
 )
-from transformer_tester import padded_source_batch
+from support.transformer_tester import padded_source_batch
 
 from hf_visiontx import (
     VtxTransformerForConditionalGeneration,
@@ -25,9 +25,9 @@ from hf_visiontx import (
     VtxViTForMaskedImageModeling,
     VtxViTModel,
 )
-from hf_visiontx.cli import main
+from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
-from hf_visiontx.tokenization import train_tokenizer
+from hf_visiontx.data import train_tokenizer
 
 MARIAN_PAD = 98  # Marian starts decoding from the pad token, the last id of its vocabulary
 

@@ -13,9 +13,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import LogitsProcessorList
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
-from swin_tester import tiny_swin_config
-from transformer_tester import padded_source_batch, tiny_transformer_config
-from vit_tester import pixel_batch, tiny_vit_config
+from support.swin_tester import tiny_swin_config
+from support.transformer_tester import padded_source_batch, tiny_transformer_config
+from support.vit_tester import pixel_batch, tiny_vit_config
 
 from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration
 from hf_visiontx import VtxViTForImageClassification

@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 import torch
-from fsdp_worker import NO_DROPOUT, build_model, global_batch, train
-from launch import environment, torchrun_command
+from support.fsdp_worker import NO_DROPOUT, build_model, global_batch, train
+from support.launch import environment, torchrun_command
 from safetensors.torch import load_file
 
 

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_server import HubServer, run_client
+from support.hub_server import HubServer, run_client
 from safetensors.torch import load, load_file, save_file
-from swin_tester import tiny_swin_config
+from support.swin_tester import tiny_swin_config
 from huggingface_hub import ModelCard
 from test_remote_code import REFUSE_HF_VISIONTX, REMOTE_LOAD_SCRIPT  # for processes where hf_visiontx is absent
-from transformer_tester import padded_source_batch, tiny_transformer_config
+from support.transformer_tester import padded_source_batch, tiny_transformer_config
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-from vit_tester import tiny_vit_config
+from support.vit_tester import tiny_vit_config
 
 from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration, VtxViTForImageClassification
-from hf_visiontx.modeling.model_card import CARD_MARKER
-from hf_visiontx.tokenization import train_tokenizer
+from hf_visiontx.modeling.card_text import CARD_MARKER
+from hf_visiontx.data import train_tokenizer
 
 TOKEN = "hf_local_test_token"
 TEXTS = ["the cat sat on the mat", "a dog ate the bone", "the bird sang a song", "cats and dogs and birds"] * 4

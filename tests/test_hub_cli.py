@@ -1,6 +1,6 @@
 """`hf-visiontx push` / `pull` against the local Hub: round trips, cards with metrics, every fault, token hygiene.
 
-Each phase runs the real CLI entry point (`hf_visiontx.cli.main`) several times in one client process, so that
+Each phase runs the real CLI entry point (`hf_visiontx.apps.cli.main`) several times in one client process, so that
 huggingface_hub reads HF_ENDPOINT afresh (see hub_server.run_client) without one interpreter start per command.
 """
 
@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from hub_server import HubServer, run_client
+from support.hub_server import HubServer, run_client
 from safetensors.torch import load_file
-from swin_tester import tiny_swin_config
+from support.swin_tester import tiny_swin_config
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from hf_visiontx import VtxSwinForImageClassification
-from hf_visiontx.model_card import write_model_card
-from hf_visiontx.modeling.model_card import CARD_MARKER
+from hf_visiontx.hub import write_model_card
+from hf_visiontx.modeling.card_text import CARD_MARKER
 
 TOKEN = "hf_cli_secret_4f1d9c"
 BAD_TOKEN = "hf_wrong_secret_77aa01"
@@ -26,7 +26,7 @@ REPO = "user/cli-swin"
 
 CLIENT_SCRIPT = """
 import contextlib, io, json, sys
-from hf_visiontx.cli import main
+from hf_visiontx.apps.cli import main
 
 results = []
 for step in json.loads(sys.argv[1]):

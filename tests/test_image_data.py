@@ -9,8 +9,8 @@ from datasets import ClassLabel
 from PIL import Image
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from hf_visiontx.image_data import digits, image_transform, load_image_classification_data, random_shift
-from training_data import write_image_folder
+from hf_visiontx.data.images import digits, image_transform, load_image_classification_data, random_shift
+from support.training_data import write_image_folder
 
 
 def test_digits_are_split_deterministically_and_stratified():

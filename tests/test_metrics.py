@@ -1,9 +1,9 @@
-"""The evaluate metric modules shipped in hf_visiontx.metrics load offline and compute the right values."""
+"""The evaluate metric modules shipped in hf_visiontx.training.metrics load offline and compute the right values."""
 
 import pytest
 import sacrebleu
 
-from hf_visiontx.metrics import load_metric, shipped_metrics
+from hf_visiontx.training.metrics import load_metric, shipped_metrics
 
 
 def test_the_shipped_metrics_are_listed():

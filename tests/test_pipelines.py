@@ -3,10 +3,10 @@
 import pytest
 import torch
 from transformers import AutoTokenizer, pipeline
-from transformer_tester import tiny_transformer_config
+from support.transformer_tester import tiny_transformer_config
 
 from hf_visiontx import VtxTransformerForConditionalGeneration
-from hf_visiontx.tokenization import train_tokenizer
+from hf_visiontx.data import train_tokenizer
 
 SOURCES = ["ein zwei drei", "vier fünf", "sechs sieben acht neun zehn"]
 

@@ -6,10 +6,10 @@ import pytest
 from transformers import Trainer
 
 from hf_visiontx import VtxViTForImageClassification
-from hf_visiontx.recipes import model_config, paper_learning_rate, recipe
+from hf_visiontx.training.recipes import model_config, paper_learning_rate, recipe
 from hf_visiontx.training import TrainOptions
 from hf_visiontx.training.loop import training_arguments
-from vit_tester import tiny_vit_config
+from support.vit_tester import tiny_vit_config
 
 
 def built_optimizer_and_schedule(family: str, tmp_path, total_steps: int = 1000):

@@ -8,9 +8,9 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from swin_tester import tiny_swin_config
-from transformer_tester import padded_source_batch, tiny_transformer_config
-from vit_tester import pixel_batch, tiny_vit_config
+from support.swin_tester import tiny_swin_config
+from support.transformer_tester import padded_source_batch, tiny_transformer_config
+from support.vit_tester import pixel_batch, tiny_vit_config
 
 from hf_visiontx import (
     VtxSwinForImageClassification,

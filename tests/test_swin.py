@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from model_tester_mixin import ModelTesterMixin
+from support.model_tester_mixin import ModelTesterMixin
 from PIL import Image
-from swin_tester import NUM_LABELS, tiny_swin_config
+from support.swin_tester import NUM_LABELS, tiny_swin_config
 from transformers import (
     AutoBackbone,
     AutoConfig,
@@ -19,7 +19,7 @@ from transformers import (
     SwinModel,
 )
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-from vit_tester import masked_positions, pixel_batch
+from support.vit_tester import masked_positions, pixel_batch
 
 from hf_visiontx import (
     VtxSwinBackbone,
@@ -28,7 +28,7 @@ from hf_visiontx import (
     VtxSwinForMaskedImageModeling,
     VtxSwinModel,
 )
-from hf_visiontx.cli import main
+from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.modeling.modeling_swin import attention_mask_for, relative_position_index
 

@@ -1,5 +1,5 @@
 """Swin's window arithmetic (Liu et al. 2021, Section 3.2 and Figure 4): window partition, the shifted-window
-attention mask, the relative position index, and their pictures (`hf_visiontx.swin_pictures`, `hf-visiontx
+attention mask, the relative position index, and their pictures (`hf_visiontx.analysis.swin`, `hf-visiontx
 swin-windows`).
 
 The mask is checked against its meaning, built here from first principles rather than from region ids: SW-MSA
@@ -16,7 +16,7 @@ import torch
 from transformers import SwinConfig
 from transformers.models.swin.modeling_swin import SwinLayer, SwinRelativePositionBias
 
-from hf_visiontx.cli import main
+from hf_visiontx.apps.cli import main
 from hf_visiontx.modeling.modeling_swin import (
     MASKED_LOGIT,
     relative_position_index,
@@ -24,7 +24,7 @@ from hf_visiontx.modeling.modeling_swin import (
     window_partition,
     window_reverse,
 )
-from hf_visiontx.swin_pictures import plot_relative_position_index, plot_shifted_windows, write_swin_pictures
+from hf_visiontx.analysis import plot_relative_position_index, plot_shifted_windows, write_swin_pictures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PICTURE_FILES = ("shifted_windows.png", "relative_position_index.png")

@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from hf_visiontx.data import number_translation
-from hf_visiontx.tokenization import train_tokenizer
+from hf_visiontx.data import train_tokenizer
 
 
 def test_number_translation_is_deterministic_and_splits_do_not_overlap():

@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification, AutoModelForSeq2SeqLM, AutoTokenizer, Trainer
 
-from hf_visiontx.cli import main
-from hf_visiontx.demo import SHOWCASE, show_classifications, show_translations
-from training_data import write_image_folder, write_translation_csvs
+from hf_visiontx.apps.cli import main
+from hf_visiontx.apps.demo import SHOWCASE, show_classifications, show_translations
+from support.training_data import write_image_folder, write_translation_csvs
 
 VIT_RUN = ("--epochs", "3", "--batch-size", "8", "--learning-rate", "3e-3", "--no-progress")
 

@@ -1,7 +1,7 @@
 """Training in more than one process, and training that survives being killed.
 
 - `torchrun` and `accelerate launch` start 2 CPU processes (gloo, DDP) running the library's training entry point
-  unchanged (tests/ddp_worker.py): both ranks end with identical weights, and the per-step loss curve matches a
+  unchanged (tests/support/ddp_worker.py): both ranks end with identical weights, and the per-step loss curve matches a
   single process on the same global batch.
 - `hf-visiontx train` killed with SIGKILL between two checkpoints and rerun with `--resume` ends with the same
   weights as an uninterrupted run.
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from launch import TESTS, environment, torchrun_command
+from support.launch import SUPPORT, environment, torchrun_command
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
-from training_data import write_image_folder
-from vit_tester import tiny_vit_config
+from support.training_data import write_image_folder
+from support.vit_tester import tiny_vit_config
 
 from hf_visiontx import VtxViTForImageClassification
 
@@ -54,7 +54,7 @@ def setup(tmp_path_factory):
 def launch(launcher: str, root: Path, name: str) -> Path:
     out = root / name
     out.mkdir()
-    worker = [str(TESTS / "ddp_worker.py"), str(out), str(root / "tiny-vit"), str(root / "images")]
+    worker = [str(SUPPORT / "ddp_worker.py"), str(out), str(root / "tiny-vit"), str(root / "images")]
     if launcher == "single":
         command = [sys.executable, *worker, str(2 * PER_RANK_BATCH)]
     elif launcher == "torchrun":
@@ -90,7 +90,7 @@ def test_two_processes_train_like_one(setup, single_run, launcher):
 
 def train_command(output_dir: Path, *extra: str) -> list[str]:
     """`hf-visiontx train vit` on the embedded digits: 2 epochs of the small default ViT."""
-    return [sys.executable, "-m", "hf_visiontx.cli", "train", "vit", "--output-dir", str(output_dir), "--epochs", "2",
+    return [sys.executable, "-m", "hf_visiontx.apps.cli", "train", "vit", "--output-dir", str(output_dir), "--epochs", "2",
             "--seed", "3", "--no-progress", *extra]
 
 

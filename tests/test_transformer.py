@@ -1,19 +1,18 @@
 """The encoder-decoder Transformer: paper sizes, mechanics, loss, generation and errors."""
 
-import importlib.util
 import json
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-from model_tester_mixin import ModelTesterMixin
+from support.model_tester_mixin import ModelTesterMixin
 from safetensors import safe_open
 from transformers import AutoModel, AutoModelForSeq2SeqLM
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.generation.configuration_utils import CompileConfig
 from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding
-from transformer_tester import BOS, EOS, PAD, VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
+from support.transformer_tester import BOS, EOS, PAD, VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
 
 from hf_visiontx import VtxTransformerConfig, VtxTransformerForConditionalGeneration, VtxTransformerModel
 from hf_visiontx.modeling.modeling_transformer import label_smoothed_cross_entropy, sinusoidal_position_table
@@ -379,7 +378,6 @@ def test_past_key_values_is_accepted_as_the_deprecated_name_of_cache():
     assert torch.equal(model.lm_head(outputs.last_hidden_state), expected.logits)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torchao") is None, reason="needs torchao")
 def test_torchao_quantizes_every_projection_in_place_and_through_from_pretrained(tmp_path):
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
     from transformers import TorchAoConfig

@@ -8,7 +8,7 @@ from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
 from hf_visiontx import VtxTransformerConfig, VtxTransformerForConditionalGeneration
-from hf_visiontx.tokenization import train_tokenizer
+from hf_visiontx.data import train_tokenizer
 
 LETTERS = "abcdefghij"
 

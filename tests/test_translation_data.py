@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from hf_visiontx.dataset_sources import load_source
-from hf_visiontx.text_data import load_translation_data
-from training_data import write_translation_csvs
+from hf_visiontx.data.sources import load_source
+from hf_visiontx.data.translation import load_translation_data
+from support.training_data import write_translation_csvs
 
 
 def test_the_embedded_corpus_is_the_number_words():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from model_tester_mixin import ModelTesterMixin
+from support.model_tester_mixin import ModelTesterMixin
 from PIL import Image
 from transformers import (
     AutoImageProcessor,
@@ -13,7 +13,7 @@ from transformers import (
     pipeline,
 )
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-from vit_tester import NUM_LABELS, masked_positions, pixel_batch, tiny_vit_config
+from support.vit_tester import NUM_LABELS, masked_positions, pixel_batch, tiny_vit_config
 
 from hf_visiontx import (
     VtxViTConfig,

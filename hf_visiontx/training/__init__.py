@@ -11,19 +11,25 @@ from collections.abc import Sequence
 
 from transformers import TrainerCallback
 
+from ..modeling.families import family
 from .images import train_image_classifier
 from .options import TrainOptions, TrainResult
+from .recipes import Recipe, model_config, recipe
 from .translation import train_translator
+
+# What trains each task of the family table (`Family.task`).
+TRAINERS = {"translation": train_translator, "image-classification": train_image_classifier}
 
 
 def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
-    """Train, evaluate, save (and push) the model `options` describe; the family picks the task.
+    """Train, evaluate, save (and push) the model `options` describe; the family's task picks the trainer.
 
     Args:
         callbacks: extra `TrainerCallback`s for the `Trainer` (for example to log or stop early).
     """
-    run = train_translator if options.family == "transformer" else train_image_classifier
-    return run(options, callbacks)
+    return TRAINERS[family(options.family).task](options, callbacks)
 
 
-__all__ = ["TrainOptions", "TrainResult", "train", "train_image_classifier", "train_translator"]
+__all__ = [
+    "Recipe", "TrainOptions", "TrainResult", "model_config", "recipe", "train", "train_image_classifier", "train_translator"
+]

@@ -15,11 +15,11 @@ from transformers import (
     set_seed,
 )
 
-from ..image_data import DIGITS_DESCRIPTION, image_transform, load_image_classification_data
-from ..recipes import model_config, recipe
+from ..data.images import DIGITS_DESCRIPTION, image_transform, load_image_classification_data
 from ..registration import VISION_IMAGE_PROCESSORS
 from .loop import checkpoint_to_resume, pretrained_config, train_evaluate_save, training_arguments
 from .options import TrainOptions, TrainResult
+from .recipes import model_config, recipe
 from .scoring import classification_metrics
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _image_processor(options: TrainOptions, config: PreTrainedConfig) -> BaseIma
 def train_image_classifier(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Train, evaluate (validation and test accuracy), save and optionally push an image classifier.
 
-    The data is checked before the model is built; see `hf_visiontx.image_data.load_image_classification_data`.
+    The data is checked before the model is built; see `hf_visiontx.data.images.load_image_classification_data`.
     `callbacks` are added to the `Trainer`.
     """
     resume_from = checkpoint_to_resume(options)

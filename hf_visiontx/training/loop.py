@@ -18,11 +18,12 @@ from datasets import Dataset
 from transformers import AutoConfig, PreTrainedConfig, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..checkpoint_files import verify_safetensors_files
-from ..hub import push
-from ..model_card import write_model_card
-from ..recipes import CONFIG_CLASSES, Recipe
+from ..hub.files import verify_safetensors_files
+from ..hub.transfer import push
+from ..hub.cards import write_model_card
+from ..modeling.families import family
 from .options import TrainOptions, TrainResult
+from .recipes import Recipe
 
 # Keys of `Trainer.evaluate` results that describe the run rather than the model.
 _RUN_STATISTICS = ("runtime", "samples_per_second", "steps_per_second", "epoch")
@@ -57,7 +58,7 @@ def pretrained_config(options: TrainOptions) -> PreTrainedConfig:
             converted with `hf-visiontx convert`).
     """
     config = AutoConfig.from_pretrained(options.from_model)
-    expected = CONFIG_CLASSES[options.family].model_type
+    expected = family(options.family).model_type
     if config.model_type != expected:
         raise ValueError(
             f"`from_model` (--from) {options.from_model!r} is a {config.model_type!r} model; `train {options.family}` "

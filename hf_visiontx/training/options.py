@@ -3,9 +3,14 @@
 import dataclasses
 from pathlib import Path
 
-from ..recipes import FAMILIES, PRESETS
+from ..modeling.families import FAMILIES
+from .recipes import FAMILY_NAMES, PRESETS
 
-IMAGE_FAMILIES = ("vit", "swin")
+# The families each sizing option applies to: what their training task reads.
+SIZED_BY = {
+    "image_size": tuple(f.name for f in FAMILIES if f.task == "image-classification"),
+    "vocab_size": tuple(f.name for f in FAMILIES if f.preprocessor == "tokenizer"),
+}
 
 
 @dataclasses.dataclass
@@ -53,8 +58,8 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
-        if self.family not in FAMILIES:
-            raise ValueError(f"`family` must be one of {FAMILIES}, got {self.family!r}.")
+        if self.family not in FAMILY_NAMES:
+            raise ValueError(f"`family` must be one of {FAMILY_NAMES}, got {self.family!r}.")
         if self.preset is not None and self.from_model is not None:
             raise ValueError(
                 f"`preset` ({self.preset!r}) builds a new model and `from_model` (--from {self.from_model!r}) loads "
@@ -64,7 +69,7 @@ class TrainOptions:
             raise ValueError(
                 f"`preset` {self.preset!r} is not a {self.family} preset; choose one of {PRESETS[self.family]}."
             )
-        for name, families in (("image_size", IMAGE_FAMILIES), ("vocab_size", ("transformer",))):
+        for name, families in SIZED_BY.items():
             value = getattr(self, name)
             if value is not None and self.family not in families:
                 raise ValueError(f"`{name}` ({value}) applies to {' and '.join(families)} models, not {self.family}.")

@@ -1,11 +1,11 @@
-"""`compute_metrics` functions for `Trainer`, computed with the metrics shipped in `hf_visiontx.metrics`."""
+"""`compute_metrics` functions for `Trainer`, computed with the metrics shipped in `hf_visiontx.training.metrics`."""
 
 from collections.abc import Callable
 
 import numpy as np
 from transformers import EvalPrediction, PreTrainedTokenizerBase
 
-from ..metrics import load_metric
+from .metrics import load_metric
 
 
 def classification_metrics() -> Callable[[EvalPrediction], dict[str, float]]:

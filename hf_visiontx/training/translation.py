@@ -19,11 +19,11 @@ from transformers import (
     set_seed,
 )
 
-from ..recipes import default_vocab_size, model_config, recipe
-from ..text_data import NUMBER_CORPUS_DESCRIPTION, load_translation_data
-from ..tokenization import train_tokenizer
+from ..data.tokenizers import train_tokenizer
+from ..data.translation import NUMBER_CORPUS_DESCRIPTION, load_translation_data
 from .loop import checkpoint_to_resume, pretrained_config, train_evaluate_save, training_arguments
 from .options import TrainOptions, TrainResult
+from .recipes import default_vocab_size, model_config, recipe
 from .scoring import translation_metrics
 
 # Beam size of the final evaluation (the paper's); the per-epoch evaluation decodes greedily, which is faster.
@@ -91,7 +91,7 @@ class KeepGenerationLengthUnset(TrainerCallback):
 def train_translator(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Train, evaluate (validation and test with beam search), save and optionally push a Transformer translator.
 
-    The data is checked before anything is trained; see `hf_visiontx.text_data.load_translation_data`.
+    The data is checked before anything is trained; see `hf_visiontx.data.translation.load_translation_data`.
     `callbacks` are added to the `Seq2SeqTrainer`.
     """
     resume_from = checkpoint_to_resume(options)

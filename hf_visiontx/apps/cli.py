@@ -1,0 +1,229 @@
+"""The `hf-visiontx` command line."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..modeling.families import FAMILIES
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    from transformers import AutoConfig
+
+    from ..analysis import write_analysis, write_swin_model_pictures
+
+    writers = {"attention": write_analysis, "windows": write_swin_model_pictures}  # `Family.analysis` -> writer
+    model_type = AutoConfig.from_pretrained(args.model_dir).model_type
+    analysis = {f.model_type: f.analysis for f in FAMILIES}.get(model_type)
+    if analysis is None:
+        drawn = [f.model_type for f in FAMILIES if f.analysis]
+        raise ValueError(f"`model_dir` {args.model_dir} holds a {model_type!r} model; `analyze` draws {drawn} models.")
+    for path in writers[analysis](args.model_dir, args.image, args.out):
+        print(path)
+
+
+def _classify(args: argparse.Namespace) -> None:
+    from .inference import classify
+
+    for path, predictions in zip(args.images, classify(args.model, args.images, args.top_k, args.batch_size)):
+        print(path)
+        for prediction in predictions:
+            print(f"  {prediction['score']:7.2%}  {prediction['label']}")
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from ..convert import convert_checkpoint
+
+    out_dir = convert_checkpoint(args.src_dir, args.out_dir)
+    print(f"converted {args.src_dir} -> {out_dir}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import DemoSettings, run_demo
+
+    settings = DemoSettings(output_dir=args.output_dir, families=args.only or [f.name for f in FAMILIES],
+                            epochs=args.epochs,
+                            seed=args.seed, progress=not args.no_progress)
+    run_demo(settings)
+
+
+def _push(args: argparse.Namespace) -> None:
+    from ..hub import push
+
+    commit = push(args.model_dir, args.repo_id, private=args.private, revision=args.revision, token=args.token)
+    print(f"pushed {args.model_dir} to {args.repo_id} (revision {args.revision or 'main'}, commit {commit})")
+
+
+def _pull(args: argparse.Namespace) -> None:
+    from ..hub import pull
+
+    directory = pull(args.repo_id, args.out_dir, revision=args.revision, token=args.token)
+    print(f"pulled {args.repo_id} (revision {args.revision or 'main'}) into {directory}")
+
+
+def _swin_windows(args: argparse.Namespace) -> None:
+    from ..analysis import write_swin_pictures
+
+    for path in write_swin_pictures(args.out, args.height, args.width, args.window, args.shift):
+        print(path)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from ..training import TrainOptions, train
+
+    options = TrainOptions(
+        family=args.family, output_dir=args.output_dir, dataset=args.dataset, image_column=args.image_column,
+        label_column=args.label_column, source_column=args.source_column, target_column=args.target_column,
+        preset=args.preset, from_model=args.from_model, image_size=args.image_size, vocab_size=args.vocab_size,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        push_to_hub=args.push_to_hub, resume=args.resume, seed=args.seed, progress=not args.no_progress,
+    )
+    train(options)
+
+
+def _translate(args: argparse.Namespace) -> None:
+    from .inference import translate
+
+    translations = translate(args.model, args.texts, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
+                             batch_size=args.batch_size)
+    for text, translation in zip(args.texts, translations):
+        print(f"{text} -> {translation}")
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a Transformer translator or a ViT / Swin image classifier (embedded data by default), evaluate "
+        "it, save it with a model card, optionally push it",
+        description="Without --dataset: the Transformer learns German -> English number words, ViT and Swin the "
+        "8x8 digits (upscaled). Each epoch ends with an evaluation and a checkpoint in OUTPUT_DIR/checkpoints; the "
+        "best model is saved in OUTPUT_DIR with its tokenizer or image processor, metrics.json and README.md.",
+    )
+    train.add_argument("family", choices=[f.name for f in FAMILIES],
+                       help=", ".join(f"{f.name} ({f.task})" for f in FAMILIES))
+    data = train.add_argument_group("data")
+    data.add_argument("--dataset", nargs="+", metavar="SOURCE",
+                      help="a `datasets` name, a local folder (an image folder: one sub-folder per class), or CSV / "
+                      "JSON files as FILE or SPLIT=FILE (train=a.csv validation=b.csv test=c.csv); missing "
+                      "validation / test splits are carved out of train")
+    data.add_argument("--image-column", default="image", help="column with the images or image paths (%(default)s)")
+    data.add_argument("--label-column", default="label", help="column with the class ids or names (%(default)s)")
+    data.add_argument("--source-column", default="source", help="column with the text to translate (%(default)s)")
+    data.add_argument("--target-column", default="target", help="column with its translation (%(default)s)")
+    model = train.add_argument_group("model")
+    model.add_argument("--preset", help="a paper preset: transformer base|big, vit ti/16 ... h/14, swin tiny ... large "
+                       "(default: a small model for the embedded data)")
+    model.add_argument("--from", dest="from_model", metavar="MODEL",
+                       help="fine-tune this saved model directory or Hub id (image models get a new head when the "
+                       "number of classes differs)")
+    model.add_argument("--image-size", type=int, help="image side of a new vision model (default: the preset's)")
+    model.add_argument("--vocab-size", type=int, help="shared vocabulary of a new Transformer (600 for the small "
+                       "model, 37000 for presets)")
+    run = train.add_argument_group("run")
+    run.add_argument("--epochs", type=int, help="default: the recipe's")
+    run.add_argument("--batch-size", type=int, help="default: the recipe's")
+    run.add_argument("--learning-rate", type=float, help="peak learning rate (default: the recipe's)")
+    run.add_argument("--output-dir", type=Path, required=True, help="where the model and the checkpoints go")
+    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
+    run.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and order (%(default)s)")
+    run.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the trained model to this Hub repository")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(handler=_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="hf-visiontx", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="plot what a model does with one image: for ViT attention distances, rollout and position-embedding "
+        "similarity; for Swin its shifted windows, attention mask and relative position index",
+    )
+    analyze.add_argument("model_dir", type=Path, help="saved model directory (config, weights, image processor)")
+    analyze.add_argument("image", type=Path, help="an image file that Pillow can read")
+    analyze.add_argument("--out", type=Path, required=True, help="directory for the three PNG plots")
+    analyze.set_defaults(handler=_analyze)
+
+    classify = commands.add_parser("classify", help="the most likely classes of image files")
+    classify.add_argument("model", help="saved image classifier directory or Hub id")
+    classify.add_argument("images", nargs="+", type=Path, help="image files")
+    classify.add_argument("--top-k", type=int, default=5, help="classes to show per image (%(default)s)")
+    classify.add_argument("--batch-size", type=int, default=16, help="images per forward pass (%(default)s)")
+    classify.set_defaults(handler=_classify)
+
+    convert = commands.add_parser(
+        "convert", help="convert a saved transformers checkpoint (Marian, ViT, Swin) into hf_visiontx classes"
+    )
+    convert.add_argument("src_dir", type=Path, help="directory saved with save_pretrained (config.json + weights)")
+    convert.add_argument("out_dir", type=Path, help="new directory for the converted model (must not exist)")
+    convert.set_defaults(handler=_convert)
+
+    demo = commands.add_parser(
+        "demo", help="train the Transformer on number words and ViT and Swin on digits, score, reload and use them"
+    )
+    demo.add_argument("--output-dir", type=Path, default=Path("demo-output"),
+                      help="each model is saved in OUTPUT_DIR/<family> (%(default)s)")
+    demo.add_argument("--only", action="append", choices=[f.name for f in FAMILIES],
+                      help="train only this family (repeatable; default: all three)")
+    demo.add_argument("--epochs", type=int, help="override every recipe's number of epochs")
+    demo.add_argument("--seed", type=int, default=0, help="seed of every run (%(default)s)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_demo)
+
+    token_help = "Hub token (default: HF_TOKEN or the stored login); sent to the Hub only, never printed or saved"
+    push = commands.add_parser(
+        "push", help="upload a saved model directory (weights, config, code, tokenizer or image processor, card) "
+        "to the Hub in one commit"
+    )
+    push.add_argument("model_dir", type=Path, help="directory written by save_pretrained")
+    push.add_argument("repo_id", help="Hub repository, user/name; created when missing")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--revision", help="branch to commit to (created when missing; default main)")
+    push.add_argument("--token", help=token_help)
+    push.set_defaults(handler=_push)
+
+    pull = commands.add_parser("pull", help="download a model (safetensors weights only) into a new directory")
+    pull.add_argument("repo_id", help="Hub repository, user/name")
+    pull.add_argument("out_dir", type=Path, help="new directory for the files (must not exist or be empty)")
+    pull.add_argument("--revision", help="branch, tag or commit id (default main)")
+    pull.add_argument("--token", help=token_help)
+    pull.set_defaults(handler=_pull)
+
+    swin_windows = commands.add_parser(
+        "swin-windows", help="draw Swin's shifted windows, cyclic shift, attention mask and relative position index"
+    )
+    swin_windows.add_argument("--out", type=Path, required=True, help="directory for the two PNG pictures")
+    swin_windows.add_argument("--height", type=int, default=8, help="map height in tokens, `height` (%(default)s)")
+    swin_windows.add_argument("--width", type=int, default=8, help="map width in tokens, `width` (%(default)s)")
+    swin_windows.add_argument("--window", type=int, default=4, help="window side M, `window_size` (%(default)s)")
+    swin_windows.add_argument("--shift", type=int, default=2, help="shift s in [0, M), `shift_size` (%(default)s)")
+    swin_windows.set_defaults(handler=_swin_windows)
+
+    _add_train_parser(commands)
+
+    translate = commands.add_parser("translate", help="translate sentences with a saved Transformer")
+    translate.add_argument("model", help="saved model directory or Hub id (with its tokenizer)")
+    translate.add_argument("texts", nargs="+", help="sentences to translate")
+    translate.add_argument("--num-beams", type=int, default=4, help="beam size; 1 = greedy (%(default)s)")
+    translate.add_argument("--max-new-tokens", type=int, default=128, help="longest translation (%(default)s)")
+    translate.add_argument("--batch-size", type=int, default=16, help="sentences per batch (%(default)s)")
+    translate.set_defaults(handler=_translate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status (errors are printed, not raised)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, OSError) as error:  # bad input or files: a message, not a traceback
+        print(f"hf-visiontx {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

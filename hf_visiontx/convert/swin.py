@@ -1,0 +1,60 @@
+"""transformers' Swin (microsoft/swin-*) -> ours: `SwinModel`, `SwinForImageClassification`,
+`SwinForMaskedImageModeling` -> the `VtxSwin*` classes."""
+
+import torch
+from transformers import SwinConfig, SwinForImageClassification, SwinForMaskedImageModeling, SwinModel
+
+from ..modeling import VtxSwinConfig
+from .mapping import square_patch_size, stack_projections
+
+
+def convert_config(model: SwinModel | SwinForImageClassification | SwinForMaskedImageModeling) -> VtxSwinConfig:
+    """Our configuration for the model's."""
+    return swin_to_vtx_config(model.config)
+
+
+def convert_state_dict(
+    model: SwinModel | SwinForImageClassification | SwinForMaskedImageModeling, config: VtxSwinConfig
+) -> dict[str, torch.Tensor]:
+    """The model's weights under our names: stages instead of encoder layers, q/k/v stacked into `qkv_proj`."""
+    source = model.state_dict()
+    state = {
+        key.replace("encoder.layers.", "stages.").replace(
+            "attention.relative_position_bias.relative_position_bias_table", "attention.relative_position_bias_table"
+        ): value
+        for key, value in source.items()
+        if not any(f".attention.{name}_proj." in key for name in "qkv")
+    }
+    prefix = "" if isinstance(model, SwinModel) else "swin."
+    for stage, depth in enumerate(config.depths):
+        for block in range(depth):
+            src = f"{prefix}encoder.layers.{stage}.blocks.{block}.attention"
+            dst = f"{prefix}stages.{stage}.blocks.{block}.attention"
+            state |= stack_projections(source, [f"{src}.{n}_proj" for n in "qkv"], f"{dst}.qkv_proj")
+    return state
+
+
+def swin_to_vtx_config(config: SwinConfig) -> VtxSwinConfig:
+    """Our configuration for a transformers Swin one."""
+    return VtxSwinConfig(
+        image_size=config.image_size,
+        patch_size=square_patch_size(config.patch_size),
+        num_channels=config.num_channels,
+        embed_dim=config.embed_dim,
+        depths=config.depths,
+        num_heads=config.num_heads,
+        window_size=config.window_size,
+        mlp_ratio=config.mlp_ratio,
+        qkv_bias=config.qkv_bias,
+        hidden_dropout_prob=config.hidden_dropout_prob,
+        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+        drop_path_rate=config.drop_path_rate,
+        hidden_act=config.hidden_act,
+        use_absolute_embeddings=config.use_absolute_embeddings,
+        layer_norm_eps=config.layer_norm_eps,
+        initializer_range=config.initializer_range,
+        encoder_stride=config.encoder_stride,
+        id2label=config.id2label,
+        label2id=config.label2id,
+        problem_type=config.problem_type,
+    )
