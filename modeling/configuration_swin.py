@@ -12,6 +12,7 @@ from transformers.activations import ACT2FN
 from transformers.backbone_utils import BackboneConfigMixin
 
 from .families import auto_map
+from .image_size import ImageSizeMixin
 
 # Section 3.3: C (embed_dim), layer numbers, heads per stage; drop path from the training recipe (Appendix A2).
 SWIN_PRESETS: dict[str, dict[str, Any]] = {
@@ -22,7 +23,7 @@ SWIN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class VtxSwinConfig(BackboneConfigMixin, PreTrainedConfig):
+class VtxSwinConfig(ImageSizeMixin, BackboneConfigMixin, PreTrainedConfig):
     r"""Configuration of [`VtxSwinModel`], its heads and [`VtxSwinBackbone`].
 
     Args:
@@ -122,17 +123,9 @@ class VtxSwinConfig(BackboneConfigMixin, PreTrainedConfig):
             raise ValueError(f"`hidden_act` {self.hidden_act!r} is unknown; use a key of ACT2FN.")
 
     @property
-    def image_height_width(self) -> tuple[int, int]:
-        """`image_size` as (height, width)."""
-        if isinstance(self.image_size, int):
-            return self.image_size, self.image_size
-        return tuple(self.image_size)
-
-    @property
-    def grid_size(self) -> tuple[int, int]:
-        """(rows, cols) of the patch grid at `image_size` (the tokens `bool_masked_pos` covers)."""
-        height, width = self.image_height_width
-        return height // self.patch_size, width // self.patch_size
+    def token_stride(self) -> int:
+        """Pixels per token side of the first stage: the patch size."""
+        return self.patch_size
 
     def architecture_facts(self) -> list[str]:
         """One line per defining size of the architecture (for the model card)."""

@@ -14,6 +14,7 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
 from .families import auto_map
+from .image_size import ImageSizeMixin
 
 POOLING_TYPES = ("cls", "mean")
 
@@ -54,7 +55,7 @@ def _presets() -> dict[str, dict[str, Any]]:
 VIT_PRESETS: dict[str, dict[str, Any]] = _presets()
 
 
-class VtxViTConfig(PreTrainedConfig):
+class VtxViTConfig(ImageSizeMixin, PreTrainedConfig):
     r"""Configuration of [`VtxViTModel`] and its heads.
 
     Args:
@@ -111,24 +112,11 @@ class VtxViTConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     @property
-    def image_height_width(self) -> tuple[int, int]:
-        """`image_size` as (height, width)."""
-        if isinstance(self.image_size, int):
-            return self.image_size, self.image_size
-        return tuple(self.image_size)
-
-    @property
     def token_stride(self) -> int:
         """Pixels per token side: the patch size, times the backbone's output stride for hybrids."""
         if self.backbone_config is None:
             return self.patch_size
         return self.patch_size * 4 * 2 ** (len(self.backbone_config["depths"]) - 1)
-
-    @property
-    def grid_size(self) -> tuple[int, int]:
-        """(rows, cols) of the position-embedding grid at `image_size`."""
-        height, width = self.image_height_width
-        return height // self.token_stride, width // self.token_stride
 
     def architecture_facts(self) -> list[str]:
         """One line per defining size of the architecture (for the model card)."""

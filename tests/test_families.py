@@ -125,3 +125,12 @@ def test_a_head_added_to_the_table_reaches_registration_auto_map_and_cards(monke
         registry.pop(hf_visiontx.VtxViTConfig, None)
     assert head.name not in hf_visiontx.VtxViTConfig().auto_map.values()
     assert dataclasses.is_dataclass(families.VIT) and families.VIT.heads[-1].name != head.name
+
+
+def test_analyze_refuses_a_family_the_table_gives_no_analysis(tmp_path, capsys):
+    from hf_visiontx.apps.cli import main
+
+    hf_visiontx.VtxTransformerModel(tiny_transformer_config()).save_pretrained(tmp_path / "transformer")
+    (tmp_path / "image.png").write_bytes(b"")
+    assert main(["analyze", str(tmp_path / "transformer"), str(tmp_path / "image.png"), "--out", str(tmp_path)]) == 1
+    assert "holds a 'vtx_transformer' model; `analyze` draws ['vtx_vit', 'vtx_swin'] models" in capsys.readouterr().err

@@ -15,7 +15,8 @@ def _analyze(args: argparse.Namespace) -> None:
 
     writers = {"attention": write_analysis, "windows": write_swin_model_pictures}  # `Family.analysis` -> writer
     model_type = AutoConfig.from_pretrained(args.model_dir).model_type
-    analysis = {f.model_type: f.analysis for f in FAMILIES}.get(model_type)
+    # Other ViT-like models (transformers' ViT, DeiT) share our ViT's outputs: the attention analysis reads them.
+    analysis = {f.model_type: f.analysis for f in FAMILIES}.get(model_type, "attention")
     if analysis is None:
         drawn = [f.model_type for f in FAMILIES if f.analysis]
         raise ValueError(f"`model_dir` {args.model_dir} holds a {model_type!r} model; `analyze` draws {drawn} models.")
