@@ -15,6 +15,8 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from hf_visiontx.cli import build_parser
 REPO = Path(__file__).resolve().parent.parent
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SNIPPET_TIMEOUT_S = 300
+SNIPPET_JOBS = 2  # snippets run side by side, at most one per CPU
 FENCE = re.compile(r"^(\s*)(`{3,})(.*)$")
 
 
@@ -130,29 +133,47 @@ def test_docs_have_snippets():
     assert command_params("cli"), "no `hf-visiontx` commands found in README.md or docs/"
 
 
+def run_snippet(block: Block, jobs: int) -> subprocess.CompletedProcess:
+    """Run one snippet as a user would: a new interpreter, an empty working directory, no network."""
+    with tempfile.TemporaryDirectory(prefix="hf_visiontx_doc_snippet_") as root:
+        root = Path(root)
+        (root / "hf_home").mkdir()
+        (root / "work").mkdir()
+        script = root / "snippet.py"
+        script.write_text(block.text, encoding="utf-8")
+        package_root = str(Path(hf_visiontx.__file__).resolve().parent.parent)  # the hf_visiontx these tests import
+        env = {
+            **os.environ,
+            "HF_HOME": str(root / "hf_home"),
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "WANDB_DISABLED": "true",
+            "MPLBACKEND": "Agg",
+            "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        }
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))  # snippets run side by side
+        return subprocess.run([sys.executable, str(script)], cwd=root / "work", env=env, capture_output=True,
+                              text=True, timeout=SNIPPET_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def snippet_results(request) -> dict[str, Future]:
+    """Every selected, runnable snippet started at once on a small pool (each mostly waits on its imports), so the
+    tests below only collect results; a test's result names its own snippet."""
+    blocks = [item.callspec.params["block"] for item in request.session.items
+              if getattr(item, "originalname", None) == "test_python_snippet_runs"
+              and not item.get_closest_marker("skip")]
+    jobs = max(1, min(SNIPPET_JOBS, os.cpu_count() or 1))
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    yield {block.name: pool.submit(run_snippet, block, jobs) for block in blocks}
+    pool.shutdown(wait=True, cancel_futures=True)  # after a failure with -x, the snippets not yet started are dropped
+
+
 @pytest.mark.parametrize("block", python_params())
-def test_python_snippet_runs(block: Block, tmp_path: Path):
-    """The snippet runs as a user would run it: a new interpreter, an empty working directory, no network."""
-    hf_home = tmp_path / "hf_home"
-    hf_home.mkdir()
-    work = tmp_path / "work"
-    work.mkdir()
-    package_root = str(Path(hf_visiontx.__file__).resolve().parent.parent)  # the hf_visiontx these tests import
-    env = {
-        **os.environ,
-        "HF_HOME": str(hf_home),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "WANDB_DISABLED": "true",
-        "MPLBACKEND": "Agg",
-        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-    }
-    script = work.parent / "snippet.py"
-    script.write_text(block.text, encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True,
-                            timeout=SNIPPET_TIMEOUT_S)
+def test_python_snippet_runs(block: Block, snippet_results: dict[str, Future]):
+    result = snippet_results[block.name].result(timeout=SNIPPET_TIMEOUT_S * len(snippet_results))
     assert result.returncode == 0, (
         f"{block.name}: the snippet exited with {result.returncode}\n--- snippet ---\n{block.text}"
         f"--- stderr (last 4000 characters) ---\n{result.stderr[-4000:]}"
