@@ -2,14 +2,17 @@
 `hf-visiontx` command in a ```bash block is parsed by the real argument parser.
 
 Fence conventions (GitHub highlights by the first word of the info string, so these stay highlighted):
-- ```python          executed in a fresh interpreter, in an empty temporary working directory, offline;
-- ```python slow     the same, marked `slow` (left out of the quick lane `-m "not slow"`);
-- ```python norun    not executed (it needs the Hub, a GPU or files the reader has); reported as skipped;
+- ```python          executed in a fresh interpreter, in an empty temporary working directory, offline (marked
+                     `slow`: each starts an interpreter, so the quick lane `-m "not slow"` leaves them out);
+- ```python norun    not executed (it needs the Hub, a GPU or files the reader has): compiled, and every name it
+                     imports from hf_visiontx must exist;
 - ```bash            lines starting with `hf-visiontx` are parsed with `build_parser()`; `python scripts/X.py` and
                      `./scripts/X` lines must name a script that exists, and their `--flags` must appear in it.
 Any other fence (```text, the layout tree, tables) is not checked.
 """
 
+import ast
+import importlib
 import os
 import re
 import shlex
@@ -23,7 +26,7 @@ from pathlib import Path
 import pytest
 
 import hf_visiontx
-from hf_visiontx.cli import build_parser
+from hf_visiontx.apps.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -71,15 +74,13 @@ def all_blocks() -> list[Block]:
     return [block for path in DOC_FILES for block in fenced_blocks(path)]
 
 
-def python_params() -> list:
+def python_params(runnable: bool = True) -> list:
+    """The ```python blocks that run (`runnable`) or the ```python norun ones."""
     params = []
     for block in all_blocks():
-        if block.language != "python":
+        if block.language != "python" or ("norun" in block.flags) == runnable:
             continue
-        marks = [pytest.mark.slow] if "slow" in block.flags else []
-        if "norun" in block.flags:
-            marks.append(pytest.mark.skip(reason="fenced `python norun`: needs the Hub, a GPU or the reader's files"))
-        params.append(pytest.param(block, id=block.name, marks=marks))
+        params.append(pytest.param(block, id=block.name))
     return params
 
 
@@ -163,14 +164,14 @@ def snippet_results(request) -> dict[str, Future]:
     """Every selected, runnable snippet started at once on a small pool (each mostly waits on its imports), so the
     tests below only collect results; a test's result names its own snippet."""
     blocks = [item.callspec.params["block"] for item in request.session.items
-              if getattr(item, "originalname", None) == "test_python_snippet_runs"
-              and not item.get_closest_marker("skip")]
+              if getattr(item, "originalname", None) == "test_python_snippet_runs"]
     jobs = max(1, min(SNIPPET_JOBS, os.cpu_count() or 1))
     pool = ThreadPoolExecutor(max_workers=jobs)
     yield {block.name: pool.submit(run_snippet, block, jobs) for block in blocks}
     pool.shutdown(wait=True, cancel_futures=True)  # after a failure with -x, the snippets not yet started are dropped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", python_params())
 def test_python_snippet_runs(block: Block, snippet_results: dict[str, Future]):
     result = snippet_results[block.name].result(timeout=SNIPPET_TIMEOUT_S * len(snippet_results))
@@ -178,6 +179,18 @@ def test_python_snippet_runs(block: Block, snippet_results: dict[str, Future]):
         f"{block.name}: the snippet exited with {result.returncode}\n--- snippet ---\n{block.text}"
         f"--- stderr (last 4000 characters) ---\n{result.stderr[-4000:]}"
     )
+
+
+@pytest.mark.parametrize("block", python_params(runnable=False))
+def test_norun_snippet_compiles_and_imports_what_exists(block: Block):
+    """A snippet that needs the Hub or the reader's files still has to be Python, and every name it imports from
+    hf_visiontx has to exist."""
+    tree = ast.parse(block.text, filename=block.name)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "hf_visiontx":
+            module = importlib.import_module(node.module)
+            missing = [alias.name for alias in node.names if not hasattr(module, alias.name)]
+            assert not missing, f"{block.name}: {node.module} has no {missing}"
 
 
 @pytest.mark.parametrize("argv", command_params("cli"))
