@@ -41,10 +41,13 @@ class TranslationPipeline(Pipeline):
                 f"The translation pipeline needs an encoder-decoder model; {type(self.model).__name__} is not one."
             )
         if self.tokenizer is None:
-            raise ValueError("The translation pipeline needs a tokenizer: pass `tokenizer=` or save one with the model.")
+            raise ValueError(
+                "The translation pipeline needs a tokenizer: pass `tokenizer=` or save one with the model."
+            )
 
-    def _sanitize_parameters(self, truncation: bool | None = None, clean_up_tokenization_spaces: bool | None = None,
-                             **generate_kwargs: Any):
+    def _sanitize_parameters(
+        self, truncation: bool | None = None, clean_up_tokenization_spaces: bool | None = None, **generate_kwargs: Any
+    ):
         preprocess_params = {} if truncation is None else {"truncation": truncation}
         postprocess_params = {}
         if clean_up_tokenization_spaces is not None:
@@ -70,8 +73,9 @@ class TranslationPipeline(Pipeline):
         # [batch * num_return_sequences, len] -> [batch, num_return_sequences, len]
         return {"output_ids": generated.reshape(batch_size, -1, generated.shape[-1])}
 
-    def postprocess(self, model_outputs: dict[str, torch.Tensor],
-                    clean_up_tokenization_spaces: bool = False) -> list[dict[str, str]]:
+    def postprocess(
+        self, model_outputs: dict[str, torch.Tensor], clean_up_tokenization_spaces: bool = False
+    ) -> list[dict[str, str]]:
         return [
             {
                 "translation_text": self.tokenizer.decode(
@@ -84,9 +88,9 @@ class TranslationPipeline(Pipeline):
 
 def register_pipelines() -> None:
     """Register the `seq2seq-translation` task with transformers' pipeline registry (idempotent)."""
-    if TRANSLATION_TASK in PIPELINE_REGISTRY.supported_tasks:
-        if PIPELINE_REGISTRY.supported_tasks[TRANSLATION_TASK]["impl"] is TranslationPipeline:
-            return
+    registered = PIPELINE_REGISTRY.supported_tasks.get(TRANSLATION_TASK)
+    if registered is not None and registered["impl"] is TranslationPipeline:
+        return
     PIPELINE_REGISTRY.register_pipeline(
         TRANSLATION_TASK, pipeline_class=TranslationPipeline, pt_model=AutoModelForSeq2SeqLM, type="text"
     )

@@ -192,16 +192,22 @@ def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, a
     """Generate exactly `args.new_tokens` tokens from `args.source_length` source tokens through generate()."""
     generator = torch.Generator().manual_seed(batch)
     input_ids = torch.randint(1, args.vocab_size - 1, (batch, args.source_length), generator=generator)
-    settings = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), num_beams=num_beams,
-                    max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
+    settings = dict(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        num_beams=num_beams,
+        max_new_tokens=args.new_tokens,
+        min_new_tokens=args.new_tokens,
+    )
     calls = {name: partial(model.generate, **settings) for name, model in models.items()}
     if args.int8:
         calls[INT8] = partial(quantized(models[OURS]).generate, **settings)
     if args.compile:
         compile_config = CompileConfig(fullgraph=True, mode="default")
         compile_config._compile_all_devices = True  # generate() compiles only on accelerators unless told to
-        calls[f"{OURS} compiled"] = partial(models[OURS].generate, cache_implementation="static",
-                                            compile_config=compile_config, **settings)
+        calls[f"{OURS} compiled"] = partial(
+            models[OURS].generate, cache_implementation="static", compile_config=compile_config, **settings
+        )
 
     def count_flops() -> int:
         with eager_attention(models[OURS]):
@@ -220,18 +226,26 @@ def workloads(args) -> Iterator[tuple[str, Callable[[], Workload]]]:
     for batch in (1, 8):
         yield f"Swin-T inference, batch {batch}", lambda b=batch: vision_inference(swin(), b, args)
     for name, batch, beams in (("greedy", 1, 1), ("greedy", 16, 1), ("beam 4", 1, 4)):
-        yield (f"Transformer-base {name} generation, batch {batch}",
-               lambda b=batch, n=beams: generation(marian(), b, n, args))
-    yield ("ViT-S/16 training step, batch 8",
-           lambda: training(vit_small(), classification_loss, (images, labels), args))
-    yield ("Swin-T training step, batch 8",
-           lambda: training(swin(), classification_loss, (images, labels), args))
+        yield (
+            f"Transformer-base {name} generation, batch {batch}",
+            lambda b=batch, n=beams: generation(marian(), b, n, args),
+        )
+    yield (
+        "ViT-S/16 training step, batch 8",
+        lambda: training(vit_small(), classification_loss, (images, labels), args),
+    )
+    yield ("Swin-T training step, batch 8", lambda: training(swin(), classification_loss, (images, labels), args))
     generator = torch.Generator().manual_seed(0)
     input_ids = torch.randint(1, args.vocab_size - 1, (16, 32), generator=generator)
-    text = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
-            "labels": torch.randint(1, args.vocab_size - 1, (16, 32), generator=generator)}
-    yield ("Transformer-base training step, 32x32 tokens, batch 16",
-           lambda: training(marian(), seq2seq_loss, (text,), args))
+    text = {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": torch.randint(1, args.vocab_size - 1, (16, 32), generator=generator),
+    }
+    yield (
+        "Transformer-base training step, 32x32 tokens, batch 16",
+        lambda: training(marian(), seq2seq_loss, (text,), args),
+    )
 
 
 def measure(name: str, workload: Workload, repeats: int, peak_gflops: float) -> list[Row]:
@@ -241,18 +255,25 @@ def measure(name: str, workload: Workload, repeats: int, peak_gflops: float) -> 
     gflop = workload.count_flops() / 1e9
     best = {implementation: min(times) for implementation, (times, _) in timed.items()}
     rates = {implementation: workload.items / seconds for implementation, seconds in best.items()}
-    fastest_peer = max((implementation for implementation in rates if not implementation.startswith(OURS)),
-                       key=rates.get)
+    fastest_peer = max(
+        (implementation for implementation in rates if not implementation.startswith(OURS)), key=rates.get
+    )
     rows = []
     for implementation, (times, _) in timed.items():
         ours = implementation.startswith(OURS)
-        rows.append(Row(
-            workload=name, implementation=implementation, seconds=best[implementation], rate=rates[implementation],
-            unit=workload.unit, matmul_share=gflop / best[implementation] / peak_gflops,
-            agreement=agreement[implementation],
-            vs_fastest_peer=rates[implementation] / rates[fastest_peer] if ours else None,
-            per_round=ratio_spread(timed[fastest_peer][0], times) if ours else None,
-        ))
+        rows.append(
+            Row(
+                workload=name,
+                implementation=implementation,
+                seconds=best[implementation],
+                rate=rates[implementation],
+                unit=workload.unit,
+                matmul_share=gflop / best[implementation] / peak_gflops,
+                agreement=agreement[implementation],
+                vs_fastest_peer=rates[implementation] / rates[fastest_peer] if ours else None,
+                per_round=ratio_spread(timed[fastest_peer][0], times) if ours else None,
+            )
+        )
     for row in rows:  # after all timing: the memory probe changes how the process allocates
         row.peak_mib = peak_memory_mib(workload.calls[row.implementation], inference=workload.inference)
     return rows
@@ -260,12 +281,14 @@ def measure(name: str, workload: Workload, repeats: int, peak_gflops: float) -> 
 
 def ratio_spread(peer_times: list[float], our_times: list[float]) -> dict[str, float]:
     """Median, lowest and highest of the peer's time over ours, round by round."""
-    ratios = sorted(peer / ours for peer, ours in zip(peer_times, our_times))
+    ratios = sorted(peer / ours for peer, ours in zip(peer_times, our_times, strict=True))
     return {"median": statistics.median(ratios), "low": ratios[0], "high": ratios[-1]}
 
 
-TABLE_HEADER = (f"{'workload':<54} {'implementation':<15} {'rate':>18} {'vs fastest peer':>15} {'per round':>18} "
-                f"{'of matmul':>9} {'peak MiB':>9}  agreement with ours")
+TABLE_HEADER = (
+    f"{'workload':<54} {'implementation':<15} {'rate':>18} {'vs fastest peer':>15} {'per round':>18} "
+    f"{'of matmul':>9} {'peak MiB':>9}  agreement with ours"
+)
 
 
 def table_lines(rows: list[Row]) -> list[str]:
@@ -274,9 +297,11 @@ def table_lines(rows: list[Row]) -> list[str]:
     for index, row in enumerate(rows):
         ratio = f"{row.vs_fastest_peer:.2f}x" if row.vs_fastest_peer is not None else ""
         spread = "{median:.2f}x ({low:.2f}-{high:.2f})".format(**row.per_round) if row.per_round is not None else ""
-        lines.append(f"{row.workload if index == 0 else '':<54} {row.implementation:<15} {row.rate:>10.3g} "
-                     f"{row.unit:<7} {ratio:>15} {spread:>18} {row.matmul_share:>9.0%} {row.peak_mib:>9.0f}  "
-                     f"{row.agreement}")
+        lines.append(
+            f"{row.workload if index == 0 else '':<54} {row.implementation:<15} {row.rate:>10.3g} "
+            f"{row.unit:<7} {ratio:>15} {spread:>18} {row.matmul_share:>9.0%} {row.peak_mib:>9.0f}  "
+            f"{row.agreement}"
+        )
     return lines
 
 
@@ -285,8 +310,12 @@ def machine() -> dict[str, object]:
     cpu = platform.processor()
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
         cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    return {"cpu": cpu, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
 
 
 def main() -> None:
@@ -295,8 +324,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile (inductor)")
-    parser.add_argument("--int8", action="store_true",
-                        help="also time ours with dynamic int8 quantisation of the linear layers (approximate)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also time ours with dynamic int8 quantisation of the linear layers (approximate)",
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--source-length", type=int, default=32)
@@ -306,8 +338,11 @@ def main() -> None:
     steady_allocator()
     info = machine() | {"matmul_gflops": round(matmul_gflops(), 1)}
     if not args.json:
-        print(f"{info['cpu']}; torch {info['torch']}, {info['threads']} threads, fp32; "
-              f"measured fp32 matmul rate {info['matmul_gflops']:.0f} GFLOP/s\n{TABLE_HEADER}", flush=True)
+        print(
+            f"{info['cpu']}; torch {info['torch']}, {info['threads']} threads, fp32; "
+            f"measured fp32 matmul rate {info['matmul_gflops']:.0f} GFLOP/s\n{TABLE_HEADER}",
+            flush=True,
+        )
     rows = []
     for name, build in workloads(args):
         if args.only and args.only.lower() not in name.lower():

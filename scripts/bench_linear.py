@@ -45,21 +45,30 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=32000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    shapes = [(args.d_model, args.d_model), (args.d_model, 3 * args.d_model), (args.d_model, args.d_ff),
-              (args.d_ff, args.d_model), (args.d_model, args.vocab_size)]
+    shapes = [
+        (args.d_model, args.d_model),
+        (args.d_model, 3 * args.d_model),
+        (args.d_model, args.d_ff),
+        (args.d_ff, args.d_model),
+        (args.d_model, args.vocab_size),
+    ]
     print(f"{'in -> out':>14} {'rows':>5} {'F.linear us':>12} {'few-row us':>13} {'speed-up':>9} {'GB/s ours':>10}")
     for in_features, out_features in shapes:
         layers = layers_of(in_features, out_features)
         for rows in (1, 4, 16, FEW_ROWS_MAX, 2 * FEW_ROWS_MAX):
             inputs = torch.randn(rows, in_features)
             with torch.no_grad(), few_row_linears(layers):
-                timed = best_times({"plain": partial(plain, layers, inputs), "ours": partial(ours, layers, inputs)},
-                                   args.repeats)
+                timed = best_times(
+                    {"plain": partial(plain, layers, inputs), "ours": partial(ours, layers, inputs)}, args.repeats
+                )
             torch.testing.assert_close(timed["ours"][1], timed["plain"][1], rtol=1e-4, atol=1e-4)
             plain_us, ours_us = (timed[name][0] / len(layers) * 1e6 for name in ("plain", "ours"))
             bandwidth = 4 * in_features * out_features / (ours_us * 1e-6) / 1e9
-            print(f"{in_features:>6} -> {out_features:<5} {rows:>5} {plain_us:>12.0f} {ours_us:>13.0f} "
-                  f"{plain_us / ours_us:>8.2f}x {bandwidth:>10.1f}", flush=True)
+            print(
+                f"{in_features:>6} -> {out_features:<5} {rows:>5} {plain_us:>12.0f} {ours_us:>13.0f} "
+                f"{plain_us / ours_us:>8.2f}x {bandwidth:>10.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,14 @@
 converted from it, and timm's (when installed) with the same weights mapped in."""
 
 import torch
-from transformers import MarianConfig, MarianMTModel, SwinConfig, SwinForImageClassification, ViTConfig
-from transformers import ViTForImageClassification
+from transformers import (
+    MarianConfig,
+    MarianMTModel,
+    SwinConfig,
+    SwinForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
 
 from hf_visiontx.convert import from_transformers
 
@@ -51,10 +57,21 @@ def marian_models(vocab_size: int) -> dict[str, torch.nn.Module]:
     """The Transformer-base sizes (d_model 512, 6+6 layers, 8 heads, d_ff 2048; the opus-mt checkpoints use these,
     with SiLU) as transformers' MarianMTModel and as ours, same weights."""
     config = MarianConfig(
-        vocab_size=vocab_size, d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8,
-        decoder_attention_heads=8, encoder_ffn_dim=2048, decoder_ffn_dim=2048, activation_function="swish",
-        max_position_embeddings=512, pad_token_id=vocab_size - 1, decoder_start_token_id=vocab_size - 1,
-        eos_token_id=0, forced_eos_token_id=None, scale_embedding=True,
+        vocab_size=vocab_size,
+        d_model=512,
+        encoder_layers=6,
+        decoder_layers=6,
+        encoder_attention_heads=8,
+        decoder_attention_heads=8,
+        encoder_ffn_dim=2048,
+        decoder_ffn_dim=2048,
+        activation_function="swish",
+        max_position_embeddings=512,
+        pad_token_id=vocab_size - 1,
+        decoder_start_token_id=vocab_size - 1,
+        eos_token_id=0,
+        forced_eos_token_id=None,
+        scale_embedding=True,
     )
     torch.manual_seed(0)
     marian = MarianMTModel(config).eval()

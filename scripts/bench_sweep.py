@@ -19,8 +19,9 @@ def sweep(sides: list[int], repeats: int) -> list[tuple[int, dict[str, float], d
     models = {"swin": swin_models()["ours"], "vit": vit_models("b/16")["ours"]}
     options = {"swin": {}, "vit": {"interpolate_pos_encoding": True}}
     rows = []
-    print(f"{'side':>5} {'area/224^2':>11} {'Swin-T GFLOP':>13} {'ViT-B/16 GFLOP':>15} {'Swin-T s':>9} "
-          f"{'ViT-B/16 s':>11}")
+    print(
+        f"{'side':>5} {'area/224^2':>11} {'Swin-T GFLOP':>13} {'ViT-B/16 GFLOP':>15} {'Swin-T s':>9} {'ViT-B/16 s':>11}"
+    )
     for side in sides:
         pixels = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(side))
         calls = {family: partial(model, pixels, **options[family]) for family, model in models.items()}
@@ -30,8 +31,10 @@ def sweep(sides: list[int], repeats: int) -> list[tuple[int, dict[str, float], d
                 flops[family] = counted_flops(call) / 1e9
         times = {family: seconds for family, (seconds, _) in best_times(calls, repeats).items()}
         rows.append((side, flops, times))
-        print(f"{side:>5} {(side / 224) ** 2:>11.2f} {flops['swin']:>13.1f} {flops['vit']:>15.1f} "
-              f"{times['swin']:>9.3f} {times['vit']:>11.3f}")
+        print(
+            f"{side:>5} {(side / 224) ** 2:>11.2f} {flops['swin']:>13.1f} {flops['vit']:>15.1f} "
+            f"{times['swin']:>9.3f} {times['vit']:>11.3f}"
+        )
     return rows
 
 
@@ -48,16 +51,20 @@ def plot_sweep(rows: list, path: str) -> None:
         ("GFLOP per 224x224 of area", lambda row, family, area: row[1][family] / area),
         ("seconds per image", lambda row, family, area: row[2][family]),
     )
-    for axes, (label, value) in zip(figure.subplots(1, 3), panels):
+    for axes, (label, value) in zip(figure.subplots(1, 3), panels, strict=True):
         for family, name in (("swin", "Swin-T"), ("vit", "ViT-B/16")):
-            axes.plot(areas, [value(row, family, area) for row, area in zip(rows, areas)], marker="o", label=name)
+            axes.plot(
+                areas, [value(row, family, area) for row, area in zip(rows, areas, strict=True)], marker="o", label=name
+            )
         axes.set_xlabel("image area (in units of 224 x 224)")
         axes.set_ylabel(label)
         axes.set_ylim(bottom=0)
         axes.grid(alpha=0.3)
         axes.legend()
-    figure.suptitle("Swin's cost is proportional to image area (flat cost per area); ViT's cost per area grows "
-                    "with the token count, as its global attention is quadratic")
+    figure.suptitle(
+        "Swin's cost is proportional to image area (flat cost per area); ViT's cost per area grows "
+        "with the token count, as its global attention is quadratic"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 

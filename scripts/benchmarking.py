@@ -11,8 +11,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def round_times(workloads: dict[str, Callable[[], object]], repeats: int,
-                inference: bool = True) -> dict[str, tuple[list[float], object]]:
+def round_times(
+    workloads: dict[str, Callable[[], object]], repeats: int, inference: bool = True
+) -> dict[str, tuple[list[float], object]]:
     """Wall times of `repeats` rounds, each calling every workload once, after one warm-up call each; and the last
     result of each.
 
@@ -31,8 +32,9 @@ def round_times(workloads: dict[str, Callable[[], object]], repeats: int,
     return {name: (times[name], results[name]) for name in workloads}
 
 
-def best_times(workloads: dict[str, Callable[[], object]], repeats: int,
-               inference: bool = True) -> dict[str, tuple[float, object]]:
+def best_times(
+    workloads: dict[str, Callable[[], object]], repeats: int, inference: bool = True
+) -> dict[str, tuple[float, object]]:
     """Best wall time of each workload over `round_times`' rounds (other processes can only add time to a call),
     and its last result."""
     return {name: (min(times), result) for name, (times, result) in round_times(workloads, repeats, inference).items()}

@@ -12,10 +12,7 @@ from collections.abc import Callable
 import pytest
 import torch
 from torch.export import Dim, export
-from support.swin_tester import tiny_swin_config
-from support.transformer_tester import VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
 from transformers import CompileConfig
-from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
 
 from hf_visiontx import (
     VtxSwinForImageClassification,
@@ -24,6 +21,9 @@ from hf_visiontx import (
     VtxViTForImageClassification,
     VtxViTForMaskedImageModeling,
 )
+from support.swin_tester import tiny_swin_config
+from support.transformer_tester import VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
+from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
 
 NO_DROPOUT = {
     "vit": dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
@@ -75,7 +75,11 @@ def training_case(family: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]
     modeling heads for ViT and Swin; the classification heads are compiled in test_vit.py / test_swin.py)."""
     if family == "transformer":
         input_ids, attention_mask = padded_source_batch()
-        return translator().train(), {"input_ids": input_ids, "attention_mask": attention_mask, "labels": target_labels()}
+        return translator().train(), {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "labels": target_labels(),
+        }
     if family == "vit":
         model = VtxViTForMaskedImageModeling(tiny_vit_config(**NO_DROPOUT["vit"]))
     else:
@@ -135,8 +139,12 @@ def assert_runs_like_eager(program: torch.export.ExportedProgram, model: torch.n
 
 def test_export_vit_with_dynamic_batch():
     model = classifier("vit")
-    program = export(model, (), {"pixel_values": pixel_batch(batch=2)},
-                     dynamic_shapes={"pixel_values": {0: Dim("batch", min=1, max=64)}})
+    program = export(
+        model,
+        (),
+        {"pixel_values": pixel_batch(batch=2)},
+        dynamic_shapes={"pixel_values": {0: Dim("batch", min=1, max=64)}},
+    )
     for batch in (1, 5):
         assert_runs_like_eager(program, model, {"pixel_values": pixel_batch(batch=batch, seed=batch)})
 
@@ -149,8 +157,10 @@ def test_export_with_dynamic_batch_height_and_width(family):
     step = 4 if family == "vit" else 16
     rows, cols = Dim("rows", min=2, max=16), Dim("cols", min=2, max=16)
     example = {"pixel_values": pixel_batch(batch=2), "interpolate_pos_encoding": True}
-    shapes = {"pixel_values": {0: Dim("batch", min=1, max=64), 2: step * rows, 3: step * cols},
-              "interpolate_pos_encoding": None}
+    shapes = {
+        "pixel_values": {0: Dim("batch", min=1, max=64), 2: step * rows, 3: step * cols},
+        "interpolate_pos_encoding": None,
+    }
     program = export(model, (), example, dynamic_shapes=shapes)
     for batch, height, width in ((1, 32, 32), (3, 3 * step, 5 * step)):
         pixels = pixel_batch(batch=batch, height=height, width=width, seed=height)
@@ -160,8 +170,12 @@ def test_export_with_dynamic_batch_height_and_width(family):
 def test_export_transformer_with_dynamic_batch_and_lengths():
     model = translator()
     batch, source, target = Dim("batch", min=1, max=64), Dim("source", min=2, max=60), Dim("target", min=2, max=60)
-    shapes = {"input_ids": {0: batch, 1: source}, "attention_mask": {0: batch, 1: source},
-              "decoder_input_ids": {0: batch, 1: target}, "use_cache": None}
+    shapes = {
+        "input_ids": {0: batch, 1: source},
+        "attention_mask": {0: batch, 1: source},
+        "decoder_input_ids": {0: batch, 1: target},
+        "use_cache": None,
+    }
     program = export(model, (), {**source_batch(3, 9, 5), "use_cache": False}, dynamic_shapes=shapes)
     for sizes in ((3, 9, 5), (5, 12, 7)):
         assert_runs_like_eager(program, model, {**source_batch(*sizes, seed=sizes[0]), "use_cache": False})
@@ -191,8 +205,9 @@ def test_onnx_export_with_dynamic_batch(family, tmp_path):
     model = classifier(family)
     if family == "swin":
         model.set_attn_implementation("eager")
-    program = torch.onnx.export(ImageLogits(model), (pixel_batch(batch=2),), dynamo=True,
-                                dynamic_shapes=({0: Dim("batch", min=1, max=64)},))
+    program = torch.onnx.export(
+        ImageLogits(model), (pixel_batch(batch=2),), dynamo=True, dynamic_shapes=({0: Dim("batch", min=1, max=64)},)
+    )
     path = tmp_path / f"{family}.onnx"
     program.save(str(path))
     onnx.checker.check_model(str(path))

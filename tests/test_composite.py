@@ -15,9 +15,7 @@ import textwrap
 
 import pytest
 import torch
-from support.launch import environment
 from safetensors.torch import load_file, save_file
-from support.swin_tester import tiny_swin_config
 from test_remote_code import REFUSE_HF_VISIONTX
 from torch.utils.data import Dataset
 from transformers import (
@@ -35,10 +33,12 @@ from transformers import (
     UperNetForSemanticSegmentation,
     VisionEncoderDecoderModel,
 )
-from support.vit_tester import pixel_batch, tiny_vit_config
 
 from hf_visiontx import VtxSwinModel, VtxViTModel
 from hf_visiontx.hub import save_composite
+from support.launch import environment
+from support.swin_tester import tiny_swin_config
+from support.vit_tester import pixel_batch, tiny_vit_config
 
 VOCAB_SIZE, PAD, BOS, EOS = 50, 0, 1, 2
 
@@ -49,11 +49,23 @@ def image_captioner(family: str) -> VisionEncoderDecoderModel:
     if family == "vit":
         encoder = VtxViTModel(tiny_vit_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
     else:
-        encoder = VtxSwinModel(tiny_swin_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                                                drop_path_rate=0.0))
-    decoder = GPT2LMHeadModel(GPT2Config(n_embd=24, n_layer=2, n_head=4, vocab_size=VOCAB_SIZE, n_positions=32,
-                                         add_cross_attention=True, is_decoder=True, bos_token_id=BOS,
-                                         eos_token_id=EOS, pad_token_id=PAD))
+        encoder = VtxSwinModel(
+            tiny_swin_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0)
+        )
+    decoder = GPT2LMHeadModel(
+        GPT2Config(
+            n_embd=24,
+            n_layer=2,
+            n_head=4,
+            vocab_size=VOCAB_SIZE,
+            n_positions=32,
+            add_cross_attention=True,
+            is_decoder=True,
+            bos_token_id=BOS,
+            eos_token_id=EOS,
+            pad_token_id=PAD,
+        )
+    )
     model = VisionEncoderDecoderModel(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id, model.config.pad_token_id = BOS, PAD
     model.generation_config.decoder_start_token_id = BOS
@@ -104,9 +116,17 @@ def test_our_encoders_serve_a_vision_encoder_decoder_model(tmp_path, family):
 def test_trainer_fine_tunes_a_vision_encoder_decoder_model_with_our_encoder(tmp_path, family):
     model = image_captioner(family)
     encoder_before = {name: p.detach().clone() for name, p in model.encoder.named_parameters()}
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2,
-                             gradient_accumulation_steps=2, learning_rate=1e-2, report_to=[], save_strategy="no",
-                             use_cpu=True, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        learning_rate=1e-2,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     result = Trainer(model=model, args=args, train_dataset=_Captions()).train()
     assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
     changed = [name for name, p in model.encoder.named_parameters() if not torch.equal(p, encoder_before[name])]
@@ -119,32 +139,86 @@ def test_trainer_fine_tunes_a_vision_encoder_decoder_model_with_our_encoder(tmp_
 def swin_backbone_config(stages: int):
     """A tiny four-stage Swin whose backbone returns the last `stages` stages."""
     names = ["stage1", "stage2", "stage3", "stage4"]
-    return tiny_swin_config(depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), embed_dim=8, window_size=2,
-                            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0,
-                            out_features=names[-stages:])
+    return tiny_swin_config(
+        depths=(1, 1, 1, 1),
+        num_heads=(1, 1, 2, 2),
+        embed_dim=8,
+        window_size=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        drop_path_rate=0.0,
+        out_features=names[-stages:],
+    )
 
 
 def detr_fields() -> dict:
-    return dict(use_timm_backbone=False, use_pretrained_backbone=False, d_model=16, encoder_layers=1,
-                decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=16,
-                decoder_ffn_dim=16, num_queries=5, num_labels=3)
+    return dict(
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=16,
+        decoder_ffn_dim=16,
+        num_queries=5,
+        num_labels=3,
+    )
 
 
 # name: (build, Auto class, output compared, extra inputs)
 COMPOSITES = {
-    "upernet": (lambda: UperNetForSemanticSegmentation(UperNetConfig(
-        backbone_config=swin_backbone_config(4), hidden_size=16, auxiliary_in_channels=32, num_labels=3)),
-        "AutoModelForSemanticSegmentation", "logits", {}),
-    "detr": (lambda: DetrForObjectDetection(DetrConfig(backbone_config=swin_backbone_config(1), **detr_fields())),
-             "AutoModelForObjectDetection", "logits", {}),
-    "conditional-detr": (lambda: ConditionalDetrForObjectDetection(ConditionalDetrConfig(
-        backbone_config=swin_backbone_config(1), **detr_fields())), "AutoModelForObjectDetection", "logits", {}),
-    "mask2former": (lambda: Mask2FormerForUniversalSegmentation(Mask2FormerConfig(
-        backbone_config=swin_backbone_config(4), hidden_dim=32, feature_size=32, mask_feature_size=32,
-        encoder_layers=1, decoder_layers=2, num_attention_heads=2, dim_feedforward=16, encoder_feedforward_dim=16,
-        num_queries=5, num_labels=3)), "AutoModelForUniversalSegmentation", "class_queries_logits", {}),
-    "vision-encoder-decoder": (lambda: image_captioner("vit"), "AutoModelForImageTextToText", "logits",
-                               {"decoder_input_ids": torch.tensor([[BOS, 5, 6]])}),
+    "upernet": (
+        lambda: UperNetForSemanticSegmentation(
+            UperNetConfig(
+                backbone_config=swin_backbone_config(4), hidden_size=16, auxiliary_in_channels=32, num_labels=3
+            )
+        ),
+        "AutoModelForSemanticSegmentation",
+        "logits",
+        {},
+    ),
+    "detr": (
+        lambda: DetrForObjectDetection(DetrConfig(backbone_config=swin_backbone_config(1), **detr_fields())),
+        "AutoModelForObjectDetection",
+        "logits",
+        {},
+    ),
+    "conditional-detr": (
+        lambda: ConditionalDetrForObjectDetection(
+            ConditionalDetrConfig(backbone_config=swin_backbone_config(1), **detr_fields())
+        ),
+        "AutoModelForObjectDetection",
+        "logits",
+        {},
+    ),
+    "mask2former": (
+        lambda: Mask2FormerForUniversalSegmentation(
+            Mask2FormerConfig(
+                backbone_config=swin_backbone_config(4),
+                hidden_dim=32,
+                feature_size=32,
+                mask_feature_size=32,
+                encoder_layers=1,
+                decoder_layers=2,
+                num_attention_heads=2,
+                dim_feedforward=16,
+                encoder_feedforward_dim=16,
+                num_queries=5,
+                num_labels=3,
+            )
+        ),
+        "AutoModelForUniversalSegmentation",
+        "class_queries_logits",
+        {},
+    ),
+    "vision-encoder-decoder": (
+        lambda: image_captioner("vit"),
+        "AutoModelForImageTextToText",
+        "logits",
+        {"decoder_input_ids": torch.tensor([[BOS, 5, 6]])},
+    ),
 }
 
 RELOAD_SCRIPT = textwrap.dedent(
@@ -191,10 +265,15 @@ def saved_composites(tmp_path_factory):
         model.save_pretrained(root / name / "plain")
         save_composite(model, root / name / "portable")
         save_file(inputs, root / name / "inputs.safetensors")
-        cases[name] = dict(plain=str(root / name / "plain"), portable=str(root / name / "portable"),
-                           inputs=str(root / name / "inputs.safetensors"), output=output_name,
-                           result=str(root / name / "result.safetensors"), auto=auto_class,
-                           **{"class": type(model).__name__, "expected": expected})
+        cases[name] = dict(
+            plain=str(root / name / "plain"),
+            portable=str(root / name / "portable"),
+            inputs=str(root / name / "inputs.safetensors"),
+            output=output_name,
+            result=str(root / name / "result.safetensors"),
+            auto=auto_class,
+            **{"class": type(model).__name__, "expected": expected},
+        )
     return root, cases
 
 
@@ -202,8 +281,13 @@ def reload_in_a_fresh_process(root, cases: dict, mode: str) -> dict[str, torch.T
     manifest = root / f"{mode}.json"
     manifest.write_text(json.dumps([{k: v for k, v in case.items() if k != "expected"} for case in cases.values()]))
     script = (REFUSE_HF_VISIONTX if mode == "refuse" else "") + RELOAD_SCRIPT
-    result = subprocess.run([sys.executable, "-c", script, str(manifest), mode], env=environment(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(manifest), mode],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return {name: load_file(case["result"])["output"] for name, case in cases.items()}
 

@@ -16,7 +16,6 @@ from transformers import (
     ViTForMaskedImageModeling,
     ViTModel,
 )
-from support.transformer_tester import padded_source_batch
 
 from hf_visiontx import (
     VtxTransformerForConditionalGeneration,
@@ -28,6 +27,7 @@ from hf_visiontx import (
 from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.data import train_tokenizer
+from support.transformer_tester import padded_source_batch
 
 MARIAN_PAD = 98  # Marian starts decoding from the pad token, the last id of its vocabulary
 
@@ -35,10 +35,22 @@ MARIAN_PAD = 98  # Marian starts decoding from the pad token, the last id of its
 def tiny_marian(seed: int = 0, **overrides) -> MarianMTModel:
     torch.manual_seed(seed)
     config = MarianConfig(
-        vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, activation_function="swish",
-        max_position_embeddings=64, pad_token_id=MARIAN_PAD, decoder_start_token_id=MARIAN_PAD, eos_token_id=0,
-        forced_eos_token_id=0, scale_embedding=True, **overrides,
+        vocab_size=99,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=37,
+        decoder_ffn_dim=37,
+        activation_function="swish",
+        max_position_embeddings=64,
+        pad_token_id=MARIAN_PAD,
+        decoder_start_token_id=MARIAN_PAD,
+        eos_token_id=0,
+        forced_eos_token_id=0,
+        scale_embedding=True,
+        **overrides,
     )
     model = MarianMTModel(config).eval()
     with torch.no_grad():
@@ -94,8 +106,13 @@ def test_bare_marian_converts_to_the_bare_model():
 
 def test_unsupported_models_are_refused_by_name():
     with pytest.raises(TypeError, match="Cannot convert BertModel"):
-        from_transformers(BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                               intermediate_size=37, vocab_size=50)))
+        from_transformers(
+            BertModel(
+                BertConfig(
+                    hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37, vocab_size=50
+                )
+            )
+        )
 
 
 def test_marian_with_separate_vocabularies_is_refused():
@@ -113,8 +130,10 @@ def test_cli_converts_a_saved_checkpoint_with_its_tokenizer(tmp_path, capsys):
     assert "converted" in capsys.readouterr().out
     loaded = AutoModelForSeq2SeqLM.from_pretrained(out_dir)
     assert isinstance(loaded, VtxTransformerForConditionalGeneration)
-    assert AutoTokenizer.from_pretrained(out_dir)("ein zwei").input_ids == AutoTokenizer.from_pretrained(
-        source_dir)("ein zwei").input_ids
+    assert (
+        AutoTokenizer.from_pretrained(out_dir)("ein zwei").input_ids
+        == AutoTokenizer.from_pretrained(source_dir)("ein zwei").input_ids
+    )
     input_ids, attention_mask = marian_batch()
     assert torch.equal(
         loaded.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8),
@@ -163,8 +182,17 @@ def test_corrupted_weights_give_an_error_and_no_output(tmp_path, capsys):
 
 def tiny_reference_vit(model_class, seed: int = 0):
     torch.manual_seed(seed)
-    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-                       image_size=32, patch_size=4, encoder_stride=4, num_labels=7, layer_norm_eps=1e-12)
+    config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        image_size=32,
+        patch_size=4,
+        encoder_stride=4,
+        num_labels=7,
+        layer_norm_eps=1e-12,
+    )
     return model_class(config).eval()
 
 

@@ -59,8 +59,9 @@ def fenced_blocks(path: Path) -> list[Block]:
                 opened = (number, match.group(1), match.group(2), info[0] if info else "", tuple(info[1:]), [])
         elif match and match.group(2).startswith(opened[2]) and not match.group(3).strip():
             start, indent, _, language, flags, body = opened
-            text = "\n".join(body_line[len(indent):] if body_line.startswith(indent) else body_line
-                             for body_line in body)
+            text = "\n".join(
+                body_line[len(indent) :] if body_line.startswith(indent) else body_line for body_line in body
+            )
             blocks.append(Block(path, start, language, flags, text + "\n"))
             opened = None
         else:
@@ -121,8 +122,13 @@ def command_params(kind: str) -> list:
             if kind == "cli" and words[0] == "hf-visiontx":
                 params.append(pytest.param(words[1:], id=command.name))
             elif kind == "script":
-                script = (words[1] if words[0] in ("python", "python3") and len(words) > 1
-                          else words[0] if words[0].startswith("./scripts/") else None)
+                script = (
+                    words[1]
+                    if words[0] in ("python", "python3") and len(words) > 1
+                    else words[0]
+                    if words[0].startswith("./scripts/")
+                    else None
+                )
                 if script is not None and script.lstrip("./").startswith("scripts/"):
                     params.append(pytest.param(script, words, id=command.name))
     return params
@@ -155,16 +161,25 @@ def run_snippet(block: Block, jobs: int) -> subprocess.CompletedProcess:
             "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
         }
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))  # snippets run side by side
-        return subprocess.run([sys.executable, str(script)], cwd=root / "work", env=env, capture_output=True,
-                              text=True, timeout=SNIPPET_TIMEOUT_S)
+        return subprocess.run(
+            [sys.executable, str(script)],
+            cwd=root / "work",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SNIPPET_TIMEOUT_S,
+        )
 
 
 @pytest.fixture(scope="module")
 def snippet_results(request) -> dict[str, Future]:
     """Every selected, runnable snippet started at once on a small pool (each mostly waits on its imports), so the
     tests below only collect results; a test's result names its own snippet."""
-    blocks = [item.callspec.params["block"] for item in request.session.items
-              if getattr(item, "originalname", None) == "test_python_snippet_runs"]
+    blocks = [
+        item.callspec.params["block"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_python_snippet_runs"
+    ]
     jobs = max(1, min(SNIPPET_JOBS, os.cpu_count() or 1))
     pool = ThreadPoolExecutor(max_workers=jobs)
     yield {block.name: pool.submit(run_snippet, block, jobs) for block in blocks}

@@ -57,7 +57,7 @@ def test_saved_config_maps_every_head_to_its_class_in_the_model_file(declared, t
 def test_model_card_takes_pipeline_tag_auto_class_and_paper_from_the_table(declared, head):
     config = TINY_CONFIGS[declared.name](architectures=[head.name])
     card = build_model_card(config)
-    assert f"pipeline_tag: \"{head.pipeline_tag}\"" in card
+    assert f'pipeline_tag: "{head.pipeline_tag}"' in card
     assert f"(loads with `{head.auto_class}`)" in card and declared.paper_url in card
     assert f"{head.auto_class}.from_pretrained(" in card
 
@@ -87,8 +87,10 @@ def test_command_line_and_recipes_follow_the_table():
         assert recipe(name).learning_rate == settings.small["learning_rate"]
         assert recipe(name, fine_tuning=True).batch_size == settings.fine_tuning["batch_size"]
         built = model_config(name)
-        assert all(getattr(built, key) in (value, list(value) if isinstance(value, tuple) else value)
-                   for key, value in family(name).small_config.items())
+        assert all(
+            getattr(built, key) in (value, list(value) if isinstance(value, tuple) else value)
+            for key, value in family(name).small_config.items()
+        )
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "gpt", "--output-dir", "out"])
     with pytest.raises(ValueError, match="`family` must be one of"):

@@ -11,16 +11,18 @@ import subprocess
 
 import pytest
 import torch
+from safetensors.torch import load_file
+
 from support.fsdp_worker import NO_DROPOUT, build_model, global_batch, train
 from support.launch import environment, torchrun_command
-from safetensors.torch import load_file
 
 
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
-    result = subprocess.run(torchrun_command("fsdp_worker.py", str(out)), env=environment(), capture_output=True,
-                            text=True, timeout=240)
+    result = subprocess.run(
+        torchrun_command("fsdp_worker.py", str(out)), env=environment(), capture_output=True, text=True, timeout=240
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return out, json.loads((out / "report.json").read_text())
 

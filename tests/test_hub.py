@@ -10,24 +10,33 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.hub_server import HubServer, run_client
-from safetensors.torch import load, load_file, save_file
-from support.swin_tester import tiny_swin_config
 from huggingface_hub import ModelCard
+from safetensors.torch import load, load_file, save_file
 from test_remote_code import REFUSE_HF_VISIONTX, REMOTE_LOAD_SCRIPT  # for processes where hf_visiontx is absent
-from support.transformer_tester import padded_source_batch, tiny_transformer_config
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-from support.vit_tester import tiny_vit_config
 
-from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration, VtxViTForImageClassification
-from hf_visiontx.modeling.card_text import CARD_MARKER
+from hf_visiontx import (
+    VtxSwinForImageClassification,
+    VtxTransformerForConditionalGeneration,
+    VtxViTForImageClassification,
+)
 from hf_visiontx.data import train_tokenizer
+from hf_visiontx.modeling.card_text import CARD_MARKER
+from support.hub_server import HubServer, run_client
+from support.swin_tester import tiny_swin_config
+from support.transformer_tester import padded_source_batch, tiny_transformer_config
+from support.vit_tester import tiny_vit_config
 
 TOKEN = "hf_local_test_token"
 TEXTS = ["the cat sat on the mat", "a dog ate the bone", "the bird sang a song", "cats and dogs and birds"] * 4
 
 FAMILIES = {  # family -> (model class, tiny config, Auto class, repo)
-    "transformer": (VtxTransformerForConditionalGeneration, tiny_transformer_config, "AutoModelForSeq2SeqLM", "user/tiny-transformer"),
+    "transformer": (
+        VtxTransformerForConditionalGeneration,
+        tiny_transformer_config,
+        "AutoModelForSeq2SeqLM",
+        "user/tiny-transformer",
+    ),
     "vit": (VtxViTForImageClassification, tiny_vit_config, "AutoModelForImageClassification", "user/tiny-vit"),
     "swin": (VtxSwinForImageClassification, tiny_swin_config, "AutoModelForImageClassification", "user/tiny-swin"),
 }
@@ -110,7 +119,9 @@ def pushed(hub, tmp_path_factory):
     models, steps = {}, []
     tokenizer = train_tokenizer(TEXTS, vocab_size=40)
     tokenizer.save_pretrained(root / "tokenizer")
-    processor = ViTImageProcessorPil(size={"height": 32, "width": 32}, image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.2, 0.2])
+    processor = ViTImageProcessorPil(
+        size={"height": 32, "width": 32}, image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.2, 0.2]
+    )
     processor.save_pretrained(root / "processor")
     for seed, (family, (model_class, make_config, auto_name, repo)) in enumerate(FAMILIES.items()):
         torch.manual_seed(seed)
@@ -118,7 +129,11 @@ def pushed(hub, tmp_path_factory):
         model.save_pretrained(root / family)
         models[family] = model
         step = {"auto": auto_name, "dir": str(root / family), "repo": repo}
-        step |= {"tokenizer": str(root / "tokenizer")} if family == "transformer" else {"processor": str(root / "processor")}
+        step |= (
+            {"tokenizer": str(root / "tokenizer")}
+            if family == "transformer"
+            else {"processor": str(root / "processor")}
+        )
         if family == "vit":
             step["tag"] = "v1"
         steps.append(step)
@@ -127,9 +142,17 @@ def pushed(hub, tmp_path_factory):
     vit_v2 = VtxViTForImageClassification(tiny_vit_config()).eval()
     vit_v2.save_pretrained(root / "vit_v2")
     steps.append({"auto": "AutoModelForImageClassification", "dir": str(root / "vit_v2"), "repo": FAMILIES["vit"][3]})
-    steps.append({"auto": "AutoModelForImageClassification", "dir": str(root / "swin"), "repo": PRIVATE_REPO, "private": True})
-    steps.append({"auto": "AutoModelForImageClassification", "dir": str(root / "vit"), "repo": SAVED_AND_PUSHED_REPO,
-                  "via_save_pretrained": True})
+    steps.append(
+        {"auto": "AutoModelForImageClassification", "dir": str(root / "swin"), "repo": PRIVATE_REPO, "private": True}
+    )
+    steps.append(
+        {
+            "auto": "AutoModelForImageClassification",
+            "dir": str(root / "vit"),
+            "repo": SAVED_AND_PUSHED_REPO,
+            "via_save_pretrained": True,
+        }
+    )
     run_client(PUSH_SCRIPT, json.dumps(steps), root / "shas.json", hub=hub, hf_home=root / "hf_home", token=TOKEN)
     shas = json.loads((root / "shas.json").read_text())
     states = {family: state_of(model) for family, model in models.items()} | {"vit_v2": state_of(vit_v2)}
@@ -141,19 +164,46 @@ def pulled(hub, pushed, tmp_path_factory):
     """Load everything back in one fresh process with an empty HF_HOME and no HF_TOKEN."""
     root = tmp_path_factory.mktemp("pull")
     first_vit = pushed["shas"][FAMILIES["vit"][3]][0]
-    steps = [{"name": family, "auto": auto_name, "repo": repo, "out": str(root / f"{family}.safetensors"),
-              "tokenizer": family == "transformer", "processor": family != "transformer"}
-             for family, (_, _, auto_name, repo) in FAMILIES.items()]
+    steps = [
+        {
+            "name": family,
+            "auto": auto_name,
+            "repo": repo,
+            "out": str(root / f"{family}.safetensors"),
+            "tokenizer": family == "transformer",
+            "processor": family != "transformer",
+        }
+        for family, (_, _, auto_name, repo) in FAMILIES.items()
+    ]
     vit_repo = FAMILIES["vit"][3]
     steps += [
-        {"name": "vit_at_sha", "auto": "AutoModelForImageClassification", "repo": vit_repo, "revision": first_vit,
-         "out": str(root / "vit_at_sha.safetensors")},
-        {"name": "vit_at_tag", "auto": "AutoModelForImageClassification", "repo": vit_repo, "revision": "v1",
-         "out": str(root / "vit_at_tag.safetensors")},
-        {"name": "private_without_token", "auto": "AutoModelForImageClassification", "repo": PRIVATE_REPO,
-         "out": str(root / "private_without_token.safetensors")},
-        {"name": "private_with_token", "auto": "AutoModelForImageClassification", "repo": PRIVATE_REPO, "token": TOKEN,
-         "out": str(root / "private_with_token.safetensors")},
+        {
+            "name": "vit_at_sha",
+            "auto": "AutoModelForImageClassification",
+            "repo": vit_repo,
+            "revision": first_vit,
+            "out": str(root / "vit_at_sha.safetensors"),
+        },
+        {
+            "name": "vit_at_tag",
+            "auto": "AutoModelForImageClassification",
+            "repo": vit_repo,
+            "revision": "v1",
+            "out": str(root / "vit_at_tag.safetensors"),
+        },
+        {
+            "name": "private_without_token",
+            "auto": "AutoModelForImageClassification",
+            "repo": PRIVATE_REPO,
+            "out": str(root / "private_without_token.safetensors"),
+        },
+        {
+            "name": "private_with_token",
+            "auto": "AutoModelForImageClassification",
+            "repo": PRIVATE_REPO,
+            "token": TOKEN,
+            "out": str(root / "private_with_token.safetensors"),
+        },
     ]
     run_client(PULL_SCRIPT, json.dumps(steps), root / "results.json", hub=hub, hf_home=root / "hf_home")
     return {"root": root, "results": json.loads((root / "results.json").read_text())}
@@ -162,7 +212,9 @@ def pulled(hub, pushed, tmp_path_factory):
 def test_server_speaks_the_hub_protocol(hub, pushed):
     assert all(len(shas[0]) == 40 and all(c in "0123456789abcdef" for c in shas[0]) for shas in pushed["shas"].values())
     files = hub.head_files(FAMILIES["transformer"][3])
-    assert {".gitattributes", "config.json", "model.safetensors", "tokenizer.json", "modeling_transformer.py"} <= set(files)
+    assert {".gitattributes", "config.json", "model.safetensors", "tokenizer.json", "modeling_transformer.py"} <= set(
+        files
+    )
     assert hub.repos[PRIVATE_REPO].private and not hub.repos[FAMILIES["vit"][3]].private
     assert not any(path.endswith(("/xet-write-token/main", "/info/lfs/objects/batch")) for _, path in hub.requests)
 
@@ -185,7 +237,9 @@ def test_second_push_makes_a_new_commit_and_old_revisions_stay_reachable(hub, pu
     first, second = pushed["shas"][vit_repo]
     assert first != second and hub.repos[vit_repo].branches["main"] == second
     assert hub.repos[vit_repo].tags == {"v1": first}
-    assert not torch.equal(pushed["states"]["vit"]["classifier.weight"], pushed["states"]["vit_v2"]["classifier.weight"])
+    assert not torch.equal(
+        pushed["states"]["vit"]["classifier.weight"], pushed["states"]["vit_v2"]["classifier.weight"]
+    )
     for name in ("vit_at_sha", "vit_at_tag"):
         assert_same_state(pulled["root"] / f"{name}.safetensors", pushed["states"]["vit"])
 
@@ -196,12 +250,27 @@ def test_private_repo_needs_a_token(pushed, pulled):
 
 
 def test_cached_download_reloads_offline_without_requests(hub, pushed, pulled, tmp_path):
-    steps = [{"name": family, "auto": auto_name, "repo": repo, "out": str(tmp_path / f"{family}.safetensors"),
-              "tokenizer": family == "transformer", "processor": family == "vit"}
-             for family, (_, _, auto_name, repo) in FAMILIES.items() if family != "swin"]
+    steps = [
+        {
+            "name": family,
+            "auto": auto_name,
+            "repo": repo,
+            "out": str(tmp_path / f"{family}.safetensors"),
+            "tokenizer": family == "transformer",
+            "processor": family == "vit",
+        }
+        for family, (_, _, auto_name, repo) in FAMILIES.items()
+        if family != "swin"
+    ]
     seen = len(hub.requests)
-    run_client(PULL_SCRIPT, json.dumps(steps), tmp_path / "results.json", hub=hub, hf_home=pulled["root"] / "hf_home",
-               offline=True)
+    run_client(
+        PULL_SCRIPT,
+        json.dumps(steps),
+        tmp_path / "results.json",
+        hub=hub,
+        hf_home=pulled["root"] / "hf_home",
+        offline=True,
+    )
     assert hub.requests[seen:] == []
     results = json.loads((tmp_path / "results.json").read_text())
     assert_same_state(tmp_path / "transformer.safetensors", pushed["states"]["transformer"])
@@ -217,8 +286,16 @@ def test_pushed_model_loads_as_remote_code_without_hf_visiontx(hub, pushed, tmp_
     with torch.no_grad():
         expected = pushed["models"]["transformer"](**inputs)["logits"]
     hf_home = tmp_path / "hf_home"
-    result = run_client(REMOTE_LOAD_SCRIPT, FAMILIES["transformer"][3], "AutoModelForSeq2SeqLM", tmp_path / "inputs.safetensors",
-                        tmp_path / "outputs.safetensors", "logits", hub=hub, hf_home=hf_home)
+    result = run_client(
+        REMOTE_LOAD_SCRIPT,
+        FAMILIES["transformer"][3],
+        "AutoModelForSeq2SeqLM",
+        tmp_path / "inputs.safetensors",
+        tmp_path / "outputs.safetensors",
+        "logits",
+        hub=hub,
+        hf_home=hf_home,
+    )
     assert "VtxTransformerForConditionalGeneration" in result.stdout and "hf_visiontx" not in result.stdout
     assert torch.equal(load_file(tmp_path / "outputs.safetensors")["output"], expected)
 
@@ -253,7 +330,9 @@ def test_pushed_model_card_has_metadata_and_describes_the_model(hub, pushed, fam
     assert f'repo = "{repo_id}"' in snippet and f"{auto_name}.from_pretrained(repo, trust_remote_code=True)" in snippet
 
 
-SNIPPET_SCRIPT = REFUSE_HF_VISIONTX + """
+SNIPPET_SCRIPT = (
+    REFUSE_HF_VISIONTX
+    + """
 import contextlib, io, json
 outputs = {}
 for name, code in json.loads(sys.argv[1]).items():
@@ -263,6 +342,7 @@ for name, code in json.loads(sys.argv[1]).items():
     outputs[name] = printed.getvalue()
 json.dump(outputs, open(sys.argv[2], "w"))
 """
+)
 
 
 def test_model_card_usage_snippets_run_as_written_without_hf_visiontx(hub, pushed, tmp_path):

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from support.hub_server import HubServer, run_client
 from safetensors.torch import load_file
-from support.swin_tester import tiny_swin_config
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from hf_visiontx import VtxSwinForImageClassification
 from hf_visiontx.hub import write_model_card
 from hf_visiontx.modeling.card_text import CARD_MARKER
+from support.hub_server import HubServer, run_client
+from support.swin_tester import tiny_swin_config
 
 TOKEN = "hf_cli_secret_4f1d9c"
 BAD_TOKEN = "hf_wrong_secret_77aa01"
@@ -83,18 +83,18 @@ def session(tmp_path_factory):
     hub.seed("user/pickled-only", {"config.json": config, "pytorch_model.bin": b"not really a pickle"})
     out = tmp / "pulled"
     steps = [
-        cli("push", v1, REPO, "--token", BAD_TOKEN),                                      # 0 bad token
-        cli("push", v1, REPO, "--private", "--token", TOKEN),                             # 1 private push
-        cli("pull", REPO, out / "no_token"),                                              # 2 private, no token
-        cli("pull", REPO, out / "v1", "--token", TOKEN),                                  # 3 pull
-        cli("pull", "user/missing", out / "missing", "--token", TOKEN),                   # 4 no such repo
-        cli("pull", REPO, out / "bad_revision", "--revision", "v9", "--token", TOKEN),    # 5 no such revision
-        cli("push", v2, REPO, "--revision", "dev", "--token", TOKEN),                     # 6 push to a branch
-        cli("pull", REPO, out / "dev", "--revision", "dev", "--token", TOKEN),            # 7 pull the branch
-        cli("push", pickled, "user/cli-pickle", "--token", TOKEN),                        # 8 local pickles
-        cli("pull", "user/pickled-only", out / "pickled"),                                # 9 pickle-only repo
-        cli("pull", REPO, out / "v1", "--token", TOKEN),                                  # 10 target not empty
-        {"load": "user/pickled-only", "auto": "AutoModelForImageClassification"},         # 11 API refuses too
+        cli("push", v1, REPO, "--token", BAD_TOKEN),  # 0 bad token
+        cli("push", v1, REPO, "--private", "--token", TOKEN),  # 1 private push
+        cli("pull", REPO, out / "no_token"),  # 2 private, no token
+        cli("pull", REPO, out / "v1", "--token", TOKEN),  # 3 pull
+        cli("pull", "user/missing", out / "missing", "--token", TOKEN),  # 4 no such repo
+        cli("pull", REPO, out / "bad_revision", "--revision", "v9", "--token", TOKEN),  # 5 no such revision
+        cli("push", v2, REPO, "--revision", "dev", "--token", TOKEN),  # 6 push to a branch
+        cli("pull", REPO, out / "dev", "--revision", "dev", "--token", TOKEN),  # 7 pull the branch
+        cli("push", pickled, "user/cli-pickle", "--token", TOKEN),  # 8 local pickles
+        cli("pull", "user/pickled-only", out / "pickled"),  # 9 pickle-only repo
+        cli("pull", REPO, out / "v1", "--token", TOKEN),  # 10 target not empty
+        {"load": "user/pickled-only", "auto": "AutoModelForImageClassification"},  # 11 API refuses too
     ]
     first = run_steps(steps, tmp, hub, "phase1")
     yield {"hub": hub, "tmp": tmp, "v1": v1, "v2": v2, "out": out, "states": states, "first": first, "outputs": []}
@@ -120,8 +120,14 @@ def test_push_and_pull_round_trip_private_repo_and_branch(session):
     assert first[3]["code"] == 0
     assert_same_weights(out / "v1", session["states"]["v1"])
     pushed_files = set(hub.head_files(REPO))
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "modeling_swin.py",
-            "configuration_swin.py"} <= pushed_files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "README.md",
+        "modeling_swin.py",
+        "configuration_swin.py",
+    } <= pushed_files
     assert sorted(path.name for path in (out / "v1").iterdir()) == sorted(pushed_files)  # no staging leftovers
     assert first[6]["code"] == 0 and first[7]["code"] == 0
     assert_same_weights(out / "dev", session["states"]["v2"])
@@ -193,8 +199,9 @@ def test_token_is_never_printed_logged_or_written(session):
     texts = [r[key] for r in session["first"] + session["outputs"] for key in ("out", "err", "process_err")]
     assert texts and not any(secret in text for text in texts for secret in (TOKEN, BAD_TOKEN))
     files = [path for path in session["tmp"].rglob("*") if path.is_file()]
-    assert files and not any(TOKEN.encode() in path.read_bytes() or BAD_TOKEN.encode() in path.read_bytes()
-                             for path in files)
+    assert files and not any(
+        TOKEN.encode() in path.read_bytes() or BAD_TOKEN.encode() in path.read_bytes() for path in files
+    )
     assert not (session["tmp"] / "hf_home" / "token").exists()
     for repo in session["hub"].repos.values():
         for commit in repo.commits.values():

@@ -39,8 +39,9 @@ def test_csv_files_with_image_paths_and_string_labels(tmp_path):
     rows = [f"{tmp_path / name / f'{i}.png'},{name}" for name in ("dog", "cat") for i in range(4)]
     (tmp_path / "train.csv").write_text("file,kind\n" + "\n".join(rows[:6]) + "\n")
     (tmp_path / "test.csv").write_text("file,kind\n" + "\n".join(rows[6:] + rows[:2]) + "\n")
-    data = load_image_classification_data([f"train={tmp_path / 'train.csv'}", f"test={tmp_path / 'test.csv'}"],
-                                          image_column="file", label_column="kind")
+    data = load_image_classification_data(
+        [f"train={tmp_path / 'train.csv'}", f"test={tmp_path / 'test.csv'}"], image_column="file", label_column="kind"
+    )
     assert isinstance(data["train"].features["kind"], ClassLabel)
     assert data["train"].features["kind"].names == ["cat", "dog"]  # sorted over every split, same ids everywhere
     assert len(data["test"]) == 4 and len(data["train"]) + len(data["validation"]) == 6
@@ -49,8 +50,11 @@ def test_csv_files_with_image_paths_and_string_labels(tmp_path):
 
 def test_a_missing_column_is_named_with_the_available_ones(tmp_path):
     write_image_folder(tmp_path / "images", {"a": 0, "b": 255}, per_class=4)
-    with pytest.raises(ValueError, match=r"`label_column` \(--label-column\) 'class' is not a column of the 'train' "
-                                         r"split; its columns are: image, label"):
+    with pytest.raises(
+        ValueError,
+        match=r"`label_column` \(--label-column\) 'class' is not a column of the 'train' "
+        r"split; its columns are: image, label",
+    ):
         load_image_classification_data([str(tmp_path / "images")], label_column="class")
 
 
@@ -65,8 +69,9 @@ def test_an_undecodable_image_is_named(tmp_path):
 def test_labels_outside_the_classes_are_named_with_split_and_row(tmp_path):
     write_image_folder(tmp_path, {"x": 100}, per_class=3)
     paths = [str(tmp_path / "x" / f"{i}.png") for i in range(3)]
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"image": p, "label": i % 2}) + "\n"
-                                                  for i, p in enumerate(paths)))
+    (tmp_path / "train.jsonl").write_text(
+        "".join(json.dumps({"image": p, "label": i % 2}) + "\n" for i, p in enumerate(paths))
+    )
     (tmp_path / "test.jsonl").write_text(json.dumps({"image": paths[0], "label": -1}) + "\n")
     with pytest.raises(ValueError, match=r"row 0 of the 'test' split has label -1, outside \[0, 2\) for 2 classes"):
         load_image_classification_data([f"train={tmp_path / 'train.jsonl'}", f"test={tmp_path / 'test.jsonl'}"])
@@ -75,8 +80,9 @@ def test_labels_outside_the_classes_are_named_with_split_and_row(tmp_path):
 def test_mixed_label_types_and_empty_splits_are_refused(tmp_path):
     write_image_folder(tmp_path, {"x": 100}, per_class=2)
     path = str(tmp_path / "x" / "0.png")
-    (tmp_path / "mixed.jsonl").write_text(json.dumps({"image": path, "label": "cat"}) + "\n"
-                                          + json.dumps({"image": path, "label": 3}) + "\n")
+    (tmp_path / "mixed.jsonl").write_text(
+        json.dumps({"image": path, "label": "cat"}) + "\n" + json.dumps({"image": path, "label": 3}) + "\n"
+    )
     with pytest.raises(ValueError, match=r"class ids \(int\) or class names \(str\)"):
         load_image_classification_data([str(tmp_path / "mixed.jsonl")])
     (tmp_path / "empty.csv").write_text("image,label\n")
@@ -92,8 +98,12 @@ def test_random_shift_moves_whole_images_within_the_limit():
     assert shifted.shape == images.shape
     padded = torch.nn.functional.pad(images, (2,) * 4, mode="replicate")
     for index in range(2):  # each result is one 6x6 window of the padded image, the same for every channel
-        windows = [(top, left) for top in range(5) for left in range(5)
-                   if torch.equal(padded[index, :, top:top + 6, left:left + 6], shifted[index])]
+        windows = [
+            (top, left)
+            for top in range(5)
+            for left in range(5)
+            if torch.equal(padded[index, :, top : top + 6, left : left + 6], shifted[index])
+        ]
         assert len(windows) == 1
 
 

@@ -27,7 +27,9 @@ def test_sacrebleu_matches_sacrebleu_and_takes_one_or_several_references():
     assert result["score"] == pytest.approx(expected.score)
     assert result["counts"] == expected.counts and result["sys_len"] == 11 and result["ref_len"] == 10
     # With a second reference per prediction equal to the prediction, every n-gram matches.
-    several = bleu.compute(predictions=predictions, references=[[r, p] for r, p in zip(references, predictions)])
+    several = bleu.compute(
+        predictions=predictions, references=[[r, p] for r, p in zip(references, predictions, strict=True)]
+    )
     assert several["score"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="same number of references"):
         bleu.compute(predictions=predictions, references=[["a"], ["b", "c"]])

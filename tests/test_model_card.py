@@ -2,11 +2,11 @@
 
 import pytest
 from huggingface_hub import ModelCard
-from support.swin_tester import tiny_swin_config
 
 from hf_visiontx import VtxSwinBackbone, VtxTransformerConfig, VtxViTConfig
 from hf_visiontx.hub import write_model_card
 from hf_visiontx.modeling.card_text import build_model_card, matching_preset
+from support.swin_tester import tiny_swin_config
 
 
 def test_presets_are_recognised_and_custom_sizes_are_not():

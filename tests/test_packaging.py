@@ -25,8 +25,13 @@ print(hf_visiontx.modeling.__file__)
 
 def import_locations(cwd: Path, *path: str) -> list[Path]:
     site_packages = sysconfig.get_paths()["purelib"]
-    result = subprocess.run([sys.executable, "-S", "-c", IMPORT_SCRIPT, *path, site_packages], cwd=cwd,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", IMPORT_SCRIPT, *path, site_packages],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return [Path(line).resolve() for line in result.stdout.split()]
 
@@ -40,8 +45,23 @@ def test_a_source_checkout_imports_from_its_root_without_an_install(tmp_path):
 @pytest.mark.slow
 def test_a_non_editable_install_imports_from_the_checkout_root_and_elsewhere(tmp_path):
     target = tmp_path / "installed"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(REPO_ROOT)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO_ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert (target / "hf_visiontx" / "modeling" / "modeling_vit.py").is_file()
     assert (target / "hf_visiontx" / "training" / "metrics" / "accuracy" / "accuracy.py").is_file()
     # From the root the checkout shadows the install (the working directory leads sys.path), as with any package.

@@ -3,10 +3,10 @@
 import pytest
 import torch
 from transformers import AutoTokenizer, pipeline
-from support.transformer_tester import tiny_transformer_config
 
 from hf_visiontx import VtxTransformerForConditionalGeneration
 from hf_visiontx.data import train_tokenizer
+from support.transformer_tester import tiny_transformer_config
 
 SOURCES = ["ein zwei drei", "vier fünf", "sechs sieben acht neun zehn"]
 

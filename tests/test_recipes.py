@@ -6,9 +6,9 @@ import pytest
 from transformers import Trainer
 
 from hf_visiontx import VtxViTForImageClassification
-from hf_visiontx.training.recipes import model_config, paper_learning_rate, recipe
 from hf_visiontx.training import TrainOptions
 from hf_visiontx.training.loop import training_arguments
+from hf_visiontx.training.recipes import model_config, paper_learning_rate, recipe
 from support.vit_tester import tiny_vit_config
 
 

@@ -3,8 +3,7 @@
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from hf_visiontx.data import number_translation
-from hf_visiontx.data import train_tokenizer
+from hf_visiontx.data import number_translation, train_tokenizer
 
 
 def test_number_translation_is_deterministic_and_splits_do_not_overlap():
@@ -23,7 +22,9 @@ def test_number_translation_is_deterministic_and_splits_do_not_overlap():
 
 def test_number_translation_writes_numbers_in_both_languages():
     data = number_translation(train_size=100, validation_size=0, test_size=0, max_number=100, seed=0)
-    pairs = dict(zip(data["train"]["number"], zip(data["train"]["source"], data["train"]["target"])))
+    pairs = dict(
+        zip(data["train"]["number"], zip(data["train"]["source"], data["train"]["target"], strict=True), strict=True)
+    )
     assert pairs[87] == ("siebenundachtzig", "eighty-seven")
     assert pairs[21] == ("einundzwanzig", "twenty-one")
     french = number_translation("en", "fr", train_size=5, validation_size=0, test_size=0, max_number=100)

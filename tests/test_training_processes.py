@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.launch import SUPPORT, environment, torchrun_command
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
-from support.training_data import write_image_folder
-from support.vit_tester import tiny_vit_config
 
 from hf_visiontx import VtxViTForImageClassification
+from support.launch import SUPPORT, environment, torchrun_command
+from support.training_data import write_image_folder
+from support.vit_tester import tiny_vit_config
 
 PER_RANK_BATCH = 4
 # The two runs see the same global batches in the same order, but sum their gradients in a different order
@@ -43,7 +43,9 @@ def setup(tmp_path_factory):
     """A tiny ViT without dropout to fine-tune, and a small image folder."""
     root = tmp_path_factory.mktemp("processes")
     torch.manual_seed(0)
-    model = VtxViTForImageClassification(tiny_vit_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=2))
+    model = VtxViTForImageClassification(
+        tiny_vit_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=2)
+    )
     model.save_pretrained(root / "tiny-vit")
     # Split folders, so that the 32 training images make exactly 4 global batches of 8 (no partial last batch).
     for seed, (split, per_class) in enumerate((("train", 16), ("validation", 2), ("test", 2))):
@@ -60,9 +62,24 @@ def launch(launcher: str, root: Path, name: str) -> Path:
     elif launcher == "torchrun":
         command = torchrun_command("ddp_worker.py", *worker[1:], str(PER_RANK_BATCH))
     else:  # accelerate's multi-process launcher is torch's, and Trainer(use_cpu=True) makes it MULTI_CPU + gloo
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                   "--main_process_port", "0", *worker, str(PER_RANK_BATCH)]
+        command = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "0",
+            *worker,
+            str(PER_RANK_BATCH),
+        ]
     run(command)
     return out
 
@@ -90,8 +107,21 @@ def test_two_processes_train_like_one(setup, single_run, launcher):
 
 def train_command(output_dir: Path, *extra: str) -> list[str]:
     """`hf-visiontx train vit` on the embedded digits: 2 epochs of the small default ViT."""
-    return [sys.executable, "-m", "hf_visiontx.apps.cli", "train", "vit", "--output-dir", str(output_dir), "--epochs", "2",
-            "--seed", "3", "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "hf_visiontx.apps.cli",
+        "train",
+        "vit",
+        "--output-dir",
+        str(output_dir),
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def complete_checkpoints(output_dir: Path) -> list[Path]:
@@ -104,19 +134,29 @@ def complete_checkpoints(output_dir: Path) -> list[Path]:
 def killed_and_resumed(tmp_path_factory):
     """An uninterrupted run and, in parallel, a run SIGKILLed once its first checkpoint is complete."""
     root = tmp_path_factory.mktemp("resume")
-    uninterrupted = subprocess.Popen(train_command(root / "uninterrupted"), env=environment(),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    killed = subprocess.Popen(train_command(root / "killed"), env=environment(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    uninterrupted = subprocess.Popen(
+        train_command(root / "uninterrupted"),
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed = subprocess.Popen(
+        train_command(root / "killed"), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 240
     while not complete_checkpoints(root / "killed") and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    at_kill = {"checkpoints": complete_checkpoints(root / "killed"), "return_code": killed.returncode,
-               "finished": (root / "killed" / "model.safetensors").exists()}
-    resumed = subprocess.run(train_command(root / "killed", "--resume"), env=environment(), capture_output=True,
-                             text=True, timeout=300)
+    at_kill = {
+        "checkpoints": complete_checkpoints(root / "killed"),
+        "return_code": killed.returncode,
+        "finished": (root / "killed" / "model.safetensors").exists(),
+    }
+    resumed = subprocess.run(
+        train_command(root / "killed", "--resume"), env=environment(), capture_output=True, text=True, timeout=300
+    )
     assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()[-4000:]
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     return root, at_kill
@@ -129,8 +169,10 @@ def test_sigkill_between_checkpoints_then_resume_gives_the_uninterrupted_weights
     # The last checkpoint (epoch 2, trained after the kill) and the saved model (the best epoch) both agree.
     last_checkpoints = [complete_checkpoints(root / run)[-1] for run in ("killed", "uninterrupted")]
     assert last_checkpoints[0].name == last_checkpoints[1].name != at_kill["checkpoints"][0].name
-    for resumed_file, uninterrupted_file in ((last_checkpoints[0] / "model.safetensors", last_checkpoints[1] / "model.safetensors"),
-                                             (root / "killed" / "model.safetensors", root / "uninterrupted" / "model.safetensors")):
+    for resumed_file, uninterrupted_file in (
+        (last_checkpoints[0] / "model.safetensors", last_checkpoints[1] / "model.safetensors"),
+        (root / "killed" / "model.safetensors", root / "uninterrupted" / "model.safetensors"),
+    ):
         resumed, uninterrupted = load_file(resumed_file), load_file(uninterrupted_file)
         assert resumed.keys() == uninterrupted.keys()
         for name, tensor in uninterrupted.items():
@@ -146,9 +188,12 @@ def test_truncated_checkpoint_is_named_and_the_earlier_one_still_loads(killed_an
     earlier, last = complete_checkpoints(run_dir)
     weights = last / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    result = subprocess.run(train_command(run_dir, "--resume"), env=environment(), capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        train_command(run_dir, "--resume"), env=environment(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 1
-    assert str(weights) in result.stderr and "truncated or corrupted" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        str(weights) in result.stderr and "truncated or corrupted" in result.stderr and "Traceback" not in result.stderr
+    )
     model = AutoModelForImageClassification.from_pretrained(earlier)
     assert model.num_parameters() > 0

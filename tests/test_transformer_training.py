@@ -31,9 +31,17 @@ def test_seq2seq_trainer_learns_to_reverse_sequences(tmp_path):
     test_set = Dataset.from_dict(test).map(encode, batched=True, remove_columns=["source", "target"])
     torch.manual_seed(0)
     config = VtxTransformerConfig(
-        vocab_size=len(tokenizer), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=32,
-        dropout=0.0, label_smoothing=0.1,
+        vocab_size=len(tokenizer),
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=32,
+        dropout=0.0,
+        label_smoothing=0.1,
     )
     model = VtxTransformerForConditionalGeneration(config)
 
@@ -42,17 +50,33 @@ def test_seq2seq_trainer_learns_to_reverse_sequences(tmp_path):
         labels = np.where(prediction.label_ids < 0, tokenizer.pad_token_id, prediction.label_ids)
         decoded = tokenizer.batch_decode(predictions, skip_special_tokens=True)
         expected = tokenizer.batch_decode(labels, skip_special_tokens=True)
-        return {"exact_match": float(np.mean([p.strip() == e.strip() for p, e in zip(decoded, expected)]))}
+        return {"exact_match": float(np.mean([p.strip() == e.strip() for p, e in zip(decoded, expected, strict=True)]))}
 
     args = Seq2SeqTrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=64, per_device_eval_batch_size=100,
-        num_train_epochs=6, learning_rate=3e-3, warmup_steps=30, lr_scheduler_type="cosine",
-        predict_with_generate=True, generation_max_length=12, report_to=[], save_strategy="no",
-        eval_strategy="no", use_cpu=True, disable_tqdm=True, seed=0, gradient_accumulation_steps=2,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=64,
+        per_device_eval_batch_size=100,
+        num_train_epochs=6,
+        learning_rate=3e-3,
+        warmup_steps=30,
+        lr_scheduler_type="cosine",
+        predict_with_generate=True,
+        generation_max_length=12,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        gradient_accumulation_steps=2,
     )
     trainer = Seq2SeqTrainer(
-        model=model, args=args, train_dataset=train_set, processing_class=tokenizer,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), compute_metrics=exact_match,
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        compute_metrics=exact_match,
     )
     trainer.train()
     metrics = trainer.evaluate(test_set)

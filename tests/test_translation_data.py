@@ -20,7 +20,7 @@ def test_split_files_load_with_their_splits_and_csv_cells_as_written(tmp_path):
     data = load_translation_data(items)
     assert {split: len(data[split]) for split in data} == {"train": 20, "validation": 4, "test": 6}
     assert data["train"].column_names == ["source", "target"]
-    assert ("null", "zero") in zip(data["train"]["source"], data["train"]["target"])  # not a missing value
+    assert ("null", "zero") in zip(data["train"]["source"], data["train"]["target"], strict=True)  # not a missing value
 
 
 def test_missing_splits_are_carved_from_train_and_aliases_count(tmp_path):
@@ -36,17 +36,28 @@ def test_missing_splits_are_carved_from_train_and_aliases_count(tmp_path):
 
 def test_a_missing_column_is_named_with_the_available_ones(tmp_path):
     items = write_translation_csvs(tmp_path, sizes=(4, 2, 2))
-    with pytest.raises(ValueError, match=r"`target_column` \(--target-column\) 'english' is not a column of the "
-                                         r"'train' split; its columns are: source, target"):
+    with pytest.raises(
+        ValueError,
+        match=r"`target_column` \(--target-column\) 'english' is not a column of the "
+        r"'train' split; its columns are: source, target",
+    ):
         load_translation_data(items, target_column="english")
 
 
 def test_an_empty_text_is_named_with_split_and_row(tmp_path):
     (tmp_path / "train.csv").write_text("source,target\neins,one\nzwei,\ndrei,three\n")
-    with pytest.raises(ValueError, match=r"`target_column` \(--target-column\) 'target': row 1 of the 'train' split "
-                                         r"holds ''; every example needs a non-empty string"):
-        load_translation_data([f"train={tmp_path / 'train.csv'}", f"validation={tmp_path / 'train.csv'}",
-                               f"test={tmp_path / 'train.csv'}"])
+    with pytest.raises(
+        ValueError,
+        match=r"`target_column` \(--target-column\) 'target': row 1 of the 'train' split "
+        r"holds ''; every example needs a non-empty string",
+    ):
+        load_translation_data(
+            [
+                f"train={tmp_path / 'train.csv'}",
+                f"validation={tmp_path / 'train.csv'}",
+                f"test={tmp_path / 'train.csv'}",
+            ]
+        )
 
 
 def test_bad_sources_are_named(tmp_path):

@@ -27,7 +27,7 @@ command). Plotting needs matplotlib (`pip install matplotlib`); the analyses the
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -325,9 +325,7 @@ def position_embedding_similarity_from_embeddings(
     if position_embeddings.dim() == 3 and position_embeddings.shape[0] == 1:
         position_embeddings = position_embeddings[0]  # [T, D]
     if position_embeddings.dim() != 2:
-        raise ValueError(
-            f"`position_embeddings` must be [T, D] or [1, T, D], got {tuple(position_embeddings.shape)}"
-        )
+        raise ValueError(f"`position_embeddings` must be [T, D] or [1, T, D], got {tuple(position_embeddings.shape)}")
     if position_embeddings.shape[0] != num_prefix_tokens + rows * cols:
         raise ValueError(
             f"`position_embeddings` have {position_embeddings.shape[0]} positions, but `grid_size` {(rows, cols)} "
@@ -392,11 +390,19 @@ def plot_mean_attention_distance(distances: torch.Tensor, path: str | os.PathLik
     head = torch.arange(num_heads).repeat(num_layers)  # [L*H]: head index, the colour
     figure = new_figure(figsize=(5.5, 4))
     axes = figure.add_subplot()
-    points = axes.scatter(depth.numpy(), distances.reshape(-1).numpy(), c=head.numpy(), cmap="tab20",
-                          vmin=-0.5, vmax=19.5, s=18)
+    points = axes.scatter(
+        depth.numpy(), distances.reshape(-1).numpy(), c=head.numpy(), cmap="tab20", vmin=-0.5, vmax=19.5, s=18
+    )
     handles, _ = points.legend_elements(num=None)  # one marker per head, in head order
-    axes.legend(handles, [f"head {h + 1}" for h in range(num_heads)], loc="upper left", bbox_to_anchor=(1.02, 1),
-                fontsize=7, frameon=False, ncols=math.ceil(num_heads / 16))
+    axes.legend(
+        handles,
+        [f"head {h + 1}" for h in range(num_heads)],
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1),
+        fontsize=7,
+        frameon=False,
+        ncols=math.ceil(num_heads / 16),
+    )
     axes.set_xlabel("Network depth (layer)")
     axes.set_ylabel("Mean attention distance (pixels)")
     axes.set_xticks(range(1, num_layers + 1))

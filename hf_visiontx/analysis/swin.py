@@ -34,8 +34,8 @@ from typing import Any
 import torch
 
 from ..modeling.modeling_swin import (
-    effective_window,
     MASKED_LOGIT,
+    effective_window,
     relative_position_index,
     shifted_region_ids,
     shifted_window_attention_mask,
@@ -46,7 +46,15 @@ from .figures import new_figure, open_image, require_matplotlib, save_figure, wr
 PICTURE_FILE_NAMES = ("shifted_windows.png", "relative_position_index.png")
 
 REGION_COLOURS = (  # matplotlib's Pastel1 (its last grey darkened to stand out from white): one per region
-    "#fbb4ae", "#b3cde3", "#ccebc5", "#decbe4", "#fed9a6", "#ffffcc", "#e5d8bd", "#fddaec", "#d9d9d9",
+    "#fbb4ae",
+    "#b3cde3",
+    "#ccebc5",
+    "#decbe4",
+    "#fed9a6",
+    "#ffffcc",
+    "#e5d8bd",
+    "#fddaec",
+    "#d9d9d9",
 )
 PLAIN_CELL = "#dce6f0"  # the cells of the un-shifted map (panel 1)
 MASKED_COLOUR = "#262626"  # masked entries of the attention mask
@@ -102,7 +110,7 @@ def _check_map_and_window(height: int, width: int, window_size: int, shift_size:
 
 def _rgb(colour: str) -> tuple[float, float, float]:
     """'#rrggbb' -> (r, g, b) in [0, 1]."""
-    return tuple(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return tuple(int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
 
 
 def _cells_image(colour_index: torch.Tensor, palette: tuple[str, ...]) -> torch.Tensor:
@@ -116,8 +124,14 @@ def _window_borders(length: int, window_size: int, offset: int) -> list[float]:
     return [start - 0.5 for start in starts]
 
 
-def _draw_map(axes: Any, cells: torch.Tensor, row_borders: list[float], col_borders: list[float],
-              row_labels: list[int], col_labels: list[int]) -> None:
+def _draw_map(
+    axes: Any,
+    cells: torch.Tensor,
+    row_borders: list[float],
+    col_borders: list[float],
+    row_labels: list[int],
+    col_labels: list[int],
+) -> None:
     """Draws [H, W, 3] cells with thick window borders, thin cell borders and coordinate ticks on small maps."""
     height, width = cells.shape[:2]
     axes.imshow(cells.numpy(), interpolation="nearest")
@@ -147,8 +161,9 @@ def _label_pieces(axes: Any, piece: torch.Tensor, text: Callable[[int], str]) ->
     for piece_id in ids.tolist():
         where = piece == piece_id
         centre_row, centre_col = rows[where].double().mean().item(), cols[where].double().mean().item()
-        axes.text(centre_col, centre_row, text(piece_id), ha="center", va="center", fontsize=fontsize,
-                  fontweight="bold")
+        axes.text(
+            centre_col, centre_row, text(piece_id), ha="center", va="center", fontsize=fontsize, fontweight="bold"
+        )
 
 
 def _axis_window_ids(length: int, window_size: int, offset: int) -> torch.Tensor:
@@ -181,8 +196,7 @@ def _mask_mosaic(height: int, width: int, window_size: int, shift_size: int) -> 
 # The pictures
 
 
-def plot_shifted_windows(height: int, width: int, window_size: int, shift_size: int,
-                         path: str | os.PathLike) -> Path:
+def plot_shifted_windows(height: int, width: int, window_size: int, shift_size: int, path: str | os.PathLike) -> Path:
     """One figure explaining SW-MSA (the paper's Figure 4) in four panels; writes a PNG.
 
     1. W-MSA: the feature map with the regular window grid, windows numbered in row-major order.
@@ -223,23 +237,41 @@ def plot_shifted_windows(height: int, width: int, window_size: int, shift_size: 
     regular_axes, shifted_axes, rolled_axes, mask_axes = figure.subplots(1, 4)
     regular_borders = _window_borders(height, window_size, 0), _window_borders(width, window_size, 0)
 
-    _draw_map(regular_axes, _cells_image(torch.zeros(height, width, dtype=torch.long), (PLAIN_CELL,)),
-              *regular_borders, rows, cols)
+    _draw_map(
+        regular_axes,
+        _cells_image(torch.zeros(height, width, dtype=torch.long), (PLAIN_CELL,)),
+        *regular_borders,
+        rows,
+        cols,
+    )
     _label_pieces(regular_axes, regular_window, lambda window: f"w{window}")
-    regular_axes.set_title(f"1. W-MSA (layer l)\n{num_windows} regular {window_size}×{window_size} windows",
-                           fontsize=10)
+    regular_axes.set_title(
+        f"1. W-MSA (layer l)\n{num_windows} regular {window_size}×{window_size} windows", fontsize=10
+    )
 
-    _draw_map(shifted_axes, _cells_image(regions, REGION_COLOURS), _window_borders(height, window_size, shift_size),
-              _window_borders(width, window_size, shift_size), rows, cols)
+    _draw_map(
+        shifted_axes,
+        _cells_image(regions, REGION_COLOURS),
+        _window_borders(height, window_size, shift_size),
+        _window_borders(width, window_size, shift_size),
+        rows,
+        cols,
+    )
     shifted_window = shifted_rows[:, None] * int(shifted_cols.max() + 1) + shifted_cols[None, :]  # [H, W]
     _label_pieces(shifted_axes, shifted_window * 9 + regions, lambda piece: str(piece % 9))
-    shifted_axes.set_title(f"2. SW-MSA (layer l+1): windows moved by ({shift_size}, {shift_size})\n"
-                           f"{num_shifted} windows; colour and number = region", fontsize=10)
+    shifted_axes.set_title(
+        f"2. SW-MSA (layer l+1): windows moved by ({shift_size}, {shift_size})\n"
+        f"{num_shifted} windows; colour and number = region",
+        fontsize=10,
+    )
 
     _draw_map(rolled_axes, _cells_image(rolled_regions, REGION_COLOURS), *regular_borders, rolled_rows, rolled_cols)
     _label_pieces(rolled_axes, regular_window * 9 + rolled_regions, lambda piece: str(piece % 9))
-    rolled_axes.set_title(f"3. cyclic shift: torch.roll by (-{shift_size}, -{shift_size})\n"
-                          f"the same {num_windows} windows now mix regions", fontsize=10)
+    rolled_axes.set_title(
+        f"3. cyclic shift: torch.roll by (-{shift_size}, -{shift_size})\n"
+        f"the same {num_windows} windows now mix regions",
+        fontsize=10,
+    )
     if max(height, width) <= MAX_CELLS_WITH_LINES:  # the ticks are drawn
         rolled_axes.set_xlabel("original column", fontsize=8)
         rolled_axes.set_ylabel("original row", fontsize=8)
@@ -250,11 +282,15 @@ def plot_shifted_windows(height: int, width: int, window_size: int, shift_size: 
     mask_axes.set_frame_on(False)
     mask_axes.set_xlabel("key token (row-major in its window); one tile per window of panel 3", fontsize=8)
     mask_axes.set_ylabel("query token", fontsize=8)
-    mask_axes.set_title(f"4. attention mask [{num_windows}, {window_size ** 2}, {window_size ** 2}]\n"
-                        f"dark: masked ({MASKED_LOGIT:g} added to the logit)", fontsize=10)
+    mask_axes.set_title(
+        f"4. attention mask [{num_windows}, {window_size**2}, {window_size**2}]\n"
+        f"dark: masked ({MASKED_LOGIT:g} added to the logit)",
+        fontsize=10,
+    )
 
-    figure.suptitle(f"Swin shifted windows: {height}×{width} tokens, window M={window_size}, shift s={shift_size}",
-                    fontsize=12)
+    figure.suptitle(
+        f"Swin shifted windows: {height}×{width} tokens, window M={window_size}, shift s={shift_size}", fontsize=12
+    )
     return save_figure(figure, path)
 
 
@@ -283,10 +319,18 @@ def plot_relative_position_index(window_size: int, path: str | os.PathLike) -> P
         axes.set_xticks(range(area), names, fontsize=7, rotation=90)
         axes.set_yticks(range(area), names, fontsize=7)
         middle = (table_rows - 1) / 2
-        for (i, j), value in zip(torch.cartesian_prod(torch.arange(area), torch.arange(area)).tolist(),
-                                 index.flatten().tolist()):
-            axes.text(j, i, str(value), ha="center", va="center", fontsize=9 if window_size <= 3 else 7,
-                      color="white" if value < middle else "black")
+        for (i, j), value in zip(
+            torch.cartesian_prod(torch.arange(area), torch.arange(area)).tolist(), index.flatten().tolist(), strict=True
+        ):
+            axes.text(
+                j,
+                i,
+                str(value),
+                ha="center",
+                va="center",
+                fontsize=9 if window_size <= 3 else 7,
+                color="white" if value < middle else "black",
+            )
     else:  # one tick per row y of the window, in the middle of its block of M tokens
         centres = [y * window_size + (window_size - 1) / 2 for y in range(window_size)]
         axes.set_xticks(centres, [f"y={y}" for y in range(window_size)], fontsize=7, rotation=90)
@@ -297,9 +341,12 @@ def plot_relative_position_index(window_size: int, path: str | os.PathLike) -> P
     axes.hlines(borders, -0.5, area - 0.5, colors="white", linewidth=0.6)
     axes.set_xlabel("key token (y, x), row-major")
     axes.set_ylabel("query token (y, x), row-major")
-    axes.set_title(f"Relative position index, M={window_size}: table row of offset (dy, dx)\n"
-                   f"(dy + {window_size - 1})·{2 * window_size - 1} + (dx + {window_size - 1}); "
-                   f"diagonal (0, 0) = {(window_size - 1) * (2 * window_size)}", fontsize=10)
+    axes.set_title(
+        f"Relative position index, M={window_size}: table row of offset (dy, dx)\n"
+        f"(dy + {window_size - 1})·{2 * window_size - 1} + (dx + {window_size - 1}); "
+        f"diagonal (0, 0) = {(window_size - 1) * (2 * window_size)}",
+        fontsize=10,
+    )
     figure.colorbar(image, ax=axes, label=f"row of the bias table (0 … {table_rows - 1})", shrink=0.85)
     return save_figure(figure, path)
 
@@ -308,8 +355,9 @@ def plot_relative_position_index(window_size: int, path: str | os.PathLike) -> P
 # Both pictures (the `hf-visiontx swin-windows` command)
 
 
-def write_swin_pictures(out_dir: str | os.PathLike, height: int = 8, width: int = 8, window_size: int = 4,
-                        shift_size: int = 2) -> list[Path]:
+def write_swin_pictures(
+    out_dir: str | os.PathLike, height: int = 8, width: int = 8, window_size: int = 4, shift_size: int = 2
+) -> list[Path]:
     """Writes shifted_windows.png (`plot_shifted_windows`) and relative_position_index.png
     (`plot_relative_position_index`) into `out_dir`; returns their paths.
 
@@ -334,8 +382,9 @@ def write_swin_pictures(out_dir: str | os.PathLike, height: int = 8, width: int 
     return write_all_or_nothing(out_dir, draw)
 
 
-def write_swin_model_pictures(model_dir: str | os.PathLike, image_path: str | os.PathLike,
-                              out_dir: str | os.PathLike) -> list[Path]:
+def write_swin_model_pictures(
+    model_dir: str | os.PathLike, image_path: str | os.PathLike, out_dir: str | os.PathLike
+) -> list[Path]:
     """The pictures of `write_swin_pictures` for a saved Swin model and one image: the first stage's feature map
     for that image (as the model's image processor sizes it, padded to whole windows as the model pads it) with
     the model's window and shift. Used by `hf-visiontx analyze` for Swin models."""

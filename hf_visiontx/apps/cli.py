@@ -27,7 +27,9 @@ def _analyze(args: argparse.Namespace) -> None:
 def _classify(args: argparse.Namespace) -> None:
     from .inference import classify
 
-    for path, predictions in zip(args.images, classify(args.model, args.images, args.top_k, args.batch_size)):
+    for path, predictions in zip(
+        args.images, classify(args.model, args.images, args.top_k, args.batch_size), strict=True
+    ):
         print(path)
         for prediction in predictions:
             print(f"  {prediction['score']:7.2%}  {prediction['label']}")
@@ -43,9 +45,13 @@ def _convert(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from .demo import DemoSettings, run_demo
 
-    settings = DemoSettings(output_dir=args.output_dir, families=args.only or [f.name for f in FAMILIES],
-                            epochs=args.epochs,
-                            seed=args.seed, progress=not args.no_progress)
+    settings = DemoSettings(
+        output_dir=args.output_dir,
+        families=args.only or [f.name for f in FAMILIES],
+        epochs=args.epochs,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
     run_demo(settings)
 
 
@@ -74,11 +80,24 @@ def _train(args: argparse.Namespace) -> None:
     from ..training import TrainOptions, train
 
     options = TrainOptions(
-        family=args.family, output_dir=args.output_dir, dataset=args.dataset, image_column=args.image_column,
-        label_column=args.label_column, source_column=args.source_column, target_column=args.target_column,
-        preset=args.preset, from_model=args.from_model, image_size=args.image_size, vocab_size=args.vocab_size,
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        push_to_hub=args.push_to_hub, resume=args.resume, seed=args.seed, progress=not args.no_progress,
+        family=args.family,
+        output_dir=args.output_dir,
+        dataset=args.dataset,
+        image_column=args.image_column,
+        label_column=args.label_column,
+        source_column=args.source_column,
+        target_column=args.target_column,
+        preset=args.preset,
+        from_model=args.from_model,
+        image_size=args.image_size,
+        vocab_size=args.vocab_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        push_to_hub=args.push_to_hub,
+        resume=args.resume,
+        seed=args.seed,
+        progress=not args.no_progress,
     )
     train(options)
 
@@ -86,9 +105,10 @@ def _train(args: argparse.Namespace) -> None:
 def _translate(args: argparse.Namespace) -> None:
     from .inference import translate
 
-    translations = translate(args.model, args.texts, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
-                             batch_size=args.batch_size)
-    for text, translation in zip(args.texts, translations):
+    translations = translate(
+        args.model, args.texts, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size
+    )
+    for text, translation in zip(args.texts, translations, strict=True):
         print(f"{text} -> {translation}")
 
 
@@ -101,26 +121,41 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         "8x8 digits (upscaled). Each epoch ends with an evaluation and a checkpoint in OUTPUT_DIR/checkpoints; the "
         "best model is saved in OUTPUT_DIR with its tokenizer or image processor, metrics.json and README.md.",
     )
-    train.add_argument("family", choices=[f.name for f in FAMILIES],
-                       help=", ".join(f"{f.name} ({f.task})" for f in FAMILIES))
+    train.add_argument(
+        "family", choices=[f.name for f in FAMILIES], help=", ".join(f"{f.name} ({f.task})" for f in FAMILIES)
+    )
     data = train.add_argument_group("data")
-    data.add_argument("--dataset", nargs="+", metavar="SOURCE",
-                      help="a `datasets` name, a local folder (an image folder: one sub-folder per class), or CSV / "
-                      "JSON files as FILE or SPLIT=FILE (train=a.csv validation=b.csv test=c.csv); missing "
-                      "validation / test splits are carved out of train")
+    data.add_argument(
+        "--dataset",
+        nargs="+",
+        metavar="SOURCE",
+        help="a `datasets` name, a local folder (an image folder: one sub-folder per class), or CSV / "
+        "JSON files as FILE or SPLIT=FILE (train=a.csv validation=b.csv test=c.csv); missing "
+        "validation / test splits are carved out of train",
+    )
     data.add_argument("--image-column", default="image", help="column with the images or image paths (%(default)s)")
     data.add_argument("--label-column", default="label", help="column with the class ids or names (%(default)s)")
     data.add_argument("--source-column", default="source", help="column with the text to translate (%(default)s)")
     data.add_argument("--target-column", default="target", help="column with its translation (%(default)s)")
     model = train.add_argument_group("model")
-    model.add_argument("--preset", help="a paper preset: transformer base|big, vit ti/16 ... h/14, swin tiny ... large "
-                       "(default: a small model for the embedded data)")
-    model.add_argument("--from", dest="from_model", metavar="MODEL",
-                       help="fine-tune this saved model directory or Hub id (image models get a new head when the "
-                       "number of classes differs)")
+    model.add_argument(
+        "--preset",
+        help="a paper preset: transformer base|big, vit ti/16 ... h/14, swin tiny ... large "
+        "(default: a small model for the embedded data)",
+    )
+    model.add_argument(
+        "--from",
+        dest="from_model",
+        metavar="MODEL",
+        help="fine-tune this saved model directory or Hub id (image models get a new head when the "
+        "number of classes differs)",
+    )
     model.add_argument("--image-size", type=int, help="image side of a new vision model (default: the preset's)")
-    model.add_argument("--vocab-size", type=int, help="shared vocabulary of a new Transformer (600 for the small "
-                       "model, 37000 for presets)")
+    model.add_argument(
+        "--vocab-size",
+        type=int,
+        help="shared vocabulary of a new Transformer (600 for the small model, 37000 for presets)",
+    )
     run = train.add_argument_group("run")
     run.add_argument("--epochs", type=int, help="default: the recipe's")
     run.add_argument("--batch-size", type=int, help="default: the recipe's")
@@ -165,10 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="train the Transformer on number words and ViT and Swin on digits, score, reload and use them"
     )
-    demo.add_argument("--output-dir", type=Path, default=Path("demo-output"),
-                      help="each model is saved in OUTPUT_DIR/<family> (%(default)s)")
-    demo.add_argument("--only", action="append", choices=[f.name for f in FAMILIES],
-                      help="train only this family (repeatable; default: all three)")
+    demo.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("demo-output"),
+        help="each model is saved in OUTPUT_DIR/<family> (%(default)s)",
+    )
+    demo.add_argument(
+        "--only",
+        action="append",
+        choices=[f.name for f in FAMILIES],
+        help="train only this family (repeatable; default: all three)",
+    )
     demo.add_argument("--epochs", type=int, help="override every recipe's number of epochs")
     demo.add_argument("--seed", type=int, default=0, help="seed of every run (%(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -176,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     token_help = "Hub token (default: HF_TOKEN or the stored login); sent to the Hub only, never printed or saved"
     push = commands.add_parser(
-        "push", help="upload a saved model directory (weights, config, code, tokenizer or image processor, card) "
-        "to the Hub in one commit"
+        "push",
+        help="upload a saved model directory (weights, config, code, tokenizer or image processor, card) "
+        "to the Hub in one commit",
     )
     push.add_argument("model_dir", type=Path, help="directory written by save_pretrained")
     push.add_argument("repo_id", help="Hub repository, user/name; created when missing")

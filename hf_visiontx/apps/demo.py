@@ -58,7 +58,9 @@ def show_translations(model_dir: Path, sources: Sequence[str], references: Seque
     with torch.no_grad():
         generated = model.generate(**batch, num_beams=4, max_new_tokens=48)
     translations = tokenizer.batch_decode(generated, skip_special_tokens=True)
-    for source, translation, reference in zip(inputs, translations, list(references) + [None] * len(SHOWCASE)):
+    for source, translation, reference in zip(
+        inputs, translations, list(references) + [None] * len(SHOWCASE), strict=True
+    ):
         mark = "" if reference is None else ("  ok" if translation == reference else f"  (expected {reference!r})")
         print(f"    {source:>45} -> {translation}{mark}")
 
@@ -74,7 +76,7 @@ def show_classifications(model_dir: Path, count: int = 10) -> None:
     with torch.no_grad():
         probabilities = model(pixel_values).logits.softmax(-1)  # [count, classes]
     scores, predicted = probabilities.max(-1)
-    for truth, label, score in zip(test["label"], predicted.tolist(), scores.tolist()):
+    for truth, label, score in zip(test["label"], predicted.tolist(), scores.tolist(), strict=True):
         name = model.config.id2label[label]
         mark = "ok" if label == truth else f"wrong (it is a {truth})"
         print(f"    digit {truth}: predicted {name} ({score:.1%})  {mark}")
@@ -87,8 +89,13 @@ def run_demo(settings: DemoSettings) -> dict[str, TrainResult]:
     for step, name in enumerate(settings.families, start=1):
         print(f"[{step}/{len(settings.families)}] training {name} on the embedded data")
         began = time.perf_counter()
-        options = TrainOptions(name, output_dir=settings.output_dir / name, epochs=settings.epochs,
-                               seed=settings.seed, progress=settings.progress)
+        options = TrainOptions(
+            name,
+            output_dir=settings.output_dir / name,
+            epochs=settings.epochs,
+            seed=settings.seed,
+            progress=settings.progress,
+        )
         shutil.rmtree(options.checkpoints_dir, ignore_errors=True)  # a new demo run replaces an earlier one's
         results[name] = train(options)
         durations[name] = time.perf_counter() - began

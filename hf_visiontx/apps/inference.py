@@ -32,8 +32,9 @@ def open_images(paths: Sequence[str | Path]) -> list[Image.Image]:
     return images
 
 
-def classify(model: str, images: Sequence[str | Path], top_k: int = 5,
-             batch_size: int = 16) -> list[list[dict[str, float | str]]]:
+def classify(
+    model: str, images: Sequence[str | Path], top_k: int = 5, batch_size: int = 16
+) -> list[list[dict[str, float | str]]]:
     """The `top_k` most likely classes of each image file, best first.
 
     Args:
@@ -53,8 +54,9 @@ def classify(model: str, images: Sequence[str | Path], top_k: int = 5,
     return classifier(pictures, top_k=top_k, batch_size=batch_size)
 
 
-def translate(model: str, texts: Sequence[str], num_beams: int = 4, max_new_tokens: int = 128,
-              batch_size: int = 16) -> list[str]:
+def translate(
+    model: str, texts: Sequence[str], num_beams: int = 4, max_new_tokens: int = 128, batch_size: int = 16
+) -> list[str]:
     """Translate `texts` with a saved Transformer (directory or Hub id) and its tokenizer.
 
     Args:

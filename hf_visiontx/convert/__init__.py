@@ -31,8 +31,16 @@ from ..registration import head_class
 
 # Files written by `save_pretrained` of a model; everything else in a checkpoint directory (tokenizer, vocabularies,
 # README) is copied unchanged by `convert_checkpoint`.
-MODEL_FILE_PATTERNS = ("config.json", "generation_config.json", "*.safetensors", "*.bin", "*.index.json", "*.h5",
-                       "*.msgpack", "*.ckpt")
+MODEL_FILE_PATTERNS = (
+    "config.json",
+    "generation_config.json",
+    "*.safetensors",
+    "*.bin",
+    "*.index.json",
+    "*.h5",
+    "*.msgpack",
+    "*.ckpt",
+)
 
 
 def convertible_classes() -> dict[str, Head]:

@@ -24,8 +24,9 @@ DIGITS_FEATURES = Features({"image": Image(), "label": ClassLabel(names=DIGITS_C
 DIGITS_DESCRIPTION = "scikit-learn's handwritten digits (1,797 grey 8x8 images of 0-9, upscaled to RGB)"
 
 
-def digits(image_size: int = 32, seed: int = 0, validation_fraction: float = 0.1,
-           test_fraction: float = 0.2) -> DatasetDict:
+def digits(
+    image_size: int = 32, seed: int = 0, validation_fraction: float = 0.1, test_fraction: float = 0.2
+) -> DatasetDict:
     """scikit-learn's handwritten digits as RGB images of `image_size` x `image_size` pixels.
 
     The 16 grey levels are stretched to 0-255 and each 8x8 image is upscaled bilinearly. The split is stratified
@@ -44,8 +45,9 @@ def digits(image_size: int = 32, seed: int = 0, validation_fraction: float = 0.1
         for image in grey  # uint8 [8, 8] -> a grey ("L") image
     ]
     data = Dataset.from_dict({"image": images, "label": raw.target.tolist()}, features=DIGITS_FEATURES)
-    return carve_missing_splits(DatasetDict(train=data), seed, validation_fraction, test_fraction,
-                                stratify_by_column="label")
+    return carve_missing_splits(
+        DatasetDict(train=data), seed, validation_fraction, test_fraction, stratify_by_column="label"
+    )
 
 
 def class_names(data: DatasetDict, label_column: str) -> list[str]:
@@ -64,8 +66,9 @@ def class_names(data: DatasetDict, label_column: str) -> list[str]:
     if all(_is_class_id(value) for _, _, value in labelled):
         return [str(index) for index in range(max(data["train"][label_column]) + 1)]
     first_kind = type(labelled[0][2])
-    split, row, value = (next(item for item in labelled if type(item[2]) is not first_kind)
-                         if first_kind in (str, int) else labelled[0])
+    split, row, value = (
+        next(item for item in labelled if type(item[2]) is not first_kind) if first_kind in (str, int) else labelled[0]
+    )
     raise ValueError(
         f"`label_column` (--label-column) {label_column!r} must hold class ids (int) or class names (str) "
         f"throughout; row {row} of the {split!r} split holds {value!r}."
@@ -98,7 +101,7 @@ def check_images_decode(data: DatasetDict, image_column: str) -> None:
     """
     for name, split in data.items():
         encoded = split.cast_column(image_column, Image(decode=False))
-        for start, batch in zip(range(0, len(encoded), 256), encoded.iter(batch_size=256)):
+        for start, batch in zip(range(0, len(encoded), 256), encoded.iter(batch_size=256), strict=True):
             for offset, image in enumerate(batch[image_column]):
                 where = (image or {}).get("path") or f"in row {start + offset} of the {name!r} split"
                 if image is None:
@@ -141,10 +144,12 @@ def load_image_classification_data(
     require_columns(data, {"image_column": image_column, "label_column": label_column})
     names = class_names(data, label_column)
     check_label_range(data, label_column, len(names))
-    data = DatasetDict({
-        name: split.cast_column(label_column, ClassLabel(names=names)).cast_column(image_column, Image())
-        for name, split in data.items()
-    })
+    data = DatasetDict(
+        {
+            name: split.cast_column(label_column, ClassLabel(names=names)).cast_column(image_column, Image())
+            for name, split in data.items()
+        }
+    )
     check_images_decode(data, image_column)
     return carve_missing_splits(data, seed, stratify_by_column=label_column)
 
@@ -173,8 +178,9 @@ def random_shift(pixel_values: torch.Tensor, max_shift: int) -> torch.Tensor:
     return padded[batch_index, channel_index, rows, cols]  # broadcast to [B, C, H, W]
 
 
-def image_transform(image_processor: Callable[..., Any], image_column: str, label_column: str,
-                    max_shift: int = 0) -> Callable[[dict[str, list]], dict[str, torch.Tensor]]:
+def image_transform(
+    image_processor: Callable[..., Any], image_column: str, label_column: str, max_shift: int = 0
+) -> Callable[[dict[str, list]], dict[str, torch.Tensor]]:
     """A `Dataset.with_transform` function: a batch of images and labels -> `pixel_values` and `labels` tensors.
 
     Images are converted to RGB (grey, palette and RGBA images alike) before the image processor resizes and

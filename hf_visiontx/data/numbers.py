@@ -5,6 +5,7 @@
 splitting and agreement, yet is learnable in minutes on a CPU.
 """
 
+import itertools
 import random
 
 from datasets import Dataset, DatasetDict, Features, Value
@@ -16,7 +17,7 @@ NUMBER_TRANSLATION_FEATURES = Features({"number": Value("int64"), "source": Valu
 def _numbers_across_magnitudes(total: int, max_number: int, rng: random.Random) -> list[int]:
     """`total` distinct numbers from [0, max_number), split as evenly as possible over [0, 10), [10, 100), ..."""
     bounds = [0] + [10**k for k in range(1, len(str(max_number - 1)) + 1)]
-    ranges = [range(low, min(high, max_number)) for low, high in zip(bounds, bounds[1:]) if low < max_number]
+    ranges = [range(low, min(high, max_number)) for low, high in itertools.pairwise(bounds) if low < max_number]
     counts, remaining = {}, total
     for position, numbers in enumerate(sorted(ranges, key=len)):  # small ranges first, their leftovers go on
         counts[numbers] = min(len(numbers), remaining // (len(ranges) - position))
@@ -52,7 +53,9 @@ def number_translation(
     """
     for name, lang in (("src_lang", src_lang), ("tgt_lang", tgt_lang)):
         if lang not in CONVERTER_CLASSES:
-            raise ValueError(f"`{name}` {lang!r} is not a num2words language; choose one of {sorted(CONVERTER_CLASSES)}.")
+            raise ValueError(
+                f"`{name}` {lang!r} is not a num2words language; choose one of {sorted(CONVERTER_CLASSES)}."
+            )
     sizes = {"train": train_size, "validation": validation_size, "test": test_size}
     for split, size in sizes.items():
         if size < 0:

@@ -70,8 +70,13 @@ def load_source(source: Sequence[str]) -> DatasetDict:
             return load_dataset(builder, data_files=files, **options)
         return load_dataset(items[0])
     except (OSError, ValueError) as error:  # ConnectionError (offline), DatasetNotFoundError, empty files, ...
-        what = (f"the files {files}" if files is not None
-                else f"the local folder {items[0]!r}" if Path(items[0]).is_dir() else f"the name {items[0]!r}")
+        what = (
+            f"the files {files}"
+            if files is not None
+            else f"the local folder {items[0]!r}"
+            if Path(items[0]).is_dir()
+            else f"the name {items[0]!r}"
+        )
         raise ValueError(f"`dataset`: {what} could not be loaded by `datasets` ({error}).") from error
 
 
@@ -108,16 +113,18 @@ def carve_missing_splits(
         ValueError: a split would be empty.
     """
     splits = dict(data)
-    carve = {name: fraction for name, fraction in (("validation", validation_fraction), ("test", test_fraction))
-             if name not in splits}
+    carve = {
+        name: fraction
+        for name, fraction in (("validation", validation_fraction), ("test", test_fraction))
+        if name not in splits
+    }
     if carve:
         total = sum(carve.values())
         splits["train"], held_out = _split_off(splits["train"], total, seed, stratify_by_column)
         if len(carve) == 1:
             splits[next(iter(carve))] = held_out
         else:
-            splits["validation"], splits["test"] = _split_off(held_out, carve["test"] / total, seed,
-                                                              stratify_by_column)
+            splits["validation"], splits["test"] = _split_off(held_out, carve["test"] / total, seed, stratify_by_column)
     result = DatasetDict({name: splits[name] for name in SPLITS})
     require_nonempty(result)
     return result

@@ -14,7 +14,9 @@ SUBWORD_MODELS = ("bpe", "unigram")
 def _subword_model_and_trainer(model: str, vocab_size: int, min_frequency: int):
     if model == "bpe":
         return models.BPE(unk_token=UNK_TOKEN), trainers.BpeTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=list(SPECIAL_TOKENS),
             show_progress=False,
         )
     return models.Unigram(), trainers.UnigramTrainer(

@@ -14,8 +14,14 @@ from .numbers import number_translation
 from .sources import carve_missing_splits, load_source, named_splits, require_columns
 
 # The embedded corpus: enough numbers up to 100,000 to learn the words' composition in a few minutes on a CPU.
-NUMBER_CORPUS = {"src_lang": "de", "tgt_lang": "en", "train_size": 12000, "validation_size": 200, "test_size": 500,
-                 "max_number": 100000}
+NUMBER_CORPUS = {
+    "src_lang": "de",
+    "tgt_lang": "en",
+    "train_size": 12000,
+    "validation_size": 200,
+    "test_size": 500,
+    "max_number": 100000,
+}
 NUMBER_CORPUS_DESCRIPTION = "German -> English number words below 100,000 generated with num2words (12,000 pairs)"
 
 

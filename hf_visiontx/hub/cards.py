@@ -63,8 +63,9 @@ def refreshed_card(
     given = {"datasets": datasets, "metrics": metrics, "base_model": base_model}
     facts = {**recorded, **{key: value for key, value in given.items() if value is not None}}
     config = AutoConfig.from_pretrained(directory)
-    return build_model_card(config, num_parameters=count_saved_parameters(directory),
-                            repo_id=repo_id or str(directory), **facts)
+    return build_model_card(
+        config, num_parameters=count_saved_parameters(directory), repo_id=repo_id or str(directory), **facts
+    )
 
 
 def count_saved_parameters(directory: str | Path) -> int:
@@ -72,7 +73,7 @@ def count_saved_parameters(directory: str | Path) -> int:
     total = 0
     for path in sorted(Path(directory).glob("*.safetensors")):
         with safe_open(str(path), framework="pt") as weights:
-            for name in weights.keys():
+            for name in weights.keys():  # noqa: SIM118  (safe_open is not a dict)
                 count = 1
                 for size in weights.get_slice(name).get_shape():
                     count *= size

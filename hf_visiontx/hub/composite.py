@@ -131,9 +131,12 @@ def _auto_classes_of(architecture: type, model_type: str) -> list[str]:
     for name in dir(modeling_auto):
         auto_class = getattr(modeling_auto, name)
         mapping = getattr(auto_class, "_model_mapping", None)
-        if name.startswith("AutoModel") and mapping is not None:
-            if mapping._model_mapping.get(model_type) == architecture.__name__:
-                names.append(name)
+        if (
+            name.startswith("AutoModel")
+            and mapping is not None
+            and mapping._model_mapping.get(model_type) == architecture.__name__
+        ):
+            names.append(name)
     return names
 
 
@@ -148,4 +151,4 @@ def _add_auto_map(config_path: Path, architecture: type, config_class: type, mod
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-__all__ = ["save_composite", "nested_models"]
+__all__ = ["nested_models", "save_composite"]

@@ -77,8 +77,12 @@ def push(
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        commit = api.create_commit(repo_id, operations=operations, revision=revision,
-                                   commit_message=commit_message or f"Upload {architecture} with hf_visiontx")
+        commit = api.create_commit(
+            repo_id,
+            operations=operations,
+            revision=revision,
+            commit_message=commit_message or f"Upload {architecture} with hf_visiontx",
+        )
     return commit.oid
 
 
@@ -100,8 +104,12 @@ def pull(repo_id: str, directory: str | Path, *, revision: str | None = None, to
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         with _hub_errors(repo_id, revision, token, action="pull from"):
-            api.snapshot_download(repo_id, revision=revision, local_dir=staging,
-                                  ignore_patterns=[f"*{suffix}" for suffix in PICKLE_SUFFIXES])
+            api.snapshot_download(
+                repo_id,
+                revision=revision,
+                local_dir=staging,
+                ignore_patterns=[f"*{suffix}" for suffix in PICKLE_SUFFIXES],
+            )
         shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's download bookkeeping
         verify_safetensors_files(staging)
         if directory.exists():
@@ -117,8 +125,9 @@ def _files_to_push(directory: Path) -> tuple[list[Path], dict]:
     pickles, the model code that auto_map names."""
     if not directory.is_dir():
         raise HubOperationError(f"`directory` {directory} does not exist or is not a directory.")
-    files = sorted(path for path in directory.iterdir()
-                   if path.is_file() and not path.name.startswith(".") and path.name != README)
+    files = sorted(
+        path for path in directory.iterdir() if path.is_file() and not path.name.startswith(".") and path.name != README
+    )
     names = [path.name for path in files]
     if "config.json" not in names:
         raise HubOperationError(f"`directory` {directory} has no config.json: save the model with save_pretrained.")
@@ -170,33 +179,53 @@ def _hub_errors(repo_id: str, revision: str | None, token: str | None, action: s
     try:
         yield
     except RevisionNotFoundError as error:
-        raise _error(f"Revision {revision!r} was not found in {repo_id}: use a branch, a tag or a full commit "
-                     "id that exists there.", token) from error
+        raise _error(
+            f"Revision {revision!r} was not found in {repo_id}: use a branch, a tag or a full commit "
+            "id that exists there.",
+            token,
+        ) from error
     except RepositoryNotFoundError as error:
-        hint = ("check the name, or pass a token (--token or HF_TOKEN) if the repository is private"
-                if token is None and not os.environ.get("HF_TOKEN") else
-                "check the name, and that this token may read it")
-        raise _error(f"Repository {repo_id} was not found on {endpoint} (or it is private and not visible "
-                     f"without a token): {hint}.", token) from error
+        hint = (
+            "check the name, or pass a token (--token or HF_TOKEN) if the repository is private"
+            if token is None and not os.environ.get("HF_TOKEN")
+            else "check the name, and that this token may read it"
+        )
+        raise _error(
+            f"Repository {repo_id} was not found on {endpoint} (or it is private and not visible "
+            f"without a token): {hint}.",
+            token,
+        ) from error
     except EntryNotFoundError as error:
         if isinstance(error, LocalEntryNotFoundError):  # no connection while downloading
-            raise _error(f"Cannot reach the Hub at {endpoint} to {action} {repo_id}: check the network or "
-                         "HF_ENDPOINT.", token) from error
+            raise _error(
+                f"Cannot reach the Hub at {endpoint} to {action} {repo_id}: check the network or HF_ENDPOINT.", token
+            ) from error
         raise _error(f"A file is missing in {repo_id}: {error}", token) from error
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else None
         if status in (401, 403):
-            raise _error(f"The Hub refused the token ({status}) when trying to {action} {repo_id}: pass a valid "
-                         "token with write access (--token or HF_TOKEN).", token) from error
+            raise _error(
+                f"The Hub refused the token ({status}) when trying to {action} {repo_id}: pass a valid "
+                "token with write access (--token or HF_TOKEN).",
+                token,
+            ) from error
         if status is not None and status >= 500:
-            outcome = ("no commit was made, so the repository is unchanged" if action.startswith("push")
-                       else "nothing was written")
-            raise _error(f"The Hub at {endpoint} failed ({status}) while trying to {action} {repo_id}; {outcome}. "
-                         "Run the same command again.", token) from error
+            outcome = (
+                "no commit was made, so the repository is unchanged"
+                if action.startswith("push")
+                else "nothing was written"
+            )
+            raise _error(
+                f"The Hub at {endpoint} failed ({status}) while trying to {action} {repo_id}; {outcome}. "
+                "Run the same command again.",
+                token,
+            ) from error
         raise _error(f"The Hub answered {status} when trying to {action} {repo_id}: {error}", token) from error
     except TransportError as error:
-        raise _error(f"Cannot reach the Hub at {endpoint} to {action} {repo_id} ({error}): check the network or "
-                     "HF_ENDPOINT.", token) from error
+        raise _error(
+            f"Cannot reach the Hub at {endpoint} to {action} {repo_id} ({error}): check the network or HF_ENDPOINT.",
+            token,
+        ) from error
 
 
 def _error(message: str, token: str | None) -> HubOperationError:
@@ -207,4 +236,4 @@ def _error(message: str, token: str | None) -> HubOperationError:
     return HubOperationError(message)
 
 
-__all__ = ["HubOperationError", "PICKLE_SUFFIXES", "pull", "push"]
+__all__ = ["PICKLE_SUFFIXES", "HubOperationError", "pull", "push"]

@@ -31,5 +31,12 @@ def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> T
 
 
 __all__ = [
-    "Recipe", "TrainOptions", "TrainResult", "model_config", "recipe", "train", "train_image_classifier", "train_translator"
+    "Recipe",
+    "TrainOptions",
+    "TrainResult",
+    "model_config",
+    "recipe",
+    "train",
+    "train_image_classifier",
+    "train_translator",
 ]

@@ -49,11 +49,13 @@ def _image_processor(options: TrainOptions, config: PreTrainedConfig) -> BaseIma
         try:
             return AutoImageProcessor.from_pretrained(options.from_model)
         except OSError:
-            logger.warning("%s has no image processor; using ViT's at the model's size with mean and std 0.5.",
-                           options.from_model)
+            logger.warning(
+                "%s has no image processor; using ViT's at the model's size with mean and std 0.5.", options.from_model
+            )
     height, width = config.image_height_width
-    return VISION_IMAGE_PROCESSORS["pil"](size={"height": height, "width": width}, image_mean=[0.5] * 3,
-                                          image_std=[0.5] * 3)
+    return VISION_IMAGE_PROCESSORS["pil"](
+        size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
 
 
 def train_image_classifier(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
@@ -65,19 +67,36 @@ def train_image_classifier(options: TrainOptions, callbacks: Sequence[TrainerCal
     resume_from = checkpoint_to_resume(options)
     set_seed(options.seed)
     config = _new_model_config(options) if options.from_model is None else pretrained_config(options)
-    data = load_image_classification_data(options.dataset, options.image_column, options.label_column,
-                                          image_size=max(config.image_height_width), seed=options.seed)
+    data = load_image_classification_data(
+        options.dataset,
+        options.image_column,
+        options.label_column,
+        image_size=max(config.image_height_width),
+        seed=options.seed,
+    )
     class_names = data["train"].features[options.label_column].names
     model = _model(options, config, class_names)
     processor = _image_processor(options, model.config)
-    settings = recipe(options.family, options.preset, fine_tuning=options.from_model is not None,
-                      epochs=options.epochs, batch_size=options.batch_size, learning_rate=options.learning_rate)
+    settings = recipe(
+        options.family,
+        options.preset,
+        fine_tuning=options.from_model is not None,
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+    )
     train_transform = image_transform(processor, options.image_column, options.label_column, settings.max_shift)
     eval_transform = image_transform(processor, options.image_column, options.label_column)
     evaluation = {split: data[split].with_transform(eval_transform) for split in ("validation", "test")}
     args = training_arguments(options, settings, "accuracy", remove_unused_columns=False)
-    trainer = Trainer(model=model, args=args, train_dataset=data["train"].with_transform(train_transform),
-                      eval_dataset=evaluation["validation"], processing_class=processor,
-                      compute_metrics=classification_metrics(), callbacks=list(callbacks))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data["train"].with_transform(train_transform),
+        eval_dataset=evaluation["validation"],
+        processing_class=processor,
+        compute_metrics=classification_metrics(),
+        callbacks=list(callbacks),
+    )
     description = DIGITS_DESCRIPTION if options.dataset is None else " ".join(options.dataset)
     return train_evaluate_save(trainer, options, resume_from, evaluation, description)

@@ -18,9 +18,9 @@ from datasets import Dataset
 from transformers import AutoConfig, PreTrainedConfig, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..hub.cards import write_model_card
 from ..hub.files import verify_safetensors_files
 from ..hub.transfer import push
-from ..hub.cards import write_model_card
 from ..modeling.families import family
 from .options import TrainOptions, TrainResult
 from .recipes import Recipe
@@ -112,7 +112,8 @@ def evaluate_splits(trainer: Trainer, splits: Mapping[str, Dataset], **generatio
     for split, dataset in splits.items():
         raw = trainer.evaluate(dataset, metric_key_prefix=split, **generation)
         results[split] = {
-            key.removeprefix(f"{split}_"): float(value) for key, value in raw.items()
+            key.removeprefix(f"{split}_"): float(value)
+            for key, value in raw.items()
             if not key.endswith(_RUN_STATISTICS)
         }
     return results
@@ -130,8 +131,9 @@ def metrics_table(metrics: Mapping[str, Mapping[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def save_model(trainer: Trainer, options: TrainOptions, metrics: Mapping[str, Mapping[str, float]],
-               dataset_description: str) -> Path:
+def save_model(
+    trainer: Trainer, options: TrainOptions, metrics: Mapping[str, Mapping[str, float]], dataset_description: str
+) -> Path:
     """Save the model and its tokenizer or image processor in `output_dir`, with `metrics.json` and a model card
     whose metrics are the test split's; upload it when `push_to_hub` names a repository.
 
@@ -144,8 +146,9 @@ def save_model(trainer: Trainer, options: TrainOptions, metrics: Mapping[str, Ma
     return options.output_dir
 
 
-def _write_model_dir(trainer: Trainer, options: TrainOptions, metrics: Mapping[str, Mapping[str, float]],
-                     dataset_description: str) -> None:
+def _write_model_dir(
+    trainer: Trainer, options: TrainOptions, metrics: Mapping[str, Mapping[str, float]], dataset_description: str
+) -> None:
     # save_pretrained rather than Trainer.save_model, which adds the pickled training_args.bin
     directory = options.output_dir
     trainer.model.save_pretrained(directory)

@@ -125,4 +125,3 @@ def _known_family(name: str) -> Family:
 def default_vocab_size(preset: str | None) -> int:
     """Size of the Transformer's shared vocabulary when it is trained from scratch."""
     return VOCAB_SIZES["small" if preset is None else "preset"]
-

@@ -45,20 +45,29 @@ def _model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> PreTrai
         pretrained_config(options)  # checks the family
         return AutoModelForSeq2SeqLM.from_pretrained(options.from_model)
     config = model_config(
-        "transformer", options.preset, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        "transformer",
+        options.preset,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.bos_token_id,
     )
     return AutoModelForSeq2SeqLM.from_config(config)
 
 
-def _encode(data: DatasetDict, tokenizer: PreTrainedTokenizerBase, options: TrainOptions,
-            max_length: int) -> DatasetDict:
+def _encode(
+    data: DatasetDict, tokenizer: PreTrainedTokenizerBase, options: TrainOptions, max_length: int
+) -> DatasetDict:
     """Token ids of the sources (`input_ids`, `attention_mask`) and targets (`labels`), cut at `max_length`."""
 
     def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
-        return tokenizer(batch[options.source_column], text_target=batch[options.target_column], truncation=True,
-                         max_length=max_length)
+        return tokenizer(
+            batch[options.source_column],
+            text_target=batch[options.target_column],
+            truncation=True,
+            max_length=max_length,
+        )
 
     return data.map(encode, batched=True, remove_columns=data["train"].column_names)
 
@@ -100,15 +109,33 @@ def train_translator(options: TrainOptions, callbacks: Sequence[TrainerCallback]
     tokenizer = _tokenizer(options, data, resume_from)
     model = _model(options, tokenizer)
     encoded = _encode(data, tokenizer, options, max_length=model.config.max_position_embeddings)
-    settings = recipe("transformer", options.preset, fine_tuning=options.from_model is not None,
-                      epochs=options.epochs, batch_size=options.batch_size, learning_rate=options.learning_rate)
-    args = training_arguments(options, settings, "sacrebleu", Seq2SeqTrainingArguments, predict_with_generate=True,
-                              generation_num_beams=1, generation_config=_generation_config(model, encoded))
-    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=encoded["train"],
-                             eval_dataset=encoded["validation"], processing_class=tokenizer,
-                             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-                             compute_metrics=translation_metrics(tokenizer),
-                             callbacks=[KeepGenerationLengthUnset(), *callbacks])
+    settings = recipe(
+        "transformer",
+        options.preset,
+        fine_tuning=options.from_model is not None,
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+    )
+    args = training_arguments(
+        options,
+        settings,
+        "sacrebleu",
+        Seq2SeqTrainingArguments,
+        predict_with_generate=True,
+        generation_num_beams=1,
+        generation_config=_generation_config(model, encoded),
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        compute_metrics=translation_metrics(tokenizer),
+        callbacks=[KeepGenerationLengthUnset(), *callbacks],
+    )
     description = NUMBER_CORPUS_DESCRIPTION if options.dataset is None else " ".join(options.dataset)
     evaluation = {split: encoded[split] for split in ("validation", "test")}
     return train_evaluate_save(trainer, options, resume_from, evaluation, description, num_beams=FINAL_NUM_BEAMS)

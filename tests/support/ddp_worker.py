@@ -36,8 +36,16 @@ class RecordEveryRank(TrainerCallback):
 
 def main() -> None:
     out_dir, from_model, image_folder, batch_size = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-    options = TrainOptions("vit", output_dir=out_dir / "run", dataset=[image_folder], from_model=from_model,
-                           epochs=1, batch_size=batch_size, learning_rate=1e-3, progress=False)
+    options = TrainOptions(
+        "vit",
+        output_dir=out_dir / "run",
+        dataset=[image_folder],
+        from_model=from_model,
+        epochs=1,
+        batch_size=batch_size,
+        learning_rate=1e-3,
+        progress=False,
+    )
     train(options, callbacks=[RecordEveryRank(out_dir)])
 
 

@@ -9,11 +9,15 @@ import json
 import sys
 
 import torch
+
+from hf_visiontx import (
+    VtxSwinForImageClassification,
+    VtxTransformerForConditionalGeneration,
+    VtxViTForImageClassification,
+)
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import VOCAB_SIZE, tiny_transformer_config
 from support.vit_tester import pixel_batch, tiny_vit_config
-
-from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration, VtxViTForImageClassification
 
 GLOBAL_BATCH, STEPS, LEARNING_RATE = 4, 3, 0.5
 NO_DROPOUT = {
@@ -37,9 +41,14 @@ def global_batch(family: str) -> dict[str, torch.Tensor]:
     """A fixed batch; text rows have no padding, so every rank's mean loss counts the same number of tokens."""
     generator = torch.Generator().manual_seed(1)
     if family == "transformer":
-        return {"input_ids": torch.randint(3, VOCAB_SIZE, (GLOBAL_BATCH, 7), generator=generator),
-                "labels": torch.randint(3, VOCAB_SIZE, (GLOBAL_BATCH, 5), generator=generator)}
-    return {"pixel_values": pixel_batch(GLOBAL_BATCH, seed=1), "labels": torch.randint(0, 5, (GLOBAL_BATCH,), generator=generator)}
+        return {
+            "input_ids": torch.randint(3, VOCAB_SIZE, (GLOBAL_BATCH, 7), generator=generator),
+            "labels": torch.randint(3, VOCAB_SIZE, (GLOBAL_BATCH, 5), generator=generator),
+        }
+    return {
+        "pixel_values": pixel_batch(GLOBAL_BATCH, seed=1),
+        "labels": torch.randint(0, 5, (GLOBAL_BATCH,), generator=generator),
+    }
 
 
 def train(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> list[float]:
@@ -72,15 +81,14 @@ def main(out_dir: str) -> None:
             fully_shard(module)
         fully_shard(model)
         share = GLOBAL_BATCH // world
-        batch = {name: tensor[rank * share:(rank + 1) * share] for name, tensor in global_batch(family).items()}
+        batch = {name: tensor[rank * share : (rank + 1) * share] for name, tensor in global_batch(family).items()}
         losses = torch.stack(train(model, batch))
         dist.all_reduce(losses, op=dist.ReduceOp.AVG)
         sharded = all(isinstance(module, FSDPModule) for module in units)
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         if rank == 0:
             save_file({name: tensor.contiguous() for name, tensor in state.items()}, f"{out_dir}/{family}.safetensors")
-            report[family] = {"losses": losses.tolist(), "units": unit_classes,
-                              "sharded": sharded, "world": world}
+            report[family] = {"losses": losses.tolist(), "units": unit_classes, "sharded": sharded, "world": world}
     if rank == 0:
         with open(f"{out_dir}/report.json", "w") as file:
             json.dump(report, file)

@@ -13,19 +13,19 @@ It speaks the part of the Hub HTTP protocol that huggingface_hub 2.4 / transform
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
-import textwrap
 import hashlib
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import threading
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from support.launch import REPO_ROOT
@@ -46,7 +46,9 @@ def git_blob_sha1(content: bytes) -> str:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, code: str | None, message: str, commit: str | None = None, body: dict | None = None):
+    def __init__(
+        self, status: int, code: str | None, message: str, commit: str | None = None, body: dict | None = None
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.commit, self.body = status, code, message, commit, body
 
@@ -98,7 +100,7 @@ class HubServer:
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         hub = self
 
         class Handler(_Handler):
@@ -117,7 +119,7 @@ class HubServer:
             self._thread.join(timeout=5)
             self._httpd = self._thread = None
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -140,7 +142,9 @@ class HubServer:
     def create_repo(self, repo_id: str, private: bool = False) -> Repo:
         with self.lock:
             repo = Repo(repo_id, private)
-            repo.branches["main"] = self._add_commit(repo, None, "initial commit", "", {".gitattributes": GITATTRIBUTES})
+            repo.branches["main"] = self._add_commit(
+                repo, None, "initial commit", "", {".gitattributes": GITATTRIBUTES}
+            )
             self.repos[repo_id] = repo
             return repo
 
@@ -204,8 +208,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
-              headers: dict[str, str] | None = None, head: bool = False, length: int | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        head: bool = False,
+        length: int | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -253,8 +264,16 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/whoami-v2" and method == "GET":
             if token not in hub.tokens:
                 raise HubError(401, None, "Invalid user token.")
-            return self._json(200, {"type": "user", "name": USER, "fullname": USER, "orgs": [],
-                                    "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
+            return self._json(
+                200,
+                {
+                    "type": "user",
+                    "name": USER,
+                    "fullname": USER,
+                    "orgs": [],
+                    "auth": {"type": "access_token", "accessToken": {"role": "write"}},
+                },
+            )
         if path == "/api/repos/create" and method == "POST":
             hub.check_write_token(token)
             return self._create_repo(json.loads(body or b"{}"))
@@ -316,12 +335,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _info(self, repo: Repo, revision: str) -> None:
         sha = repo.resolve(revision)
         files = repo.commits[sha].files
-        self._json(200, {
-            "_id": repo.repo_id, "id": repo.repo_id, "modelId": repo.repo_id, "author": repo.repo_id.split("/")[0],
-            "sha": sha, "private": repo.private, "disabled": False, "gated": False, "tags": [],
-            "lastModified": repo.commits[sha].date,
-            "siblings": [{"rfilename": p, "size": len(c), "blobId": git_blob_sha1(c)} for p, c in sorted(files.items())],
-        })
+        self._json(
+            200,
+            {
+                "_id": repo.repo_id,
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "author": repo.repo_id.split("/")[0],
+                "sha": sha,
+                "private": repo.private,
+                "disabled": False,
+                "gated": False,
+                "tags": [],
+                "lastModified": repo.commits[sha].date,
+                "siblings": [
+                    {"rfilename": p, "size": len(c), "blobId": git_blob_sha1(c)} for p, c in sorted(files.items())
+                ],
+            },
+        )
 
     def _tree(self, repo: Repo, revision: str, subpath: str, query: dict) -> None:
         sha = repo.resolve(revision)
@@ -334,12 +365,19 @@ class _Handler(BaseHTTPRequestHandler):
         for path, content in sorted(files.items()):
             if not path.startswith(prefix):
                 continue
-            parts = path[len(prefix):].split("/")
+            parts = path[len(prefix) :].split("/")
             for depth in range(1, len(parts)):  # the folders between subpath and the file
                 directory = prefix + "/".join(parts[:depth])
                 if (recursive or depth == 1) and directory not in directories:
                     directories.add(directory)
-                    entries.append({"type": "directory", "path": directory, "oid": hashlib.sha1(directory.encode()).hexdigest(), "size": 0})
+                    entries.append(
+                        {
+                            "type": "directory",
+                            "path": directory,
+                            "oid": hashlib.sha1(directory.encode()).hexdigest(),
+                            "size": 0,
+                        }
+                    )
             if recursive or len(parts) == 1:
                 entries.append({"type": "file", "path": path, "size": len(content), "oid": git_blob_sha1(content)})
         self._json(200, entries)
@@ -376,7 +414,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:  # lfsFile etc.: the preupload answer never asks for LFS
                     raise ValueError(f"unsupported commit operation {key!r}")
         except (ValueError, KeyError, TypeError, StopIteration, UnicodeDecodeError) as error:
-            raise HubError(400, None, f"Malformed commit payload: {error}")
+            raise HubError(400, None, f"Malformed commit payload: {error}") from error
 
         create_pr = query.get("create_pr", ["0"])[0] in ("1", "true")
         base_sha = repo.resolve(revision)
@@ -393,7 +431,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 for name in [p for p in files if p.startswith(path + "/")]:
                     del files[name]
-        sha = self.server_hub._add_commit(repo, base_sha, header.get("summary", ""), header.get("description", ""), files)
+        sha = self.server_hub._add_commit(
+            repo, base_sha, header.get("summary", ""), header.get("description", ""), files
+        )
         answer = {"commitUrl": f"{self.server_hub.url}/{repo.repo_id}/commit/{sha}", "commitOid": sha, "success": True}
         if create_pr:
             repo.pull_requests += 1
@@ -409,8 +449,15 @@ class _Handler(BaseHTTPRequestHandler):
         sha, history = repo.resolve(revision), []
         while sha is not None:
             commit = repo.commits[sha]
-            history.append({"id": sha, "title": commit.title, "message": commit.message, "date": commit.date,
-                            "authors": [{"user": USER}]})
+            history.append(
+                {
+                    "id": sha,
+                    "title": commit.title,
+                    "message": commit.message,
+                    "date": commit.date,
+                    "authors": [{"user": USER}],
+                }
+            )
             sha = commit.parent
         self._json(200, history)
 
@@ -425,12 +472,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refs(self, repo: Repo) -> None:
         branches = {n: s for n, s in repo.branches.items() if not n.startswith("refs/pr/")}
-        self._json(200, {
-            "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": s} for n, s in branches.items()],
-            "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": s} for n, s in repo.tags.items()],
-            "converts": [],
-            "pullRequests": [{"name": n, "ref": n, "targetCommit": s} for n, s in repo.branches.items() if n.startswith("refs/pr/")],
-        })
+        self._json(
+            200,
+            {
+                "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": s} for n, s in branches.items()],
+                "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": s} for n, s in repo.tags.items()],
+                "converts": [],
+                "pullRequests": [
+                    {"name": n, "ref": n, "targetCommit": s}
+                    for n, s in repo.branches.items()
+                    if n.startswith("refs/pr/")
+                ],
+            },
+        )
 
     def _resolve(self, repo_id: str, revision: str, path: str, token: str | None, head: bool) -> None:
         repo = self.server_hub.get_repo(repo_id, token)
@@ -444,28 +498,47 @@ class _Handler(BaseHTTPRequestHandler):
         if not head and (match := re.match(r"bytes=(\d+)-(\d*)$", range_header)):
             start = int(match[1])
             end = int(match[2]) if match[2] else len(content) - 1
-            payload = content[start:end + 1]
+            payload = content[start : end + 1]
             status = 206
             headers["Content-Range"] = f"bytes {start}-{start + len(payload) - 1}/{len(content)}"
-        self._send(status, payload, content_type="application/octet-stream", headers=headers, head=head,
-                   length=len(payload))
+        self._send(
+            status, payload, content_type="application/octet-stream", headers=headers, head=head, length=len(payload)
+        )
 
 
-def run_client(script: str, *args, hub: HubServer | str, hf_home: Path, token: str | None = None,
-               offline: bool = False, check: bool = True) -> subprocess.CompletedProcess:
+def run_client(
+    script: str,
+    *args,
+    hub: HubServer | str,
+    hf_home: Path,
+    token: str | None = None,
+    offline: bool = False,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     """Run `script` in a fresh interpreter whose huggingface_hub talks to `hub` (a server or an endpoint URL).
 
     conftest.py imports transformers with HF_HUB_OFFLINE=1, and huggingface_hub reads HF_ENDPOINT only once, when
     it is first imported; so every client operation runs in a subprocess.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
-    env.update(HF_ENDPOINT=hub if isinstance(hub, str) else hub.url, HF_HOME=str(hf_home),
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1", HF_HUB_OFFLINE="1" if offline else "0",
-               PYTHONPATH=str(REPO_ROOT))
+    env.update(
+        HF_ENDPOINT=hub if isinstance(hub, str) else hub.url,
+        HF_HOME=str(hf_home),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_OFFLINE="1" if offline else "0",
+        PYTHONPATH=str(REPO_ROOT),
+    )
     if token is not None:
         env["HF_TOKEN"] = token
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], env=env,
-                            cwd=hf_home.parent, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        env=env,
+        cwd=hf_home.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert result.returncode == 0, result.stderr[-4000:]
     return result

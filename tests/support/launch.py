@@ -17,5 +17,13 @@ def environment() -> dict[str, str]:
 
 def torchrun_command(script: str, *args: str) -> list[str]:
     """`torchrun --standalone --nproc_per_node 2 tests/support/SCRIPT ARGS...` (a free port is picked per run)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            str(SUPPORT / script), *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(SUPPORT / script),
+        *args,
+    ]

@@ -8,8 +8,7 @@ from PIL import Image
 from hf_visiontx.data import number_translation
 
 
-def write_image_folder(root: Path, classes: dict[str, int], per_class: int = 8, size: int = 16,
-                       seed: int = 0) -> Path:
+def write_image_folder(root: Path, classes: dict[str, int], per_class: int = 8, size: int = 16, seed: int = 0) -> Path:
     """An image folder (one sub-folder per class) of noisy PNGs whose brightness is set by the class value."""
     rng = np.random.default_rng(seed)
     for name, brightness in classes.items():

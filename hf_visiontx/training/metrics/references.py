@@ -25,8 +25,6 @@ def reference_streams(references: Sequence[str | Sequence[str]]) -> list[list[st
     per_prediction = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
     counts = sorted({len(refs) for refs in per_prediction})
     if len(counts) > 1:
-        raise ValueError(
-            f"`references` must give every prediction the same number of references, got counts {counts}."
-        )
+        raise ValueError(f"`references` must give every prediction the same number of references, got counts {counts}.")
     # [predictions][references] -> [references][predictions]
-    return [list(stream) for stream in zip(*per_prediction)]
+    return [list(stream) for stream in zip(*per_prediction, strict=True)]

@@ -48,9 +48,24 @@ class Chrf(evaluate.Metric):
             homepage="https://github.com/mjpost/sacreBLEU#chrf--chrf",
         )
 
-    def _compute(self, predictions, references, char_order=CHRF.CHAR_ORDER, word_order=CHRF.WORD_ORDER,
-                 beta=CHRF.BETA, lowercase=False, whitespace=False, eps_smoothing=False):
-        chrf = CHRF(char_order=char_order, word_order=word_order, beta=beta, lowercase=lowercase,
-                    whitespace=whitespace, eps_smoothing=eps_smoothing)
+    def _compute(
+        self,
+        predictions,
+        references,
+        char_order=CHRF.CHAR_ORDER,
+        word_order=CHRF.WORD_ORDER,
+        beta=CHRF.BETA,
+        lowercase=False,
+        whitespace=False,
+        eps_smoothing=False,
+    ):
+        chrf = CHRF(
+            char_order=char_order,
+            word_order=word_order,
+            beta=beta,
+            lowercase=lowercase,
+            whitespace=whitespace,
+            eps_smoothing=eps_smoothing,
+        )
         output = chrf.corpus_score(predictions, reference_streams(references))
         return {"score": output.score, "char_order": char_order, "word_order": word_order, "beta": beta}

@@ -38,4 +38,4 @@ class ExactMatch(evaluate.Metric):
         if ignore_case:
             predictions = [prediction.lower() for prediction in predictions]
             references = [reference.lower() for reference in references]
-        return {"exact_match": float(np.mean([p == r for p, r in zip(predictions, references)]))}
+        return {"exact_match": float(np.mean([p == r for p, r in zip(predictions, references, strict=True)]))}

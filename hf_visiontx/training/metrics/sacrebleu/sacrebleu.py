@@ -48,10 +48,23 @@ class Sacrebleu(evaluate.Metric):
             homepage="https://github.com/mjpost/sacreBLEU",
         )
 
-    def _compute(self, predictions, references, smooth_method="exp", smooth_value=None, lowercase=False,
-                 tokenize=None, use_effective_order=False):
-        bleu = BLEU(lowercase=lowercase, tokenize=tokenize, smooth_method=smooth_method, smooth_value=smooth_value,
-                    effective_order=use_effective_order)
+    def _compute(
+        self,
+        predictions,
+        references,
+        smooth_method="exp",
+        smooth_value=None,
+        lowercase=False,
+        tokenize=None,
+        use_effective_order=False,
+    ):
+        bleu = BLEU(
+            lowercase=lowercase,
+            tokenize=tokenize,
+            smooth_method=smooth_method,
+            smooth_value=smooth_value,
+            effective_order=use_effective_order,
+        )
         output = bleu.corpus_score(predictions, reference_streams(references))
         return {
             "score": output.score,
