@@ -25,6 +25,8 @@ from support.swin_tester import tiny_swin_config
 from support.transformer_tester import VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
 from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
 
+pytestmark = pytest.mark.slow  # inductor compiles and torch.export / ONNX exports
+
 NO_DROPOUT = {
     "vit": dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
     "swin": dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0),

@@ -112,6 +112,7 @@ def test_our_encoders_serve_a_vision_encoder_decoder_model(tmp_path, family):
         assert torch.equal(reloaded.generate(pixels, max_new_tokens=4, do_sample=False), tokens)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["vit", "swin"])
 def test_trainer_fine_tunes_a_vision_encoder_decoder_model_with_our_encoder(tmp_path, family):
     model = image_captioner(family)
@@ -292,12 +293,14 @@ def reload_in_a_fresh_process(root, cases: dict, mode: str) -> dict[str, torch.T
     return {name: load_file(case["result"])["output"] for name, case in cases.items()}
 
 
+@pytest.mark.slow
 def test_plain_saved_composites_reload_where_hf_visiontx_is_imported_first(saved_composites):
     root, cases = saved_composites
     for name, output in reload_in_a_fresh_process(root, cases, "import").items():
         torch.testing.assert_close(output, cases[name]["expected"], msg=name)
 
 
+@pytest.mark.slow
 def test_composites_saved_with_their_code_load_where_hf_visiontx_cannot_be_imported(saved_composites):
     root, cases = saved_composites
     for name, output in reload_in_a_fresh_process(root, cases, "refuse").items():

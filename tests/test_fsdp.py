@@ -16,6 +16,8 @@ from safetensors.torch import load_file
 from support.fsdp_worker import NO_DROPOUT, build_model, global_batch, train
 from support.launch import environment, torchrun_command
 
+pytestmark = pytest.mark.slow  # a torchrun launch
+
 
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory):

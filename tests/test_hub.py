@@ -27,6 +27,8 @@ from support.swin_tester import tiny_swin_config
 from support.transformer_tester import padded_source_batch, tiny_transformer_config
 from support.vit_tester import tiny_vit_config
 
+pytestmark = pytest.mark.slow  # client processes against the local Hub server
+
 TOKEN = "hf_local_test_token"
 TEXTS = ["the cat sat on the mat", "a dog ate the bone", "the bird sang a song", "cats and dogs and birds"] * 4
 

@@ -28,6 +28,8 @@ CLIENT_SCRIPT = """
 import contextlib, io, json, sys
 from hf_visiontx.apps.cli import main
 
+pytestmark = pytest.mark.slow  # client processes against the local Hub server
+
 results = []
 for step in json.loads(sys.argv[1]):
     out, err = io.StringIO(), io.StringIO()

@@ -36,6 +36,7 @@ def import_locations(cwd: Path, *path: str) -> list[Path]:
     return [Path(line).resolve() for line in result.stdout.split()]
 
 
+@pytest.mark.slow
 def test_a_source_checkout_imports_from_its_root_without_an_install(tmp_path):
     package, model_files = import_locations(REPO_ROOT, "")
     assert package == REPO_ROOT / "hf_visiontx" / "__init__.py"

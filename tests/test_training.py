@@ -14,6 +14,8 @@ from hf_visiontx.apps.cli import main
 from hf_visiontx.apps.demo import SHOWCASE, show_classifications, show_translations
 from support.training_data import write_image_folder, write_translation_csvs
 
+pytestmark = pytest.mark.slow  # multi-epoch training runs and the CLI's train command
+
 VIT_RUN = ("--epochs", "3", "--batch-size", "8", "--learning-rate", "3e-3", "--no-progress")
 
 

@@ -26,6 +26,8 @@ from support.launch import SUPPORT, environment, torchrun_command
 from support.training_data import write_image_folder
 from support.vit_tester import tiny_vit_config
 
+pytestmark = pytest.mark.slow  # torchrun / accelerate launches and killed runs
+
 PER_RANK_BATCH = 4
 # The two runs see the same global batches in the same order, but sum their gradients in a different order
 # (all-reduce vs one batch) and each process draws its own augmentation; the losses agree to this tolerance.

@@ -3,12 +3,15 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
 from hf_visiontx import VtxTransformerConfig, VtxTransformerForConditionalGeneration
 from hf_visiontx.data import train_tokenizer
+
+pytestmark = pytest.mark.slow  # a Seq2SeqTrainer run that learns a task
 
 LETTERS = "abcdefghij"
 
