@@ -63,6 +63,34 @@ def attention_function(config: PreTrainedConfig, output_attentions: bool = False
     return direct_sdpa(implementation) or ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
 
 
+def attend(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    output_attentions: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the attention function `attention_function` picks for `module.config`, with the module's `scaling`, and
+    its `attention_dropout` in training.
+
+    Args: as `eager_attention_forward`.
+    Returns:
+        output [batch, q_len, heads, head_dim], and the probabilities [batch, heads, q_len, kv_len] when
+        `output_attentions` is set or attention runs eager (None otherwise).
+    """
+    attention_interface = attention_function(module.config, output_attentions)
+    return attention_interface(
+        module,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=module.attention_dropout if module.training else 0.0,
+        scaling=module.scaling,
+    )
+
+
 class SwitchableAttentionMixin:
     """Mixed into our `PreTrainedModel` bases: `set_attn_implementation()` may switch between "sdpa" and "eager" at
     any time, because every attention module looks its function up through `attention_function` at each call.
@@ -90,4 +118,4 @@ def split_heads(projected: torch.Tensor, parts: int, num_heads: int) -> tuple[to
     return projected.permute(2, 0, 3, 1, 4).unbind(0)  # parts x [B, H, L, D]
 
 
-__all__ = ["SwitchableAttentionMixin", "attention_function", "eager_attention_forward", "split_heads"]
+__all__ = ["SwitchableAttentionMixin", "attend", "attention_function", "eager_attention_forward", "split_heads"]

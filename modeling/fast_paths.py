@@ -6,15 +6,21 @@ flag, set from an environment variable when the module is imported (`0` turns th
 so that `fast_paths.DIRECT_SDPA = False` at run time works too. A model loaded as Hub remote code imports its own
 copy of this module: there only the environment variables reach it.
 
-| path | flag | environment variable |
-|---|---|---|
-| few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`) | `FEW_ROW_LINEARS` | `HF_VISIONTX_PREPACK` |
-| sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`) | `DIRECT_SDPA` | `HF_VISIONTX_DIRECT_SDPA` |
-| attention masks left out where they mask nothing (`padding_free`, `causal_mask_needless`) | `SKIP_NEEDLESS_MASKS` | `HF_VISIONTX_SKIP_MASKS` |
-| minimum-length logits processors with their end-of-sequence mask built once (`FastDecodingMixin`) | `CACHED_EOS_MASKS` | `HF_VISIONTX_CACHED_EOS_MASKS` |
-| the MLP run in row pieces when its activation would be huge (`in_row_pieces`) | `MLP_ROW_PIECES` | `HF_VISIONTX_MLP_PIECES` |
-| the ViT classifier's last layer computed for the [CLS] token only (`last_layer_query_tokens`) | `CLS_ONLY_LAST_LAYER` | `HF_VISIONTX_CLS_ONLY` |
-| Swin's shift masks kept per block for reuse (`BoundedTensorCache`) | `CACHE_SHIFT_MASKS` | `HF_VISIONTX_MASK_CACHE` |
+The paths, each with its flag and environment variable:
+- few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`): `FEW_ROW_LINEARS`,
+  HF_VISIONTX_PREPACK;
+- sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
+  HF_VISIONTX_DIRECT_SDPA;
+- attention masks left out where they mask nothing (`padding_free`, `causal_mask_needless`): `SKIP_NEEDLESS_MASKS`,
+  HF_VISIONTX_SKIP_MASKS;
+- minimum-length logits processors that build their end-of-sequence mask once (`FastDecodingMixin`):
+  `CACHED_EOS_MASKS`, HF_VISIONTX_CACHED_EOS_MASKS;
+- the MLP run in row pieces when its inner activation would be huge (`in_row_pieces`): `MLP_ROW_PIECES`,
+  HF_VISIONTX_MLP_PIECES;
+- the ViT classifier's last layer computed for the [CLS] token only (`last_layer_query_tokens`):
+  `CLS_ONLY_LAST_LAYER`, HF_VISIONTX_CLS_ONLY;
+- Swin's shift masks kept by each block for reuse (`BoundedTensorCache`): `CACHE_SHIFT_MASKS`,
+  HF_VISIONTX_MASK_CACHE.
 
 Some paths lean on private APIs of torch or transformers: torch's oneDNN operators
 (`torch.ops.mkldnn._linear_pointwise`, `torch.ops.mkldnn._reorder_linear_weight`) and `torch.nn.modules.module`'s
@@ -213,7 +219,8 @@ def sdpa_attention_forward(
 def direct_sdpa(implementation: str) -> Callable | None:
     """`sdpa_attention_forward` for the "sdpa" implementation while transformers' registry maps "sdpa" to its own
     function (a user who registered another one gets theirs) and `DIRECT_SDPA` is on; None otherwise."""
-    if DIRECT_SDPA and implementation == "sdpa" and ALL_ATTENTION_FUNCTIONS.get("sdpa") is transformers_sdpa_attention_forward:
+    registered = ALL_ATTENTION_FUNCTIONS.get("sdpa")
+    if DIRECT_SDPA and implementation == "sdpa" and registered is transformers_sdpa_attention_forward:
         return sdpa_attention_forward
     return None
 

@@ -35,7 +35,7 @@ from transformers.modeling_outputs import (
     MaskedImageModelingOutput,
 )
 
-from .attention import SwitchableAttentionMixin, attention_function, split_heads
+from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_swin import VtxSwinConfig
 from .fast_paths import BoundedTensorCache
 from .feed_forward import VtxMLP
@@ -313,12 +313,7 @@ class VtxSwinAttention(nn.Module):
             bias = bias.unsqueeze(1) + shift_mask[None, :, None]  # [1, nW, H, m*m, m*m]
             bias = bias.expand(batch_windows // num_windows, -1, -1, -1, -1)  # [B, nW, H, m*m, m*m]
             bias = bias.reshape(batch_windows, self.num_heads, tokens, tokens)  # [B*nW, H, m*m, m*m]
-        attention_interface = attention_function(self.config, output_attentions)
-        attn_output, attn_weights = attention_interface(
-            self, query, key, value, bias,
-            dropout=self.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
+        attn_output, attn_weights = attend(self, query, key, value, bias, output_attentions)  # [B*nW, m*m, H, d]
         attn_output = attn_output.reshape(batch_windows, tokens, dim)  # [B*nW, m*m, H, d] -> [B*nW, m*m, dim]
         return self.o_proj(attn_output), attn_weights
 

@@ -33,7 +33,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.utils.deprecation import deprecate_kwarg
 
-from .attention import SwitchableAttentionMixin, attention_function, split_heads
+from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_transformer import VtxTransformerConfig
 from .fast_paths import FastDecodingMixin, causal_mask_needless, linear, padding_free
 from .feed_forward import VtxMLP
@@ -186,16 +186,7 @@ class VtxTransformerAttention(nn.Module):
             if cache is not None:
                 key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # [B, H, past+Q, D]
 
-        attention_interface = attention_function(self.config, output_attentions)
-        attn_output, attn_weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=self.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
+        attn_output, attn_weights = attend(self, query, key, value, attention_mask, output_attentions)  # [B, Q, H, D]
         attn_output = attn_output.reshape(batch, q_len, d_model)  # [B, Q, H, D] -> [B, Q, d_model]
         return linear(self.o_proj, attn_output), attn_weights
 

@@ -24,7 +24,7 @@ from transformers.modeling_outputs import (
     MaskedImageModelingOutput,
 )
 
-from .attention import SwitchableAttentionMixin, attention_function, split_heads
+from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_vit import VtxViTConfig
 from .fast_paths import last_layer_query_tokens
 from .feed_forward import VtxMLP
@@ -128,16 +128,7 @@ class VtxViTAttention(nn.Module):
         query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
         if query_tokens is not None:
             query, tokens = query[:, :, :query_tokens], query_tokens  # [B, H, q, Dh]
-        attention_interface = attention_function(self.config, output_attentions)
-        attn_output, attn_weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            None,
-            dropout=self.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
+        attn_output, attn_weights = attend(self, query, key, value, None, output_attentions)  # [B, q, H, Dh]
         attn_output = attn_output.reshape(batch, tokens, hidden_size)  # [B, T, H, Dh] -> [B, T, D]
         return self.o_proj(attn_output), attn_weights
 
