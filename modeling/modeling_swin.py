@@ -347,7 +347,7 @@ class VtxSwinBlock(GradientCheckpointingLayer):
         `VtxSwinAttention`).
 
         Every size is spelled out from the window counts (no -1, padding as whole windows minus the map), so that
-        `torch.export` with a symbolic image size proves the reshapes at once instead of searching for minutes.
+        `torch.export` with a symbolic image size proves the reshapes at once instead of searching for a proof.
         """
         height, width = grid
         batch, _, dim = hidden_states.shape
@@ -357,14 +357,14 @@ class VtxSwinBlock(GradientCheckpointingLayer):
         features = self.layernorm_before(hidden_states).view(batch, height, width, dim)  # [B, h, w, C]
         if not fits_whole_windows(height, width, window):  # (F.pad would copy the map even for zero padding)
             features = F.pad(features, (0, 0, 0, padded_width - width, 0, padded_height - height))  # [B, Hp, Wp, C]
-        if shift:
+        if shift:  # cyclic shift
             features = torch.roll(features, shifts=(-shift, -shift), dims=(1, 2))
         windows = window_partition(features, window).reshape(num_windows, window * window, dim)  # [B*nW, m*m, C]
         mask = self.shift_mask(padded_height, padded_width, window, shift, features.dtype, features.device)
         attended, attn_weights = self.attention(windows, window, mask, output_attentions)
         attended = attended.view(num_windows, window, window, dim)  # [B*nW, m*m, C] -> [B*nW, m, m, C]
         features = window_reverse(attended, window, padded_height, padded_width)  # [B, Hp, Wp, C]
-        if shift:
+        if shift:  # reverse cyclic shift
             features = torch.roll(features, shifts=(shift, shift), dims=(1, 2))
         features = features[:, :height, :width].reshape(batch, height * width, dim)  # crop the padding
         hidden_states = hidden_states + self.drop_path(self.dropout(features))
