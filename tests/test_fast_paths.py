@@ -7,6 +7,7 @@ leans on."""
 
 import copy
 import gc
+import importlib.util
 import inspect
 import pickle
 import weakref
@@ -76,6 +77,30 @@ def test_the_private_apis_the_few_row_path_leans_on_still_exist():
         packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 16)
         output = torch.ops.mkldnn._linear_pointwise(inputs, packed, layer.bias, "none", [], "")
         torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+
+
+SWITCHES = {
+    "FEW_ROW_LINEARS": "HF_VISIONTX_PREPACK",
+    "DIRECT_SDPA": "HF_VISIONTX_DIRECT_SDPA",
+    "SKIP_NEEDLESS_MASKS": "HF_VISIONTX_SKIP_MASKS",
+    "CACHED_EOS_MASKS": "HF_VISIONTX_CACHED_EOS_MASKS",
+    "MLP_ROW_PIECES": "HF_VISIONTX_MLP_PIECES",
+    "CLS_ONLY_LAST_LAYER": "HF_VISIONTX_CLS_ONLY",
+    "CACHE_SHIFT_MASKS": "HF_VISIONTX_MASK_CACHE",
+}
+
+
+def test_every_path_has_its_documented_switch(monkeypatch):
+    """Each flag is on by default and off when its environment variable is 0 at import (as in a process that loads
+    the model as remote code, with its own copy of the module)."""
+    assert all(getattr(fast_paths, flag) is True for flag in SWITCHES)
+    for flag, variable in SWITCHES.items():
+        assert f"`{flag}`, {variable}" in fast_paths.__doc__.replace("\n  ", " ")
+        monkeypatch.setenv(variable, "0")
+    spec = importlib.util.spec_from_file_location("fresh_fast_paths", fast_paths.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    assert all(getattr(fresh, flag) is False for flag in SWITCHES)
 
 
 def test_few_row_linears_switch(monkeypatch):
