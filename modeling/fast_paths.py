@@ -1,47 +1,94 @@
 """Speed-only paths: code that exists because it is faster, not because a paper describes it.
 
-The model files call into this module at the few places where a faster route exists; every path here gives the
-same result as the plain one (up to float rounding) and can be switched off.
+The model files call into this module at the few places where a faster route exists, each with a one-line detour;
+every path here gives the same result as the plain one (up to float rounding) and has one switch: a module-level
+flag, set from an environment variable when the module is imported (`0` turns the path off) and read at each call,
+so that `fast_paths.DIRECT_SDPA = False` at run time works too. A model loaded as Hub remote code imports its own
+copy of this module: there only the environment variables reach it.
 
-Few-row linear layers (`linear`, opened by `few_row_linears`): while a Transformer decodes token by token, each
-projection multiplies 1 to 64 rows (batch x beams) by a large weight, where MKL's sgemm behind `F.linear` reaches
-about half of the memory bandwidth. Inside a `few_row_linears(decoder, lm_head)` block (which the Transformer's
-`generate()` opens), their plain `nn.Linear` layers run oneDNN's matmul instead: on the weight as it is for one row, and on a
-copy of the weight packed once for the block for 2 to `FEW_ROWS_MAX` rows (the copy costs the weight's memory once
-more until the block ends). Everything else takes the layer's own forward: training, more rows, other dtypes and
-devices, `torch.compile` / `torch.export`, and any layer that is not exactly `nn.Linear` or that carries hooks or a
-replaced forward (quantized, PEFT-wrapped or offloaded layers stay untouched). The layers themselves stay plain
-`nn.Linear` modules: tools that match module types (quantizers, PEFT) see them as such at all times.
-Environment variable HF_VISIONTX_PREPACK=0 turns the path off (read once).
+The paths, each with its flag and environment variable:
+- few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`): `FEW_ROW_LINEARS`,
+  HF_VISIONTX_PREPACK;
+- sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
+  HF_VISIONTX_DIRECT_SDPA;
+- attention masks left out where they mask nothing (`padding_free`, `causal_mask_needless`): `SKIP_NEEDLESS_MASKS`,
+  HF_VISIONTX_SKIP_MASKS;
+- minimum-length logits processors that build their end-of-sequence mask once (`FastDecodingMixin`):
+  `CACHED_EOS_MASKS`, HF_VISIONTX_CACHED_EOS_MASKS;
+- the MLP run in row pieces when its inner activation would be huge (`in_row_pieces`): `MLP_ROW_PIECES`,
+  HF_VISIONTX_MLP_PIECES;
+- the ViT classifier's last layer computed for the [CLS] token only (`last_layer_query_tokens`):
+  `CLS_ONLY_LAST_LAYER`, HF_VISIONTX_CLS_ONLY;
+- Swin's shift masks kept by each block for reuse (`BoundedTensorCache`): `CACHE_SHIFT_MASKS`,
+  HF_VISIONTX_MASK_CACHE.
 
-The path leans on torch's private oneDNN operators (`torch.ops.mkldnn._linear_pointwise`,
-`torch.ops.mkldnn._reorder_linear_weight`) and on `torch.nn.modules.module`'s global hook dictionaries; the tests in
-`tests/test_fast_paths.py` fail loudly when a torch upgrade removes or changes them.
+Some paths lean on private APIs of torch or transformers: torch's oneDNN operators
+(`torch.ops.mkldnn._linear_pointwise`, `torch.ops.mkldnn._reorder_linear_weight`) and `torch.nn.modules.module`'s
+global hook dictionaries (few-row linears); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS`
+registry (direct sdpa); `Cache.is_compileable` (needless masks); `GenerationMixin._get_logits_processor` and the
+attributes of the minimum-length processors (cached end-of-sequence masks). `tests/test_fast_paths.py` has, for each
+path, a test that it is taken and equals the plain path, and a test that fails loudly when an upgrade removes or
+changes what it leans on.
 """
 
 import contextlib
 import functools
+import math
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as torch_module
+from transformers import LogitsProcessorList
+from transformers.cache_utils import Cache
+from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
+from transformers.integrations.sdpa_attention import sdpa_attention_forward as transformers_sdpa_attention_forward
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+
+def _switch(variable: str) -> bool:
+    """A path's switch as the environment sets it: on unless the variable is "0"."""
+    return os.environ.get(variable, "1") != "0"
+
+
+FEW_ROW_LINEARS = _switch("HF_VISIONTX_PREPACK")
+DIRECT_SDPA = _switch("HF_VISIONTX_DIRECT_SDPA")
+SKIP_NEEDLESS_MASKS = _switch("HF_VISIONTX_SKIP_MASKS")
+CACHED_EOS_MASKS = _switch("HF_VISIONTX_CACHED_EOS_MASKS")
+MLP_ROW_PIECES = _switch("HF_VISIONTX_MLP_PIECES")
+CLS_ONLY_LAST_LAYER = _switch("HF_VISIONTX_CLS_ONLY")
+CACHE_SHIFT_MASKS = _switch("HF_VISIONTX_MASK_CACHE")
+
+
+# --- few-row linear layers --------------------------------------------------------------------------------------
+# While a Transformer decodes token by token, each projection multiplies 1 to 64 rows (batch x beams) by a large
+# weight, a case MKL's sgemm behind `F.linear` handles poorly. Inside a `few_row_linears(decoder, lm_head)` block
+# (which `FastDecodingMixin.generate` opens), their plain `nn.Linear` layers run oneDNN's matmul instead: on the
+# weight as it is for one row, and on a copy of the weight packed once for the block for 2 to `FEW_ROWS_MAX` rows
+# (the copy costs the weight's memory once more until the block ends). Everything else takes the layer's own
+# forward: training, more rows, other dtypes and devices, `torch.compile` / `torch.export`, and any layer that is not
+# exactly `nn.Linear` or that carries hooks or a replaced forward (quantized, PEFT-wrapped or offloaded layers stay
+# untouched). The layers themselves stay plain `nn.Linear` modules at all times.
 
 FEW_ROWS_MAX = 64  # up to this many rows oneDNN on a packed weight beats F.linear (MKL) on CPU
 
 
 @functools.cache
-def few_row_linears_available() -> bool:
-    """Whether this torch build has oneDNN's linear operators and the user has not turned the path off
-    (HF_VISIONTX_PREPACK=0, read at the first call)."""
+def _onednn_linear_available() -> bool:
+    """Whether this torch build has oneDNN's linear operators."""
     return (
-        os.environ.get("HF_VISIONTX_PREPACK", "1") != "0"
-        and torch.backends.mkldnn.is_available()
+        torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
         and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
     )
+
+
+def few_row_linears_available() -> bool:
+    """Whether `few_row_linears` blocks take effect: the switch is on and torch has oneDNN's linear operators."""
+    return FEW_ROW_LINEARS and _onednn_linear_available()
 
 
 class _PackedWeight:
@@ -70,8 +117,8 @@ _OPEN_LAYERS: "weakref.WeakKeyDictionary[nn.Linear, _PackedWeight]" = weakref.We
 @contextlib.contextmanager
 def few_row_linears(*modules: nn.Module) -> Iterator[None]:
     """Within the block, `linear(layer, inputs)` may run the plain `nn.Linear` layers of `modules` on oneDNN (packed
-    copies made on first use, dropped when the outermost block for the layer ends). The Transformer's `generate()`
-    opens one over its decoder and output layer, which multiply few rows per step; the encoder runs once per call
+    copies made on first use, dropped when the outermost block for the layer ends). `FastDecodingMixin.generate`
+    opens one over the decoder and output layer, which multiply few rows per step; the encoder runs once per call
     and is left out, so that its weights are not packed for nothing.
 
     The copies are scoped to the block because they can be trusted only while the weights cannot change behind them:
@@ -135,4 +182,220 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), state.of(weight), bias, "none", [], "")
 
 
-__all__ = ["FEW_ROWS_MAX", "few_row_linears", "few_row_linears_available", "linear"]
+
+
+# --- sdpa called directly ---------------------------------------------------------------------------------------
+
+
+def sdpa_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """`F.scaled_dot_product_attention` with the calling convention of transformers' attention functions.
+
+    Equal to transformers' own sdpa function for our models (no grouped-query heads, no soft-capping, no position
+    bias), without its per-call checks, which cost more than the attention itself when one token is decoded.
+    Causality is the kernel's when `module.is_causal` and no mask is given (the mask builders leave it out then).
+
+    Args:
+        query: [batch, heads, q_len, head_dim]; key, value: [batch, heads, kv_len, head_dim].
+        attention_mask: additive float mask or boolean mask broadcastable to [batch, heads, q_len, kv_len], or None.
+    Returns:
+        output [batch, q_len, heads, head_dim] (a view: the caller's reshape copies when it must) and None.
+    """
+    is_causal = module.is_causal and attention_mask is None and query.shape[2] > 1
+    output = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=is_causal
+    )  # [B, H, Q, D]
+    return output.transpose(1, 2), None  # [B, H, Q, D] -> [B, Q, H, D]
+
+
+def direct_sdpa(implementation: str) -> Callable | None:
+    """`sdpa_attention_forward` for the "sdpa" implementation while transformers' registry maps "sdpa" to its own
+    function (a user who registered another one gets theirs) and `DIRECT_SDPA` is on; None otherwise."""
+    registered = ALL_ATTENTION_FUNCTIONS.get("sdpa")
+    if DIRECT_SDPA and implementation == "sdpa" and registered is transformers_sdpa_attention_forward:
+        return sdpa_attention_forward
+    return None
+
+
+# --- attention masks left out where they mask nothing -----------------------------------------------------------
+
+
+def padding_free(attention_mask: torch.Tensor | None) -> bool:
+    """Whether a padding mask masks nothing, so that attention needs no mask: None, or a 2-D mask of ones.
+
+    The values are read only in eager mode; under `torch.compile` / `torch.export` a given mask is always built.
+    False when `SKIP_NEEDLESS_MASKS` is off: transformers' mask builders then decide.
+    """
+    if not SKIP_NEEDLESS_MASKS:
+        return False
+    if attention_mask is None:
+        return True
+    return attention_mask.dim() == 2 and not torch.compiler.is_compiling() and bool(attention_mask.all())
+
+
+def causal_mask_needless(query_length: int, cache: Cache | None, attention_mask: torch.Tensor | None) -> bool:
+    """Whether a decoder step needs no self-attention mask: one new position that may see every cached key (no
+    padding, and no static cache, whose slots for positions not yet written a mask must hide)."""
+    return query_length == 1 and not (cache is not None and cache.is_compileable) and padding_free(attention_mask)
+
+
+# --- minimum-length logits processors with their end-of-sequence mask built once --------------------------------
+# transformers' `MinLengthLogitsProcessor` and `MinNewTokensLengthLogitsProcessor` rebuild the end-of-sequence mask
+# over the whole vocabulary at every step (`arange` + `isin` + `where`), even once the minimum length is reached.
+# The subclasses here build the mask once per vocabulary size and device, and return the same scores: -inf on the
+# end-of-sequence ids below the minimum length, a copy of the scores otherwise.
+
+
+class _CachedEosMask:
+    """The boolean [vocab_size] mask of the end-of-sequence ids (`self.eos_token_id`), built on first use."""
+
+    def _eos_mask(self, scores: torch.Tensor) -> torch.Tensor:
+        mask = getattr(self, "_cached_eos_mask", None)
+        if mask is None or mask.shape[0] != scores.shape[-1] or mask.device != scores.device:
+            vocabulary = torch.arange(scores.shape[-1], device=scores.device)  # [V]
+            mask = torch.isin(vocabulary, self.eos_token_id.to(scores.device))  # [V]
+            self._cached_eos_mask = mask
+        return mask
+
+    def _forbid_eos(self, scores: torch.Tensor, too_short: bool) -> torch.Tensor:
+        """scores [batch, V] with -inf on the end-of-sequence ids when `too_short`; a copy of them otherwise."""
+        return torch.where(self._eos_mask(scores), -math.inf, scores) if too_short else scores.clone()
+
+
+class CachedMinLengthLogitsProcessor(_CachedEosMask, MinLengthLogitsProcessor):
+    """`MinLengthLogitsProcessor` with its end-of-sequence mask built once."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        """input_ids [batch, length], scores [batch, V] -> processed scores [batch, V]."""
+        return self._forbid_eos(scores, input_ids.shape[-1] < self.min_length)
+
+
+class CachedMinNewTokensLengthLogitsProcessor(_CachedEosMask, MinNewTokensLengthLogitsProcessor):
+    """`MinNewTokensLengthLogitsProcessor` with its end-of-sequence mask built once."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        """input_ids [batch, length], scores [batch, V] -> processed scores [batch, V]."""
+        return self._forbid_eos(scores, input_ids.shape[-1] - self.prompt_length_to_skip < self.min_new_tokens)
+
+
+_CACHED_EQUIVALENTS = {
+    MinLengthLogitsProcessor: CachedMinLengthLogitsProcessor,
+    MinNewTokensLengthLogitsProcessor: CachedMinNewTokensLengthLogitsProcessor,
+}
+
+
+def with_cached_eos_masks(processors: LogitsProcessorList) -> LogitsProcessorList:
+    """Switch, in place, the processors that are exactly transformers' minimum-length ones to the subclasses above
+    (same attributes, same outputs); user-supplied subclasses and other processors are left alone."""
+    for processor in processors:
+        cached = _CACHED_EQUIVALENTS.get(type(processor))
+        if cached is not None:
+            processor.__class__ = cached
+    return processors
+
+
+class FastDecodingMixin:
+    """The decoding paths of a `GenerationMixin` model, mixed in before it: `generate()` runs inside a
+    `few_row_linears` block over the decoder and the output layer, and the minimum-length logits processors that
+    transformers builds are switched to the cached ones above (`CACHED_EOS_MASKS`)."""
+
+    def generate(self, *args, **kwargs):
+        """`GenerationMixin.generate` with the decoder's few-row projections on oneDNN for the duration."""
+        with few_row_linears(self.get_decoder(), self.get_output_embeddings()):
+            return super().generate(*args, **kwargs)
+
+    def _get_logits_processor(self, *args, **kwargs) -> LogitsProcessorList:
+        processors = super()._get_logits_processor(*args, **kwargs)
+        return with_cached_eos_masks(processors) if CACHED_EOS_MASKS else processors
+
+
+# --- the MLP in row pieces --------------------------------------------------------------------------------------
+# glibc's malloc serves blocks over 32 MiB with fresh mappings from the OS, so an MLP whose inner activation
+# [rows, intermediate_size] passes that size pays the page faults of the whole activation at each call, twice (fc1's
+# output and the activation's). In inference the rows are run in pieces below that size instead; the outputs are the
+# same.
+
+MLP_CHUNK_BYTES = 16 << 20  # inference: the MLP's inner activation is made in pieces of at most this size
+
+
+def in_row_pieces(feed_forward: Callable[[torch.Tensor], torch.Tensor], hidden_states: torch.Tensor,
+                  inner_width: int) -> torch.Tensor:
+    """`feed_forward(hidden_states)`, run over pieces of the rows when, in inference, the inner activation
+    [rows, inner_width] would pass 2 x `MLP_CHUNK_BYTES`.
+
+    Args:
+        feed_forward: a row-wise function [rows, D] -> [rows, D'].
+        hidden_states: [..., D].
+    Returns:
+        [..., D'].
+    """
+    rows = hidden_states.numel() // hidden_states.shape[-1]
+    chunk_rows = max(1, MLP_CHUNK_BYTES // (inner_width * hidden_states.element_size()))
+    if not (MLP_ROW_PIECES and rows > 2 * chunk_rows and not torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()):
+        return feed_forward(hidden_states)
+    flat = hidden_states.reshape(rows, hidden_states.shape[-1])  # [..., D] -> [rows, D]
+    pieces = [feed_forward(flat[start : start + chunk_rows]) for start in range(0, rows, chunk_rows)]
+    return torch.cat(pieces).view(*hidden_states.shape[:-1], -1)  # [rows, D'] -> [..., D']
+
+
+# --- the ViT classifier's last layer for the [CLS] token only ---------------------------------------------------
+
+
+def last_layer_query_tokens(pooled_only: bool, pooling: str, every_state_returned: bool) -> int | None:
+    """How many leading tokens the last ViT layer must update: 1 (the [CLS] token) when the caller reads only the
+    [CLS]-pooled output and no hidden states or attentions are returned, None (all) otherwise. The other tokens'
+    last-layer outputs would be computed and thrown away."""
+    return 1 if CLS_ONLY_LAST_LAYER and pooled_only and pooling == "cls" and not every_state_returned else None
+
+
+# --- Swin's shift masks kept for reuse ----------------------------------------------------------------------------
+
+
+class BoundedTensorCache:
+    """A few derived tensors kept by the module that owns the cache, so that they die with it: at most
+    `max_entries`, the oldest dropped first. Under `torch.compile` / `torch.export`, or with `CACHE_SHIFT_MASKS` off,
+    every lookup builds afresh (in the graph, where the compiler folds it)."""
+
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = max_entries
+        self.entries: dict[Hashable, torch.Tensor] = {}
+
+    def get(self, key: Hashable, build: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The tensor stored under `key`, made by `build()` the first time."""
+        if not CACHE_SHIFT_MASKS or torch.compiler.is_compiling():
+            return build()
+        tensor = self.entries.get(key)
+        if tensor is None:
+            if len(self.entries) >= self.max_entries:
+                del self.entries[next(iter(self.entries))]
+            tensor = self.entries[key] = build()
+        return tensor
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+__all__ = [
+    "BoundedTensorCache",
+    "FEW_ROWS_MAX",
+    "FastDecodingMixin",
+    "causal_mask_needless",
+    "direct_sdpa",
+    "few_row_linears",
+    "few_row_linears_available",
+    "in_row_pieces",
+    "last_layer_query_tokens",
+    "linear",
+    "padding_free",
+    "sdpa_attention_forward",
+    "with_cached_eos_masks",
+]

@@ -14,12 +14,11 @@ along each axis) from attending to each other, so each window computes exactly t
 window it stands for, at the cost of W-MSA. Rolling back by +shift restores the layout.
 
 Reading order: the window arithmetic (`window_partition`, `shifted_window_attention_mask`,
-`relative_position_index`), `VtxSwinAttention`, `VtxSwinLayer` (one block), `VtxSwinPatchMerging`, the stages,
-then the models. This file imports only torch, transformers and its siblings, so it travels with a saved model as
+`relative_position_index`), `VtxSwinAttention`, `VtxSwinBlock`, `VtxSwinPatchMerging`, `VtxSwinStage`, then the
+models. This file imports only torch, transformers and its siblings, so it travels with a saved model as
 Hub remote code.
 """
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -36,21 +35,14 @@ from transformers.modeling_outputs import (
     MaskedImageModelingOutput,
 )
 
+from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_swin import VtxSwinConfig
+from .fast_paths import BoundedTensorCache
+from .feed_forward import VtxMLP
+from .heads import classify_images, linear_classifier, masked_pixel_l1_loss, simmim_decoder
 from .hub_mixin import VtxHubMixin
-from .layers import (
-    SwitchableAttentionMixin,
-    VtxMLP,
-    attention_function,
-    check_forward_kwargs,
-    check_pixel_values,
-    classify_images,
-    interpolate_position_embeddings,
-    masked_pixel_l1_loss,
-    must_resize_positions,
-    resolve_return_dict,
-    split_heads,
-)
+from .image_tokens import grid_positions, mask_patches, patch_tokens, to_feature_map
+from .input_checks import check_forward_kwargs, check_pixel_values, output_flags, resolve_return_dict
 
 # Added to the attention logits of token pairs that must not attend to each other (as the reference does; it stays
 # finite in float16 and bfloat16, and exp(-100) is zero in float32).
@@ -144,24 +136,6 @@ def relative_position_index(window_size: int, table_window_size: int | None = No
     ).flatten(1)  # [2, m*m]: (y, x) of each token
     offsets = coords[:, :, None] - coords[:, None, :] + (table_window_size - 1)  # [2, m*m, m*m], non-negative
     return offsets[0] * (2 * table_window_size - 1) + offsets[1]  # [m*m, m*m]
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_attention_mask(height: int, width: int, window_size: int, shift_size: int, dtype: torch.dtype,
-                           device: torch.device) -> torch.Tensor:
-    return shifted_window_attention_mask(height, width, window_size, shift_size, dtype, device)
-
-
-def attention_mask_for(height: int, width: int, window_size: int, shift_size: int, dtype: torch.dtype,
-                       device: torch.device) -> torch.Tensor | None:
-    """The SW-MSA mask for a padded feature map, built once per (size, window, shift, dtype, device) and reused by
-    every shifted block and forward pass; None for W-MSA (no shift). Under `torch.compile` it is built in the
-    graph instead (the compiler folds it)."""
-    if shift_size == 0:
-        return None
-    if torch.compiler.is_compiling():
-        return shifted_window_attention_mask(height, width, window_size, shift_size, dtype, device)
-    return _cached_attention_mask(height, width, window_size, shift_size, dtype, device)
 
 
 def fits_whole_windows(height: int, width: int, window_size: int) -> bool:
@@ -270,18 +244,10 @@ class VtxSwinEmbeddings(nn.Module):
         """Token embeddings [batch, h * w, C] of an image batch, and the patch grid (h, w)."""
         check_pixel_values(pixel_values, self.config.num_channels, self.config.patch_size)
         patch_map = self.patch_embeddings(pixel_values.to(self.norm.weight.dtype))  # [B, C, h, w]
-        grid = (patch_map.shape[2], patch_map.shape[3])
-        embeddings = self.norm(patch_map.flatten(2).transpose(1, 2))  # [B, C, h*w] -> [B, h*w, C]
+        embeddings, grid = patch_tokens(patch_map)  # [B, h*w, C]
+        embeddings = self.norm(embeddings)
         if bool_masked_pos is not None:
-            if self.mask_token is None:
-                raise ValueError("`bool_masked_pos` needs a model with a mask token: use VtxSwinForMaskedImageModeling.")
-            if tuple(bool_masked_pos.shape) != tuple(embeddings.shape[:2]):
-                raise ValueError(
-                    f"`bool_masked_pos` must have shape (batch, num_patches) = {tuple(embeddings.shape[:2])}, "
-                    f"got {tuple(bool_masked_pos.shape)}."
-                )
-            mask = bool_masked_pos.unsqueeze(-1).to(embeddings.dtype)  # [B, N, 1]
-            embeddings = embeddings * (1.0 - mask) + self.mask_token * mask
+            embeddings = mask_patches(embeddings, bool_masked_pos, self.mask_token, "VtxSwinForMaskedImageModeling")
         if self.position_embeddings is not None:
             embeddings = embeddings + self._positions_for(grid, interpolate_pos_encoding)
         return self.dropout(embeddings), grid
@@ -296,10 +262,7 @@ class VtxSwinEmbeddings(nn.Module):
                     "`interpolate_pos_encoding=True`."
                 )
             return self.position_embeddings
-        if not must_resize_positions(grid, self.grid_size):
-            return self.position_embeddings
-        positions = self.position_embeddings.reshape(1, *self.grid_size, -1)  # [1, N, C] -> [1, h, w, C]
-        return interpolate_position_embeddings(positions, grid)
+        return grid_positions(self.position_embeddings, self.grid_size, grid)
 
 
 class VtxSwinAttention(nn.Module):
@@ -350,18 +313,20 @@ class VtxSwinAttention(nn.Module):
             bias = bias.unsqueeze(1) + shift_mask[None, :, None]  # [1, nW, H, m*m, m*m]
             bias = bias.expand(batch_windows // num_windows, -1, -1, -1, -1)  # [B, nW, H, m*m, m*m]
             bias = bias.reshape(batch_windows, self.num_heads, tokens, tokens)  # [B*nW, H, m*m, m*m]
-        attention_interface = attention_function(self.config, output_attentions)
-        attn_output, attn_weights = attention_interface(
-            self, query, key, value, bias,
-            dropout=self.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
+        attn_output, attn_weights = attend(self, query, key, value, bias, output_attentions)  # [B*nW, m*m, H, d]
         attn_output = attn_output.reshape(batch_windows, tokens, dim)  # [B*nW, m*m, H, d] -> [B*nW, m*m, dim]
         return self.o_proj(attn_output), attn_weights
 
 
-class VtxSwinLayer(GradientCheckpointingLayer):
-    """One Swin block (equation 3): x + DropPath((S)W-MSA(LN(x))), then x + DropPath(MLP(LN(x)))."""
+class VtxSwinBlock(GradientCheckpointingLayer):
+    """One Swin block (equation 3): x + DropPath((S)W-MSA(LN(x))), then x + DropPath(MLP(LN(x))).
+
+    Args:
+        dim: channels C of the stage.
+        num_heads: attention heads of the stage.
+        shift_size: 0 for W-MSA, M / 2 for SW-MSA.
+        drop_path: stochastic depth rate of this block.
+    """
 
     def __init__(self, config: VtxSwinConfig, dim: int, num_heads: int, shift_size: int, drop_path: float):
         super().__init__()
@@ -373,6 +338,7 @@ class VtxSwinLayer(GradientCheckpointingLayer):
         self.mlp = VtxMLP(dim, int(dim * config.mlp_ratio), config.hidden_act)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.drop_path = VtxSwinDropPath(drop_path)
+        self.shift_masks = BoundedTensorCache()  # SW-MSA masks by (size, window, shift, dtype, device); see fast_paths
 
     def forward(
         self, hidden_states: torch.Tensor, grid: tuple[int, int], output_attentions: bool = False
@@ -381,7 +347,7 @@ class VtxSwinLayer(GradientCheckpointingLayer):
         `VtxSwinAttention`).
 
         Every size is spelled out from the window counts (no -1, padding as whole windows minus the map), so that
-        `torch.export` with a symbolic image size proves the reshapes at once instead of searching for minutes.
+        `torch.export` with a symbolic image size proves the reshapes at once instead of searching for a proof.
         """
         height, width = grid
         batch, _, dim = hidden_states.shape
@@ -391,19 +357,29 @@ class VtxSwinLayer(GradientCheckpointingLayer):
         features = self.layernorm_before(hidden_states).view(batch, height, width, dim)  # [B, h, w, C]
         if not fits_whole_windows(height, width, window):  # (F.pad would copy the map even for zero padding)
             features = F.pad(features, (0, 0, 0, padded_width - width, 0, padded_height - height))  # [B, Hp, Wp, C]
-        if shift:
+        if shift:  # cyclic shift
             features = torch.roll(features, shifts=(-shift, -shift), dims=(1, 2))
         windows = window_partition(features, window).reshape(num_windows, window * window, dim)  # [B*nW, m*m, C]
-        mask = attention_mask_for(padded_height, padded_width, window, shift, features.dtype, features.device)
+        mask = self.shift_mask(padded_height, padded_width, window, shift, features.dtype, features.device)
         attended, attn_weights = self.attention(windows, window, mask, output_attentions)
         attended = attended.view(num_windows, window, window, dim)  # [B*nW, m*m, C] -> [B*nW, m, m, C]
         features = window_reverse(attended, window, padded_height, padded_width)  # [B, Hp, Wp, C]
-        if shift:
+        if shift:  # reverse cyclic shift
             features = torch.roll(features, shifts=(shift, shift), dims=(1, 2))
         features = features[:, :height, :width].reshape(batch, height * width, dim)  # crop the padding
         hidden_states = hidden_states + self.drop_path(self.dropout(features))
         mlp_output = self.dropout(self.mlp(self.layernorm_after(hidden_states)))
         return hidden_states + self.drop_path(mlp_output), attn_weights
+
+    def shift_mask(self, height: int, width: int, window_size: int, shift_size: int, dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor | None:
+        """The SW-MSA mask for a padded (height, width) map (`shifted_window_attention_mask`), None for W-MSA."""
+        if shift_size == 0:
+            return None
+        return self.shift_masks.get(
+            (height, width, window_size, shift_size, dtype, device),
+            lambda: shifted_window_attention_mask(height, width, window_size, shift_size, dtype, device),
+        )
 
 
 class VtxSwinPatchMerging(nn.Module):
@@ -430,24 +406,43 @@ class VtxSwinPatchMerging(nn.Module):
 
 
 class VtxSwinStage(nn.Module):
-    """The blocks of one stage (alternating W-MSA and SW-MSA) and the patch merging that ends it."""
+    """One stage: its blocks (alternating W-MSA and SW-MSA), then the patch merging that ends every stage but the
+    last.
+
+    Args:
+        index: the stage's place, from 0; its width is embed_dim * 2^index.
+        drop_paths: the stochastic depth rate of each of its blocks.
+    """
 
     def __init__(self, config: VtxSwinConfig, index: int, drop_paths: list[float]):
         super().__init__()
         dim = config.embed_dim * 2**index
         self.blocks = nn.ModuleList(
-            VtxSwinLayer(config, dim, config.num_heads[index], 0 if block % 2 == 0 else config.window_size // 2,
+            VtxSwinBlock(config, dim, config.num_heads[index], 0 if block % 2 == 0 else config.window_size // 2,
                          drop_paths[block])
             for block in range(config.depths[index])
         )
         is_last = index == len(config.depths) - 1
         self.downsample = None if is_last else VtxSwinPatchMerging(dim)
 
+    def forward(
+        self, hidden_states: torch.Tensor, grid: tuple[int, int], output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor, tuple[torch.Tensor | None, ...]]:
+        """Run the blocks on [batch, h * w, C] tokens of an (h, w) grid, then merge patches.
 
-def to_feature_map(hidden_states: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Tokens [batch, h * w, C] on an (h, w) grid -> an NCHW feature map [batch, C, h, w]."""
-    batch, _, channels = hidden_states.shape
-    return hidden_states.view(batch, *grid, channels).permute(0, 3, 1, 2).contiguous()
+        Returns:
+            the stage's output [batch, h' * w', C'] on its grid (h', w') (halved and 2C after a patch merging), the
+            blocks' output [batch, h * w, C] before the merging, and each block's attention probabilities (see
+            `VtxSwinAttention`).
+        """
+        attentions = ()
+        for block in self.blocks:
+            hidden_states, attn_weights = block(hidden_states, grid, output_attentions)
+            attentions += (attn_weights,)
+        before_downsampling = hidden_states
+        if self.downsample is not None:
+            hidden_states, grid = self.downsample(hidden_states, grid)
+        return hidden_states, grid, before_downsampling, attentions
 
 
 class VtxSwinPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTrainedModel):
@@ -459,7 +454,7 @@ class VtxSwinPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTrainedMo
     input_modalities = ("image",)
     _input_embed_layer = "patch_embeddings"  # get/set_input_embeddings find `embeddings.patch_embeddings`
     supports_gradient_checkpointing = True
-    _no_split_modules = ["VtxSwinEmbeddings", "VtxSwinLayer"]
+    _no_split_modules = ["VtxSwinEmbeddings", "VtxSwinBlock"]
     _supports_sdpa = True
     _supports_flash_attn = False  # the bias + shift mask is an arbitrary additive mask
     _supports_flex_attn = False
@@ -538,24 +533,16 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
             [batch * windows, heads, m*m, m*m] per block (eager only).
         """
         check_forward_kwargs(self, kwargs)
-        if pixel_values is None:
-            raise ValueError("`pixel_values` is required: a [batch, channels, height, width] float tensor.")
-        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
-        output_hidden_states = bool(
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
+        output_attentions, output_hidden_states = output_flags(self.config, output_attentions, output_hidden_states)
         hidden_states, grid = self.embeddings(pixel_values, bool_masked_pos, interpolate_pos_encoding)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else ()
         all_maps = (to_feature_map(hidden_states, grid),) if output_hidden_states else ()
         all_attentions = ()
         for stage in self.stages:
-            for block in stage.blocks:
-                hidden_states, attn_weights = block(hidden_states, grid, output_attentions)
-                all_attentions += (attn_weights,) if output_attentions else ()
-            before_downsampling, grid_before = hidden_states, grid
-            if stage.downsample is not None:
-                hidden_states, grid = stage.downsample(hidden_states, grid)
+            grid_before = grid
+            hidden_states, grid, before_downsampling, attentions = stage(hidden_states, grid, output_attentions)
+            all_attentions += attentions if output_attentions else ()
             if output_hidden_states:
                 recorded, recorded_grid = (
                     (before_downsampling, grid_before) if output_hidden_states_before_downsampling
@@ -582,7 +569,7 @@ class VtxSwinForImageClassification(VtxSwinPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.swin = VtxSwinModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.classifier = linear_classifier(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(
@@ -608,10 +595,7 @@ class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
     def __init__(self, config: VtxSwinConfig):
         super().__init__(config)
         self.swin = VtxSwinModel(config, add_pooling_layer=False, use_mask_token=True)
-        self.decoder = nn.Sequential(
-            nn.Conv2d(config.hidden_size, config.encoder_stride**2 * config.num_channels, kernel_size=1),
-            nn.PixelShuffle(config.encoder_stride),
-        )
+        self.decoder = simmim_decoder(config.hidden_size, config.encoder_stride, config.num_channels)
         self.post_init()
 
     def forward(

@@ -3,14 +3,15 @@
 Paper: https://arxiv.org/abs/1706.03762
 
 Reading order: `sinusoidal_position_table` (section 3.5), `VtxTransformerAttention` (3.2; the feed-forward
-network of 3.3 is `layers.VtxMLP`), the encoder and decoder layers (3.1, post-LN residual blocks), the stacks,
-then the two models.
+network of 3.3 is `feed_forward.VtxMLP`), the encoder and decoder layers (3.1, post-LN residual blocks), the stacks,
+then the two models; teacher forcing (`shift_tokens_right`) and the label-smoothed loss (section 5.4) close the
+file.
 Generation goes through transformers' `GenerationMixin` and its Cache API: the decoder's self-attention keys and
 values grow by one position per step, and the cross-attention keys and values are projected from the encoder
 output once, at the first step, then reused.
 
-This file imports only torch, transformers and its siblings (configuration, shared layers), so it travels with a
-saved model as Hub remote code.
+This file imports only torch, transformers and its siblings (configuration, attention, feed-forward network, input
+checks, fast paths), so it travels with a saved model as Hub remote code.
 """
 
 import math
@@ -19,8 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, LogitsProcessorList, PreTrainedModel
-from transformers.utils.deprecation import deprecate_kwarg
+from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
@@ -31,22 +31,21 @@ from transformers.modeling_outputs import (
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
+from transformers.utils.deprecation import deprecate_kwarg
 
+from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_transformer import VtxTransformerConfig
+from .fast_paths import FastDecodingMixin, causal_mask_needless, linear, padding_free
+from .feed_forward import VtxMLP
 from .hub_mixin import VtxHubMixin
-from .fast_paths import few_row_linears, linear
-from .layers import (
-    SwitchableAttentionMixin,
-    VtxMLP,
-    attention_function,
+from .input_checks import (
+    IGNORE_INDEX,
+    check_attention_mask,
     check_forward_kwargs,
-    dropout_if_training,
+    check_token_ids,
+    output_flags,
     resolve_return_dict,
-    split_heads,
 )
-from .logits_processors import with_cached_eos_masks
-
-IGNORE_INDEX = -100
 
 
 def sinusoidal_position_table(num_positions: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
@@ -73,94 +72,6 @@ def sinusoidal_position_table(num_positions: int, dim: int, layout: str = "inter
     else:
         raise ValueError(f"`layout` must be 'interleaved' or 'concatenated', got {layout!r}.")
     return table.float()
-
-
-def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
-    """Teacher-forcing decoder inputs: the labels moved one step right, starting with `decoder_start_token_id`.
-
-    Positions ignored in the loss (-100) become `pad_token_id`.
-
-    Args:
-        labels: [batch, target_len] target token ids, -100 where ignored.
-    Returns:
-        [batch, target_len] decoder input ids.
-    """
-    shifted = labels.new_full(labels.shape, decoder_start_token_id)  # [B, T]
-    shifted[:, 1:] = labels[:, :-1]
-    return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
-
-
-def label_smoothed_cross_entropy(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    label_smoothing: float = 0.0,
-    num_items_in_batch: torch.Tensor | int | None = None,
-) -> torch.Tensor:
-    """Token-level cross-entropy with label smoothing, summed and divided by the number of target tokens.
-
-    Args:
-        logits: [batch, target_len, vocab] decoder outputs (not shifted: they already predict `labels`).
-        labels: [batch, target_len] target ids, -100 where ignored.
-        label_smoothing: epsilon of the smoothed target distribution (0.1 in the paper).
-        num_items_in_batch: the number of target tokens over all gradient-accumulation micro-batches, passed by
-            `Trainer`; when None, the tokens of this batch are counted.
-    """
-    summed = F.cross_entropy(
-        logits.flatten(0, 1).float(),  # [B*T, V]
-        labels.flatten(),  # [B*T]
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-        label_smoothing=label_smoothing,
-    )
-    if num_items_in_batch is None:
-        num_items_in_batch = (labels != IGNORE_INDEX).sum()
-    if isinstance(num_items_in_batch, torch.Tensor):
-        num_items_in_batch = num_items_in_batch.to(summed.device)
-    return summed / num_items_in_batch
-
-
-def check_token_ids(name: str, token_ids: torch.Tensor | None, vocab_size: int, allow_ignore_index: bool = False):
-    """Raise a `ValueError` naming `name` when `token_ids` holds an id outside [0, vocab_size).
-
-    Skipped under `torch.compile`, where reading a value back from the tensor would break the graph.
-    """
-    if token_ids is None or torch.compiler.is_compiling():
-        return
-    if token_ids.is_floating_point() or token_ids.is_complex():
-        raise ValueError(f"`{name}` must hold integer token ids, got dtype {token_ids.dtype}.")
-    ids = token_ids[token_ids != IGNORE_INDEX] if allow_ignore_index else token_ids
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        allowed = "-100 or " if allow_ignore_index else ""
-        raise ValueError(
-            f"`{name}` holds token ids outside the vocabulary: found values in [{int(ids.min())}, {int(ids.max())}], "
-            f"expected {allowed}ids in [0, {vocab_size}) (config.vocab_size={vocab_size})."
-        )
-
-
-def check_attention_mask(name: str, attention_mask: torch.Tensor | None, expected_shape: tuple[int, ...]):
-    """Raise a `ValueError` naming `name` when a 2-D padding mask does not match the sequence it masks."""
-    if attention_mask is None or attention_mask.dim() == 4:  # a prepared 4-D mask is the caller's business
-        return
-    if tuple(attention_mask.shape) != tuple(expected_shape):
-        raise ValueError(
-            f"`{name}` must have shape {tuple(expected_shape)} (batch, sequence length), "
-            f"got {tuple(attention_mask.shape)}."
-        )
-
-
-def padding_free(attention_mask: torch.Tensor | None) -> bool:
-    """Whether a padding mask masks nothing, so that attention needs no mask: None, or a 2-D mask of ones.
-
-    The values are read only in eager mode; under `torch.compile` / `torch.export` a given mask is always built.
-    """
-    if attention_mask is None:
-        return True
-    return attention_mask.dim() == 2 and not torch.compiler.is_compiling() and bool(attention_mask.all())
-
-
-def is_static(cache: Cache | None) -> bool:
-    """Whether `cache` has slots for positions not yet written (a static cache), which a mask must hide."""
-    return cache is not None and cache.is_compileable
 
 
 class VtxTransformerScaledEmbedding(nn.Embedding):
@@ -275,16 +186,7 @@ class VtxTransformerAttention(nn.Module):
             if cache is not None:
                 key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # [B, H, past+Q, D]
 
-        attention_interface = attention_function(self.config, output_attentions)
-        attn_output, attn_weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=self.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
+        attn_output, attn_weights = attend(self, query, key, value, attention_mask, output_attentions)  # [B, Q, H, D]
         attn_output = attn_output.reshape(batch, q_len, d_model)  # [B, Q, H, D] -> [B, Q, d_model]
         return linear(self.o_proj, attn_output), attn_weights
 
@@ -299,12 +201,12 @@ class VtxTransformerResidualBlock(GradientCheckpointingLayer):
     def __init__(self, config: VtxTransformerConfig):
         super().__init__()
         self.pre_norm = config.layer_norm_placement == "pre"
-        self.dropout = config.dropout
+        self.dropout = nn.Dropout(config.dropout)
 
     def _residual(self, hidden_states: torch.Tensor, norm: nn.LayerNorm, sublayer: Callable) -> tuple:
         """Apply `sublayer` (returning (output, extra)) inside a residual connection; returns (x, extra)."""
         output, extra = sublayer(norm(hidden_states) if self.pre_norm else hidden_states)
-        hidden_states = hidden_states + dropout_if_training(output, self.dropout, self.training)
+        hidden_states = hidden_states + self.dropout(output)
         return (hidden_states if self.pre_norm else norm(hidden_states)), extra
 
 
@@ -450,7 +352,7 @@ class VtxTransformerStack(nn.Module):
         scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
         self.embed_tokens = VtxTransformerScaledEmbedding(config.vocab_size, config.d_model, config.pad_token_id, scale)
         self.embed_positions = VtxTransformerSinusoidalPositions(config)
-        self.dropout = config.dropout
+        self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(layers)
         pre_norm = config.layer_norm_placement == "pre"
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if pre_norm else None
@@ -469,7 +371,7 @@ class VtxTransformerStack(nn.Module):
     def add_positions(self, inputs_embeds: torch.Tensor, start: int) -> torch.Tensor:
         """Add the encodings of positions start, start + 1, ... and apply embedding dropout."""
         positions = self.embed_positions(start, inputs_embeds.shape[1])  # [L, d_model]
-        return dropout_if_training(inputs_embeds + positions, self.dropout, self.training)
+        return self.dropout(inputs_embeds + positions)
 
     def final_norm(self, hidden_states: torch.Tensor, all_hidden_states: tuple | None) -> tuple:
         """Apply the pre-LN stack's final LayerNorm (if any); the last recorded hidden state is the normed one."""
@@ -569,8 +471,8 @@ class VtxTransformerDecoder(VtxTransformerStack):
         )
         hidden_states = self.add_positions(inputs_embeds, start=past_length)
         self_attention_cache = cache.self_attention_cache if cache is not None else None
-        if inputs_embeds.shape[1] == 1 and not is_static(self_attention_cache) and padding_free(attention_mask):
-            causal_mask = None  # one new position that may see every cached key
+        if causal_mask_needless(inputs_embeds.shape[1], self_attention_cache, attention_mask):
+            causal_mask = None  # fast path: one new position that may see every cached key
         else:
             causal_mask = create_causal_mask(
                 config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
@@ -660,10 +562,7 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
             `Seq2SeqModelOutput` with `last_hidden_state` [batch, tgt_len, d_model] (a tuple if `return_dict=False`).
         """
         check_forward_kwargs(self, kwargs)
-        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
-        output_hidden_states = bool(
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
+        output_attentions, output_hidden_states = output_flags(self.config, output_attentions, output_hidden_states)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
                 input_ids=input_ids,
@@ -707,7 +606,7 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
 
-class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, GenerationMixin):
+class VtxTransformerForConditionalGeneration(FastDecodingMixin, VtxTransformerPreTrainedModel, GenerationMixin):
     """The Transformer with its output projection: next-token logits, loss from `labels`, and `generate()`."""
 
     _output_projection_key = "lm_head.weight"
@@ -809,8 +708,8 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
     def generate(self, inputs: torch.Tensor | None = None, **kwargs) -> torch.LongTensor:
-        """`GenerationMixin.generate`, with a clear error when no source is given, and the decoder's few-row
-        projections on oneDNN for the duration on CPU (`fast_paths.few_row_linears`).
+        """`GenerationMixin.generate` (through `fast_paths.FastDecodingMixin`), with a clear error when no source
+        is given.
 
         Args:
             inputs: [batch, src_len] source ids (or pass `input_ids=`, `inputs_embeds=` or `encoder_outputs=`).
@@ -822,13 +721,51 @@ class VtxTransformerForConditionalGeneration(VtxTransformerPreTrainedModel, Gene
                 "generate() needs a source sentence: pass `input_ids` (for example `tokenizer(texts, "
                 "return_tensors='pt', padding=True)`), `inputs_embeds` or `encoder_outputs`."
             )
-        with few_row_linears(self.get_decoder(), self.get_output_embeddings()):
-            return super().generate(inputs, **kwargs)
+        return super().generate(inputs, **kwargs)
 
-    def _get_logits_processor(self, *args, **kwargs) -> LogitsProcessorList:
-        """transformers' logits processors, with the minimum-length ones switched to equivalents that build their
-        end-of-sequence mask once instead of at every step (`logits_processors.with_cached_eos_masks`)."""
-        return with_cached_eos_masks(super()._get_logits_processor(*args, **kwargs))
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Teacher-forcing decoder inputs: the labels moved one step right, starting with `decoder_start_token_id`.
+
+    Positions ignored in the loss (-100) become `pad_token_id`.
+
+    Args:
+        labels: [batch, target_len] target token ids, -100 where ignored.
+    Returns:
+        [batch, target_len] decoder input ids.
+    """
+    shifted = labels.new_full(labels.shape, decoder_start_token_id)  # [B, T]
+    shifted[:, 1:] = labels[:, :-1]
+    return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
+
+
+def label_smoothed_cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    label_smoothing: float = 0.0,
+    num_items_in_batch: torch.Tensor | int | None = None,
+) -> torch.Tensor:
+    """Token-level cross-entropy with label smoothing, summed and divided by the number of target tokens.
+
+    Args:
+        logits: [batch, target_len, vocab] decoder outputs (not shifted: they already predict `labels`).
+        labels: [batch, target_len] target ids, -100 where ignored.
+        label_smoothing: epsilon of the smoothed target distribution (0.1 in the paper).
+        num_items_in_batch: the number of target tokens over all gradient-accumulation micro-batches, passed by
+            `Trainer`; when None, the tokens of this batch are counted.
+    """
+    summed = F.cross_entropy(
+        logits.flatten(0, 1).float(),  # [B*T, V]
+        labels.flatten(),  # [B*T]
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
+    if num_items_in_batch is None:
+        num_items_in_batch = (labels != IGNORE_INDEX).sum()
+    if isinstance(num_items_in_batch, torch.Tensor):
+        num_items_in_batch = num_items_in_batch.to(summed.device)
+    return summed / num_items_in_batch
 
 
 __all__ = [

@@ -7,118 +7,32 @@ An image [B, C, H, W] is cut into P x P patches; each patch is flattened and lin
 position embeddings are added, and a stack of pre-LN Transformer encoder layers follows (equations 1-4 of the
 paper). The classifier reads the final [CLS] state (or the mean of the patch states, the paper's GAP variant).
 
-Reading order: `VtxViTPatchEmbeddings`, `VtxViTEmbeddings` (with `layers.interpolate_position_embeddings`),
-`VtxViTAttention`, `VtxViTLayer`, then the models. This file imports only torch, transformers and its siblings,
-so it travels with a saved model as Hub remote code.
+Reading order: `VtxViTPatchEmbeddings`, `VtxViTEmbeddings` (with `image_tokens.grid_positions`),
+`VtxViTAttention`, `VtxViTLayer`, then the models. The hybrid's ResNet is in `modeling_bit.py`. This file imports
+only torch, transformers and its siblings, so it travels with a saved model as Hub remote code.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
     ImageClassifierOutput,
     MaskedImageModelingOutput,
 )
-from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_vit import VtxViTConfig
+from .fast_paths import last_layer_query_tokens
+from .feed_forward import VtxMLP
+from .heads import classify_images, linear_classifier, masked_pixel_l1_loss, simmim_decoder
 from .hub_mixin import VtxHubMixin
-from .layers import (
-    SwitchableAttentionMixin,
-    VtxMLP,
-    attention_function,
-    check_forward_kwargs,
-    check_pixel_values,
-    classify_images,
-    interpolate_position_embeddings,
-    masked_pixel_l1_loss,
-    must_resize_positions,
-    resolve_return_dict,
-    split_heads,
-)
-
-
-class VtxWeightStandardizedConv2d(nn.Conv2d):
-    """A convolution whose kernel is standardised per output channel (zero mean, unit variance) before use.
-
-    Weight standardisation (Qiao et al. 2019) with GroupNorm is what lets BiT's ResNets train and transfer without
-    batch statistics.
-    """
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """[batch, in_channels, H, W] -> [batch, out_channels, H / stride, W / stride]."""
-        kernel = self.weight.float()  # standardised in float32: half precision loses the small variances
-        variance, mean = torch.var_mean(kernel, dim=(1, 2, 3), keepdim=True, correction=0)
-        weight = ((kernel - mean) * torch.rsqrt(variance + 1e-8)).to(self.weight.dtype)
-        return F.conv2d(hidden_states, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-
-def _standardized_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
-    return VtxWeightStandardizedConv2d(
-        in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
-    )
-
-
-class VtxBitBottleneck(nn.Module):
-    """A ResNet bottleneck block (1x1 reduce, 3x3 with the stride, 1x1 expand) with weight-standardised
-    convolutions and GroupNorm; a projection shortcut where the shape changes."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, num_groups: int):
-        super().__init__()
-        middle = out_channels // 4
-        self.conv1 = _standardized_conv(in_channels, middle, 1)
-        self.norm1 = nn.GroupNorm(num_groups, middle)
-        self.conv2 = _standardized_conv(middle, middle, 3, stride)
-        self.norm2 = nn.GroupNorm(num_groups, middle)
-        self.conv3 = _standardized_conv(middle, out_channels, 1)
-        self.norm3 = nn.GroupNorm(num_groups, out_channels)
-        self.shortcut = None
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                _standardized_conv(in_channels, out_channels, 1, stride), nn.GroupNorm(num_groups, out_channels)
-            )
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """[batch, in_channels, H, W] -> [batch, out_channels, H / stride, W / stride]."""
-        shortcut = hidden_states if self.shortcut is None else self.shortcut(hidden_states)
-        hidden_states = F.relu(self.norm1(self.conv1(hidden_states)))
-        hidden_states = F.relu(self.norm2(self.conv2(hidden_states)))
-        hidden_states = self.norm3(self.conv3(hidden_states))
-        return F.relu(hidden_states + shortcut)
-
-
-class VtxBitResNet(nn.Module):
-    """The hybrid's feature extractor, a BiT ResNet: a stem (7x7 stride-2 convolution, GroupNorm, ReLU, 3x3
-    stride-2 max-pool) and stages of bottleneck blocks, the first stage at stride 1 and each later one halving
-    the resolution: output stride 4 * 2 ** (stages - 1)."""
-
-    def __init__(self, num_channels: int, depths: list[int], width: int, num_groups: int):
-        super().__init__()
-        self.stem = nn.Sequential(
-            _standardized_conv(num_channels, width, 7, stride=2),
-            nn.GroupNorm(num_groups, width),
-            nn.ReLU(),
-            nn.MaxPool2d(3, stride=2, padding=1),
-        )
-        stages, in_channels = [], width
-        for index, depth in enumerate(depths):
-            out_channels = 4 * width * 2**index
-            blocks = []
-            for block in range(depth):
-                stride = 2 if block == 0 and index > 0 else 1
-                blocks.append(VtxBitBottleneck(in_channels, out_channels, stride, num_groups))
-                in_channels = out_channels
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
-        self.out_channels = in_channels
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """[batch, C, H, W] -> feature map [batch, out_channels, H / stride, W / stride]."""
-        return self.stages(self.stem(pixel_values))
+from .image_tokens import grid_positions, interpolate_position_embeddings, mask_patches, patch_tokens
+from .input_checks import check_forward_kwargs, check_pixel_values, output_flags, resolve_return_dict
+from .modeling_bit import VtxBitResNet
 
 
 class VtxViTPatchEmbeddings(nn.Module):
@@ -160,12 +74,8 @@ class VtxViTEmbeddings(nn.Module):
     def positions_for(self, grid: tuple[int, int]) -> torch.Tensor:
         """Position embeddings [1, 1 + rows * cols, D] for a patch grid, interpolated when it is not the
         training grid (always under `torch.compile` / `torch.export`, where the grid may be symbolic)."""
-        if not must_resize_positions(grid, self.config.grid_size):
-            return self.position_embeddings
-        rows, cols = self.config.grid_size
-        patch_positions = self.position_embeddings[:, 1:].reshape(1, rows, cols, -1)  # [1, N, D] -> [1, r, c, D]
-        resized = interpolate_position_embeddings(patch_positions, grid)
-        return torch.cat([self.position_embeddings[:, :1], resized], dim=1)
+        patch_positions = grid_positions(self.position_embeddings[:, 1:], self.config.grid_size, grid)  # [1, N, D]
+        return torch.cat([self.position_embeddings[:, :1], patch_positions], dim=1)  # [1, 1 + N, D]
 
     def forward(
         self,
@@ -184,26 +94,13 @@ class VtxViTEmbeddings(nn.Module):
                 f"`interpolate_pos_encoding=True` to interpolate the position embeddings to this size."
             )
         patch_map = self.patch_embeddings(pixel_values.to(self.cls_token.dtype))  # [B, D, rows, cols]
-        grid = (patch_map.shape[2], patch_map.shape[3])
-        embeddings = patch_map.flatten(2).transpose(1, 2)  # [B, D, rows*cols] -> [B, N, D]
+        embeddings, grid = patch_tokens(patch_map)  # [B, N, D]
         if bool_masked_pos is not None:
-            embeddings = self._mask_patches(embeddings, bool_masked_pos)
+            embeddings = mask_patches(embeddings, bool_masked_pos, self.mask_token, "VtxViTForMaskedImageModeling")
         cls_tokens = self.cls_token.expand(embeddings.shape[0], -1, -1)  # [B, 1, D]
         positions = self.positions_for(grid) if interpolate_pos_encoding else self.position_embeddings  # [1, 1+N, D]
         embeddings = torch.cat([cls_tokens, embeddings], dim=1) + positions  # [B, 1 + N, D]
         return self.dropout(embeddings), grid
-
-    def _mask_patches(self, embeddings: torch.Tensor, bool_masked_pos: torch.Tensor) -> torch.Tensor:
-        """Replace the embeddings of masked patches by the learned mask token (SimMIM)."""
-        if self.mask_token is None:
-            raise ValueError("`bool_masked_pos` needs a model with a mask token: use VtxViTForMaskedImageModeling.")
-        if tuple(bool_masked_pos.shape) != tuple(embeddings.shape[:2]):
-            raise ValueError(
-                f"`bool_masked_pos` must have shape (batch, num_patches) = {tuple(embeddings.shape[:2])}, "
-                f"got {tuple(bool_masked_pos.shape)}."
-            )
-        mask = bool_masked_pos.unsqueeze(-1).to(embeddings.dtype)  # [B, N, 1]
-        return embeddings * (1.0 - mask) + self.mask_token * mask
 
 
 class VtxViTAttention(nn.Module):
@@ -231,16 +128,7 @@ class VtxViTAttention(nn.Module):
         query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
         if query_tokens is not None:
             query, tokens = query[:, :, :query_tokens], query_tokens  # [B, H, q, Dh]
-        attention_interface = attention_function(self.config, output_attentions)
-        attn_output, attn_weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            None,
-            dropout=self.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-        )
+        attn_output, attn_weights = attend(self, query, key, value, None, output_attentions)  # [B, q, H, Dh]
         attn_output = attn_output.reshape(batch, tokens, hidden_size)  # [B, T, H, Dh] -> [B, T, D]
         return self.o_proj(attn_output), attn_weights
 
@@ -327,7 +215,7 @@ class VtxViTModel(VtxViTPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        pooled_only: bool = False,
+        _pooled_only: bool = False,
         **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
         """Encode an image batch.
@@ -339,9 +227,6 @@ class VtxViTModel(VtxViTPreTrainedModel):
             interpolate_pos_encoding: accept any image size by resizing the position grid to the real patch grid.
             output_attentions: also return each layer's attention probabilities (computed with eager attention for
                 this call, whatever the implementation).
-            pooled_only: the caller reads only `pooler_output` (as the classifier does). With [CLS] pooling and no
-                hidden states or attentions requested, the last layer then updates only the [CLS] token, saving
-                most of that layer's work, and `last_hidden_state` is the [CLS] state alone, [batch, 1, D].
             **kwargs: transformers' shared keyword arguments (`TransformersKwargs`, for example the
                 `num_items_in_batch` that `Trainer` passes through `VisionEncoderDecoderModel`) are accepted and have
                 no effect; any other name raises a `TypeError`.
@@ -350,22 +235,17 @@ class VtxViTModel(VtxViTPreTrainedModel):
             [batch, D] ([CLS] or mean of patches, through the pre-logits layer when configured).
         """
         check_forward_kwargs(self, kwargs)
-        if pixel_values is None:
-            raise ValueError("`pixel_values` is required: a [batch, channels, height, width] float tensor.")
-        output_attentions = bool(output_attentions if output_attentions is not None else self.config.output_attentions)
-        output_hidden_states = bool(
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
+        output_attentions, output_hidden_states = output_flags(self.config, output_attentions, output_hidden_states)
         hidden_states, _ = self.embeddings(pixel_values, bool_masked_pos, interpolate_pos_encoding)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        cls_only = pooled_only and self.config.pooling == "cls" and not (output_hidden_states or output_attentions)
-        last = len(self.layers) - 1
+        # `_pooled_only` (private, from the classifier): a fast path may then skip the last layer's patch outputs
+        last_query_tokens = last_layer_query_tokens(_pooled_only, self.config.pooling,
+                                                    output_hidden_states or output_attentions)
         for index, layer in enumerate(self.layers):
-            hidden_states, attn_weights = layer(
-                hidden_states, 1 if cls_only and index == last else None, output_attentions
-            )
+            query_tokens = last_query_tokens if index == len(self.layers) - 1 else None
+            hidden_states, attn_weights = layer(hidden_states, query_tokens, output_attentions)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -390,7 +270,7 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.vit = VtxViTModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.classifier = linear_classifier(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(
@@ -407,7 +287,7 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
         single-label classification; `config.problem_type` selects regression or multi-label). `kwargs` as in
         `VtxViTModel.forward`."""
         return classify_images(self, self.vit, pixel_values, labels, interpolate_pos_encoding, output_attentions,
-                               output_hidden_states, return_dict, pooled_only=True, **kwargs)
+                               output_hidden_states, return_dict, _pooled_only=True, **kwargs)
 
 
 class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
@@ -422,10 +302,7 @@ class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
                 "so that the reconstruction has the input's size."
             )
         self.vit = VtxViTModel(config, use_mask_token=True, add_pooling_layer=False)
-        self.decoder = nn.Sequential(
-            nn.Conv2d(config.hidden_size, config.encoder_stride**2 * config.num_channels, kernel_size=1),
-            nn.PixelShuffle(config.encoder_stride),
-        )
+        self.decoder = simmim_decoder(config.hidden_size, config.encoder_stride, config.num_channels)
         self.post_init()
 
     def forward(

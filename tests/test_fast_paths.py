@@ -1,33 +1,51 @@
-"""The inference fast paths: oneDNN for the few-row matmuls of token-by-token decoding (`fast_paths.linear`), the
-ViT classifier's last layer computed for the [CLS] token only, and the MLP run in row pieces when its activation
-would be huge. Each must give what the plain path gives, and fail loudly when an upgrade removes what it leans on."""
+"""The speed-only paths of `modeling/fast_paths.py`, one section each: oneDNN for the few-row matmuls of
+token-by-token decoding, sdpa called directly, attention masks left out where they mask nothing, minimum-length logits
+processors with a cached end-of-sequence mask, the MLP run in row pieces, the ViT classifier's last layer for the
+[CLS] token only, and Swin's per-block shift-mask cache. For each: the path is taken, it gives what the plain path
+(its switch off) gives, and a guard test fails loudly when a torch or transformers upgrade removes or changes what it
+leans on."""
 
 import copy
+import gc
+import importlib.util
+import inspect
 import pickle
+import weakref
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.nn.modules import module as torch_module
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import LogitsProcessorList
-from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers import GenerationMixin, LogitsProcessorList, masking_utils
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
+from transformers.integrations import sdpa_attention
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import padded_source_batch, tiny_transformer_config
 from support.vit_tester import pixel_batch, tiny_vit_config
 
 from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration
-from hf_visiontx import VtxViTForImageClassification
-from hf_visiontx.modeling import fast_paths, layers
-from hf_visiontx.modeling.fast_paths import FEW_ROWS_MAX, few_row_linears, few_row_linears_available, linear
-from hf_visiontx.modeling.logits_processors import (
+from hf_visiontx import VtxSwinModel, VtxViTForImageClassification, VtxViTModel
+from hf_visiontx.modeling import attention, fast_paths, feed_forward
+from hf_visiontx.modeling.fast_paths import (
+    FEW_ROWS_MAX,
     CachedMinLengthLogitsProcessor,
     CachedMinNewTokensLengthLogitsProcessor,
+    causal_mask_needless,
+    few_row_linears,
+    few_row_linears_available,
+    linear,
+    padding_free,
     with_cached_eos_masks,
 )
 
 needs_onednn = pytest.mark.skipif(not few_row_linears_available(), reason="this torch build has no oneDNN linear")
+
+
+def parameters_of(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
 
 
 def linear_layer(in_features: int = 32, out_features: int = 48, seed: int = 0) -> torch.nn.Linear:
@@ -59,6 +77,39 @@ def test_the_private_apis_the_few_row_path_leans_on_still_exist():
         packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 16)
         output = torch.ops.mkldnn._linear_pointwise(inputs, packed, layer.bias, "none", [], "")
         torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+
+
+SWITCHES = {
+    "FEW_ROW_LINEARS": "HF_VISIONTX_PREPACK",
+    "DIRECT_SDPA": "HF_VISIONTX_DIRECT_SDPA",
+    "SKIP_NEEDLESS_MASKS": "HF_VISIONTX_SKIP_MASKS",
+    "CACHED_EOS_MASKS": "HF_VISIONTX_CACHED_EOS_MASKS",
+    "MLP_ROW_PIECES": "HF_VISIONTX_MLP_PIECES",
+    "CLS_ONLY_LAST_LAYER": "HF_VISIONTX_CLS_ONLY",
+    "CACHE_SHIFT_MASKS": "HF_VISIONTX_MASK_CACHE",
+}
+
+
+def test_every_path_has_its_documented_switch(monkeypatch):
+    """Each flag is on by default and off when its environment variable is 0 at import (as in a process that loads
+    the model as remote code, with its own copy of the module)."""
+    assert all(getattr(fast_paths, flag) is True for flag in SWITCHES)
+    for flag, variable in SWITCHES.items():
+        assert f"`{flag}`, {variable}" in fast_paths.__doc__.replace("\n  ", " ")
+        monkeypatch.setenv(variable, "0")
+    spec = importlib.util.spec_from_file_location("fresh_fast_paths", fast_paths.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    assert all(getattr(fresh, flag) is False for flag in SWITCHES)
+
+
+def test_few_row_linears_switch(monkeypatch):
+    monkeypatch.setattr(fast_paths, "FEW_ROW_LINEARS", False)
+    assert not few_row_linears_available()
+    layer, packing = linear_layer(), spy_on_packing(monkeypatch)
+    with few_row_linears(layer), torch.no_grad():
+        linear(layer, torch.randn(4, 32))
+    assert not packing and layer not in fast_paths._OPEN_LAYERS
 
 
 @needs_onednn
@@ -193,8 +244,8 @@ def test_vit_classifier_updates_only_the_cls_token_in_its_last_layer():
     model, pixels = vit_classifier().eval(), pixel_batch()
     with torch.no_grad():
         torch.testing.assert_close(model(pixels).logits, full_path_logits(model, pixels), rtol=1e-5, atol=1e-5)
-        assert model.vit(pixels, pooled_only=True).last_hidden_state.shape[1] == 1
-        assert model.vit(pixels, pooled_only=True, output_hidden_states=True).last_hidden_state.shape[1] == 65
+        assert model.vit(pixels, _pooled_only=True).last_hidden_state.shape[1] == 1
+        assert model.vit(pixels, _pooled_only=True, output_hidden_states=True).last_hidden_state.shape[1] == 65
     with FlopCounterMode(display=False) as shortcut:
         model(pixels)
     with FlopCounterMode(display=False) as full:
@@ -213,10 +264,30 @@ def test_vit_classifier_shortcut_trains_with_the_full_paths_gradients():
         torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_vit_cls_only_switch_gives_the_same_logits(monkeypatch):
+    model, pixels = vit_classifier().eval(), pixel_batch()
+    with torch.no_grad():
+        fast = model(pixels).logits
+        monkeypatch.setattr(fast_paths, "CLS_ONLY_LAST_LAYER", False)
+        assert model.vit(pixels, _pooled_only=True).last_hidden_state.shape[1] == 65
+        torch.testing.assert_close(model(pixels).logits, fast, rtol=1e-5, atol=1e-5)
+
+
+def test_pooled_only_is_not_part_of_the_public_encoder_contract():
+    """The shortcut is the classifier's private business: the bare encoder always returns every token."""
+    assert "pooled_only" not in inspect.signature(VtxViTModel.forward).parameters
+    assert "pooled_only" not in inspect.signature(VtxViTModel.__init__).parameters
+    model, pixels = vit_classifier().eval(), pixel_batch()
+    with torch.no_grad(), pytest.raises(TypeError, match="pooled_only"):
+        model.vit(pixels, pooled_only=True)
+    with torch.no_grad():
+        assert model.vit(pixels).last_hidden_state.shape[1] == 65
+
+
 def test_vit_mean_pooling_keeps_every_token():
     model, pixels = vit_classifier(pooling="mean").eval(), pixel_batch()
     with torch.no_grad():
-        assert model.vit(pixels, pooled_only=True).last_hidden_state.shape[1] == 65
+        assert model.vit(pixels, _pooled_only=True).last_hidden_state.shape[1] == 65
         torch.testing.assert_close(model(pixels).logits, full_path_logits(model, pixels))
 
 
@@ -234,15 +305,21 @@ def test_mlp_runs_huge_activations_in_row_pieces_with_the_same_outputs(monkeypat
     model, pixels = VtxSwinForImageClassification(config).eval(), pixel_batch()
     fc1_calls = []
     for module in model.modules():
-        if isinstance(module, layers.VtxMLP):
+        if isinstance(module, feed_forward.VtxMLP):
             module.fc1.register_forward_hook(lambda *_: fc1_calls.append(1))
     with torch.no_grad():
         whole = model(pixels).logits
         whole_calls = len(fc1_calls)
-        monkeypatch.setattr(layers, "MLP_CHUNK_BYTES", 4096)  # the first stage's [768, 64] activation: 6 pieces
+        monkeypatch.setattr(fast_paths, "MLP_CHUNK_BYTES", 4096)  # the first stage's [768, 64] activation: 6 pieces
         pieces = model(pixels).logits
+        monkeypatch.setattr(fast_paths, "MLP_ROW_PIECES", False)
+        calls_before = len(fc1_calls)
+        switched_off = model(pixels).logits
+        assert len(fc1_calls) - calls_before == whole_calls
+        monkeypatch.setattr(fast_paths, "MLP_ROW_PIECES", True)
     assert len(fc1_calls) - whole_calls > whole_calls  # some MLPs really ran in pieces
     torch.testing.assert_close(pieces, whole, rtol=1e-5, atol=1e-6)
+    assert torch.equal(switched_off, whole)
     with torch.enable_grad():  # training keeps the whole activation (autograd saves it anyway)
         calls_before = len(fc1_calls)
         model(pixels)
@@ -265,50 +342,100 @@ def test_sdpa_attention_equals_transformers_sdpa_function(causal, query_length, 
         mask[1, ..., -1] = torch.finfo(torch.float32).min
     module = torch.nn.Module()
     module.is_causal = causal
-    ours, _ = layers.sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
-    reference, _ = layers.transformers_sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
+    ours, _ = fast_paths.sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
+    reference, _ = sdpa_attention.sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
     torch.testing.assert_close(ours, reference)  # [B, Q, H, D]
     if causal and query_length > 1 and not masked:  # the kernel's causality really applied
         bidirectional = torch.nn.Module()
         bidirectional.is_causal = False
-        plain, _ = layers.sdpa_attention_forward(bidirectional, query, key, value, None, scaling=0.3)
+        plain, _ = fast_paths.sdpa_attention_forward(bidirectional, query, key, value, None, scaling=0.3)
         assert not torch.allclose(ours, plain)
 
 
-def test_attention_function_honours_a_user_registered_sdpa(monkeypatch):
+def test_the_private_apis_direct_sdpa_leans_on_still_exist():
+    """Direct sdpa replaces transformers' sdpa function only while the registry maps "sdpa" to it, and must take the
+    arguments our attention modules pass it."""
+    assert ALL_ATTENTION_FUNCTIONS.get("sdpa") is sdpa_attention.sdpa_attention_forward
+    assert isinstance(ALL_ATTENTION_FUNCTIONS._global_mapping, dict)
+    assert parameters_of(sdpa_attention.sdpa_attention_forward)[:5] == [
+        "module", "query", "key", "value", "attention_mask"
+    ]
+    assert {"dropout", "scaling"} <= set(parameters_of(sdpa_attention.sdpa_attention_forward))
+
+
+def test_attention_function_takes_direct_sdpa_and_honours_a_user_registered_sdpa(monkeypatch):
     config = tiny_transformer_config(attn_implementation="sdpa")
-    assert layers.attention_function(config) is layers.sdpa_attention_forward
+    assert attention.attention_function(config) is fast_paths.sdpa_attention_forward
     config._attn_implementation = "eager"
-    assert layers.attention_function(config) is layers.eager_attention_forward
+    assert attention.attention_function(config) is attention.eager_attention_forward
     config._attn_implementation = "sdpa"
+    monkeypatch.setattr(fast_paths, "DIRECT_SDPA", False)
+    assert attention.attention_function(config) is sdpa_attention.sdpa_attention_forward
+    monkeypatch.setattr(fast_paths, "DIRECT_SDPA", True)
 
     def custom(*args, **kwargs):
-        return layers.eager_attention_forward(*args, **kwargs)
+        return attention.eager_attention_forward(*args, **kwargs)
 
-    monkeypatch.setitem(layers.ALL_ATTENTION_FUNCTIONS._global_mapping, "sdpa", custom)
-    assert layers.attention_function(config) is custom
-
-
-def test_dropout_runs_only_in_training():
-    hidden = torch.ones(1000)
-    assert layers.dropout_if_training(hidden, 0.5, training=False) is hidden
-    assert layers.dropout_if_training(hidden, 0.0, training=True) is hidden
-    torch.manual_seed(0)
-    dropped = layers.dropout_if_training(hidden, 0.5, training=True)
-    assert 0.4 < (dropped == 0).float().mean() < 0.6 and set(dropped.unique().tolist()) == {0.0, 2.0}
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, "sdpa", custom)
+    assert attention.attention_function(config) is custom
 
 
-def test_masks_are_left_out_only_when_they_mask_nothing():
-    from hf_visiontx.modeling.modeling_transformer import is_static, padding_free
-    from transformers.cache_utils import StaticCache
+def test_direct_sdpa_switch_gives_the_same_translation(monkeypatch):
+    model, batch = translator_and_batch()
+    decoder_input_ids = batch["input_ids"][:, :4]
+    with torch.no_grad():
+        fast = model(**batch, decoder_input_ids=decoder_input_ids).logits
+        tokens = model.generate(**batch, max_new_tokens=6, num_beams=2)
+        monkeypatch.setattr(fast_paths, "DIRECT_SDPA", False)
+        torch.testing.assert_close(model(**batch, decoder_input_ids=decoder_input_ids).logits, fast)
+        assert torch.equal(model.generate(**batch, max_new_tokens=6, num_beams=2), tokens)
 
+
+def test_the_apis_the_needless_mask_path_leans_on_still_exist():
+    """A static cache is told apart by `Cache.is_compileable`; the mask builders take the arguments we pass."""
+    config = tiny_transformer_config()
+    assert isinstance(inspect.getattr_static(Cache, "is_compileable"), property)
+    assert not DynamicCache(config=config).is_compileable
+    assert StaticCache(config=config, max_cache_len=8).is_compileable
+    assert {"config", "inputs_embeds", "attention_mask", "cache"} <= set(parameters_of(masking_utils.create_causal_mask))
+    assert {"config", "inputs_embeds", "attention_mask", "encoder_hidden_states"} <= set(
+        parameters_of(masking_utils.create_bidirectional_mask)
+    )
+
+
+def test_masks_are_left_out_only_when_they_mask_nothing(monkeypatch):
     assert padding_free(None) and padding_free(torch.ones(2, 5, dtype=torch.long))
     assert not padding_free(torch.tensor([[1, 1, 0]]))
     assert not padding_free(torch.zeros(2, 1, 3, 3))  # a prepared 4-D mask is used as given
     config = tiny_transformer_config()
     dynamic = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
-    assert not is_static(None) and not is_static(dynamic.self_attention_cache)
-    assert is_static(StaticCache(config=config, max_cache_len=8))
+    assert causal_mask_needless(1, None, None) and causal_mask_needless(1, dynamic.self_attention_cache, None)
+    assert not causal_mask_needless(2, None, None)
+    assert not causal_mask_needless(1, StaticCache(config=config, max_cache_len=8), None)
+    assert not causal_mask_needless(1, None, torch.tensor([[1, 0]]))
+    monkeypatch.setattr(fast_paths, "SKIP_NEEDLESS_MASKS", False)
+    assert not padding_free(None) and not causal_mask_needless(1, None, None)
+
+
+def test_needless_masks_are_not_built_while_decoding_and_the_switch_gives_the_same_tokens(monkeypatch):
+    from hf_visiontx.modeling import modeling_transformer
+
+    model, batch = translator_and_batch()
+    batch = dict(input_ids=batch["input_ids"][:2, :4], attention_mask=torch.ones(2, 4, dtype=torch.long))
+    built = []
+    for name in ("create_causal_mask", "create_bidirectional_mask"):
+        original = getattr(modeling_transformer, name)
+        monkeypatch.setattr(modeling_transformer, name,
+                            lambda *args, _original=original, _name=name, **kwargs: built.append(_name)
+                            or _original(*args, **kwargs))
+    with torch.no_grad():
+        fast = model.generate(**batch, max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
+        assert built == []  # no padding, one position per step: no mask was built at all
+        monkeypatch.setattr(fast_paths, "SKIP_NEEDLESS_MASKS", False)
+        plain = model.generate(**batch, max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
+    assert "create_causal_mask" in built and "create_bidirectional_mask" in built
+    assert torch.equal(plain.sequences, fast.sequences)
+    torch.testing.assert_close(torch.stack(plain.scores), torch.stack(fast.scores))
 
 
 def test_padded_decoding_steps_match_the_full_forward():
@@ -331,6 +458,21 @@ def test_padded_decoding_steps_match_the_full_forward():
     stepped = torch.cat(steps, dim=1)  # [B, 5, V]
     real = decoder_attention_mask.bool()
     torch.testing.assert_close(stepped[real], full.logits[real], rtol=1e-5, atol=1e-5)
+
+
+def test_the_private_apis_the_cached_eos_masks_lean_on_still_exist():
+    """`FastDecodingMixin` overrides `GenerationMixin._get_logits_processor` and swaps the class of the processors it
+    returns, whose attributes the cached subclasses read."""
+    assert callable(inspect.getattr_static(GenerationMixin, "_get_logits_processor"))
+    assert "generation_config" in parameters_of(GenerationMixin._get_logits_processor)
+    assert "_get_logits_processor" not in vars(VtxTransformerForConditionalGeneration)
+    min_length = MinLengthLogitsProcessor(3, torch.tensor([2]))
+    assert min_length.min_length == 3 and torch.equal(min_length.eos_token_id, torch.tensor([2]))
+    min_new = MinNewTokensLengthLogitsProcessor(2, 4, torch.tensor([2]))
+    assert (min_new.prompt_length_to_skip, min_new.min_new_tokens) == (2, 4)
+    assert torch.equal(min_new.eos_token_id, torch.tensor([2]))
+    min_length.__class__ = CachedMinLengthLogitsProcessor  # raises if the class layouts stop being compatible
+    assert torch.isinf(min_length(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 5))[0, 2])
 
 
 @pytest.mark.parametrize("processor_class", [MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor])
@@ -369,3 +511,66 @@ def test_generate_uses_the_cached_minimum_length_processors_and_forbids_early_eo
         CachedMinLengthLogitsProcessor, CachedMinNewTokensLengthLogitsProcessor
     }
     assert tokens.shape[1] == 8 and not (tokens[:, 1:7] == eos).any() and (tokens[:, 7] == eos).all()
+    monkeypatch.setattr(fast_paths, "CACHED_EOS_MASKS", False)
+    with torch.no_grad():
+        assert torch.equal(model.generate(**batch, max_new_tokens=9, min_new_tokens=6, min_length=5), tokens)
+    assert {MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor} <= {type(p) for p in built[-1]}
+
+
+# --- Swin's shift masks, cached per block -----------------------------------------------------------------------
+
+
+def tiny_swin(**overrides) -> VtxSwinModel:
+    torch.manual_seed(0)
+    config = tiny_swin_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0,
+                              **overrides)
+    return VtxSwinModel(config).eval()
+
+
+def shifted_blocks(model: VtxSwinModel) -> list:
+    return [block for stage in model.stages for block in stage.blocks if block.shift_size]
+
+
+def test_shift_masks_are_built_once_per_block_and_size_and_equal_fresh_ones(monkeypatch):
+    model, pixels = tiny_swin(), pixel_batch()
+    with torch.no_grad():
+        cached = model(pixels).last_hidden_state
+        block = shifted_blocks(model)[0]
+        assert len(block.shift_masks) == 1
+        (mask,) = block.shift_masks.entries.values()
+        model(pixels)
+        assert next(iter(block.shift_masks.entries.values())) is mask  # reused, not rebuilt
+        monkeypatch.setattr(fast_paths, "CACHE_SHIFT_MASKS", False)
+        for each in shifted_blocks(model):
+            each.shift_masks.entries.clear()
+        assert torch.equal(model(pixels).last_hidden_state, cached)
+    assert all(len(each.shift_masks) == 0 for each in shifted_blocks(model))
+
+
+def test_the_shift_mask_cache_is_bounded():
+    model = tiny_swin()
+    block = shifted_blocks(model)[0]
+    with torch.no_grad():
+        for size in range(32, 32 + 4 * (block.shift_masks.max_entries + 3), 4):
+            model(torch.randn(1, 3, size, size), interpolate_pos_encoding=True)
+    assert len(block.shift_masks) == block.shift_masks.max_entries
+
+
+def test_deleting_a_swin_model_frees_its_shift_masks():
+    """The masks belong to the model: nothing process-wide keeps them (or their device memory) alive."""
+    model, pixels = tiny_swin(), pixel_batch()
+    with torch.no_grad():
+        model(pixels)
+    masks = [weakref.ref(mask) for block in shifted_blocks(model) for mask in block.shift_masks.entries.values()]
+    assert masks
+    del model
+    gc.collect()
+    assert all(mask() is None for mask in masks)
+
+
+def test_the_apis_the_shift_mask_cache_leans_on_still_exist():
+    """Under torch.compile the masks are built in the graph: the cache asks `torch.compiler.is_compiling`."""
+    assert callable(torch.compiler.is_compiling) and torch.compiler.is_compiling() is False
+    cache = fast_paths.BoundedTensorCache(max_entries=2)
+    built = [cache.get(key, lambda: torch.zeros(1)) for key in (1, 2, 1, 3)]
+    assert built[0] is built[2] and list(cache.entries) == [2, 3]

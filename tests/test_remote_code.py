@@ -15,7 +15,9 @@ from support.vit_tester import pixel_batch, tiny_vit_config
 from hf_visiontx import (
     VtxSwinForImageClassification,
     VtxTransformerForConditionalGeneration,
+    VtxViTForImageClassification,
     VtxViTForMaskedImageModeling,
+    bit_backbone_config,
 )
 
 # Put first in a script, this makes hf_visiontx unimportable: a meta-path finder refuses it before anything else
@@ -64,6 +66,14 @@ CASES = [
 ]
 
 
+SHARED_SIBLINGS = {"attention.py", "fast_paths.py", "feed_forward.py", "hub_mixin.py", "input_checks.py"}
+REMOTE_SIBLINGS = {  # what each family's model file imports, transitively
+    "transformer": SHARED_SIBLINGS,
+    "vit": SHARED_SIBLINGS | {"heads.py", "image_tokens.py", "modeling_bit.py"},
+    "swin": SHARED_SIBLINGS | {"heads.py", "image_tokens.py"},
+}
+
+
 def inputs_for(model_class) -> dict[str, torch.Tensor]:
     if model_class is VtxTransformerForConditionalGeneration:
         input_ids, attention_mask = padded_source_batch()
@@ -81,7 +91,7 @@ def test_saved_model_loads_as_remote_code_without_hf_visiontx(tmp_path, model_cl
     model.save_pretrained(model_dir)
     saved = {path.name for path in model_dir.iterdir()}
     family = model_class.__module__.rsplit("_", 1)[-1]  # transformer / vit / swin
-    assert {f"modeling_{family}.py", f"configuration_{family}.py", "layers.py"} <= saved
+    assert {f"modeling_{family}.py", f"configuration_{family}.py", *REMOTE_SIBLINGS[family]} <= saved
     auto_map = json.loads((model_dir / "config.json").read_text())["auto_map"]
     assert auto_map[auto_name] == f"modeling_{family}.{model_class.__name__}" and "AutoModel" in auto_map
 
@@ -111,3 +121,22 @@ def test_a_checkpoint_of_one_head_loads_into_another_head_as_remote_code(tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     assert "VtxSwinModel" in result.stdout
     assert load_file(tmp_path / "outputs.safetensors")["output"].shape == (3, 32)
+
+
+def test_a_hybrid_vit_carries_its_bit_resnet_as_remote_code(tmp_path):
+    """The hybrid's ResNet lives in `modeling_bit.py`, which the ViT model file imports: it travels along."""
+    torch.manual_seed(0)
+    config = tiny_vit_config(patch_size=1, backbone_config=bit_backbone_config(depths=(1, 1), width=8, num_groups=2))
+    model = VtxViTForImageClassification(config).eval()
+    model.save_pretrained(tmp_path / "model")
+    assert (tmp_path / "model" / "modeling_bit.py").is_file()
+    save_file({"pixel_values": pixel_batch()}, tmp_path / "inputs.safetensors")
+    with torch.no_grad():
+        expected = model(pixel_batch()).logits
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_LOAD_SCRIPT, str(tmp_path / "model"), "AutoModelForImageClassification",
+         str(tmp_path / "inputs.safetensors"), str(tmp_path / "outputs.safetensors"), "logits"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.equal(load_file(tmp_path / "outputs.safetensors")["output"], expected)

@@ -30,7 +30,7 @@ from hf_visiontx import (
 )
 from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
-from hf_visiontx.modeling.modeling_swin import attention_mask_for, relative_position_index
+from hf_visiontx.modeling.modeling_swin import relative_position_index, shifted_window_attention_mask
 
 
 def tiny(model_class=VtxSwinForImageClassification, seed: int = 0, **overrides):
@@ -138,10 +138,44 @@ def test_patch_merging_concatenates_2x2_neighbours_in_the_reference_order():
 
 
 def test_shift_masks_are_cached_per_size_dtype_and_device():
-    first = attention_mask_for(8, 8, 4, 2, torch.float32, torch.device("cpu"))
-    assert attention_mask_for(8, 8, 4, 2, torch.float32, torch.device("cpu")) is first
-    assert attention_mask_for(8, 8, 4, 2, torch.bfloat16, torch.device("cpu")).dtype == torch.bfloat16
-    assert attention_mask_for(8, 8, 4, 0, torch.float32, torch.device("cpu")) is None
+    block = next(block for block in tiny(VtxSwinModel).stages[0].blocks if block.shift_size)
+    cpu = torch.device("cpu")
+    first = block.shift_mask(8, 8, 4, 2, torch.float32, cpu)
+    assert torch.equal(first, shifted_window_attention_mask(8, 8, 4, 2))
+    assert block.shift_mask(8, 8, 4, 2, torch.float32, cpu) is first
+    assert block.shift_mask(8, 8, 4, 2, torch.bfloat16, cpu).dtype == torch.bfloat16
+    assert block.shift_mask(8, 8, 4, 0, torch.float32, cpu) is None
+
+
+def test_a_stage_runs_its_blocks_then_its_patch_merging():
+    """`VtxSwinStage.forward` gives what running its blocks and then its merging one by one gives."""
+    model = tiny(VtxSwinModel, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0).eval()
+    model.set_attn_implementation("eager")
+    stage, grid = model.stages[0], (8, 8)
+    hidden_states = torch.randn(2, 64, model.config.embed_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        output, new_grid, before, attentions = stage(hidden_states, grid, output_attentions=True)
+        expected, expected_attentions = hidden_states, []
+        for block in stage.blocks:
+            expected, weights = block(expected, grid, True)
+            expected_attentions.append(weights)
+        merged, merged_grid = stage.downsample(expected, grid)
+    assert torch.equal(before, expected) and torch.equal(output, merged) and new_grid == merged_grid == (4, 4)
+    assert len(attentions) == len(stage.blocks)
+    assert all(torch.equal(ours, theirs) for ours, theirs in zip(attentions, expected_attentions))
+    last = model.stages[-1]
+    assert last.downsample is None
+    with torch.no_grad():
+        output, last_grid, before, _ = last(torch.randn(2, 4, last.blocks[0].attention.o_proj.in_features), (2, 2))
+    assert output is before and last_grid == (2, 2)
+
+
+def test_swin_blocks_are_named_blocks_and_keep_their_state_dict_keys():
+    model = tiny(VtxSwinModel)
+    assert type(model.stages[0].blocks[0]).__name__ == "VtxSwinBlock"
+    assert "VtxSwinBlock" in model._no_split_modules
+    assert "stages.0.blocks.1.attention.qkv_proj.weight" in model.state_dict()
+    assert "stages.0.downsample.reduction.weight" in model.state_dict()
 
 
 def test_a_map_no_larger_than_the_window_is_one_unshifted_window():

@@ -453,3 +453,21 @@ def test_unknown_forward_arguments_are_rejected():
     input_ids, _ = padded_source_batch()
     with pytest.raises(TypeError, match="decoder_input_id"):
         tiny_model()(input_ids=input_ids, decoder_input_id=input_ids)
+
+
+def test_the_three_families_share_one_dropout_idiom():
+    """Dropout on hidden states is an `nn.Dropout` module in every family (attention dropout is the attention
+    function's argument), with the configured probabilities."""
+    from swin_tester import tiny_swin_config
+    from vit_tester import tiny_vit_config
+
+    from hf_visiontx import VtxSwinModel, VtxViTModel
+
+    config = tiny_transformer_config(dropout=0.3, activation_dropout=0.2)
+    models = [VtxTransformerModel(config), VtxViTModel(tiny_vit_config()), VtxSwinModel(tiny_swin_config())]
+    for model in models:
+        for name, module in model.named_modules():
+            assert not isinstance(getattr(module, "dropout", None), float), f"{type(model).__name__}.{name}"
+    transformer = models[0]
+    assert transformer.encoder.dropout.p == transformer.decoder.layers[0].dropout.p == 0.3
+    assert transformer.decoder.layers[0].mlp.dropout.p == 0.2

@@ -1,0 +1,119 @@
+"""Checks and defaults of the model files' forward arguments: a clear error that names the argument, the expected
+shape or range and what was given, instead of a bare shape mismatch deep inside a matmul. Imported with a
+single-dot import, so each model's saved remote code carries this file along."""
+
+import torch
+from torch import nn
+from transformers import PreTrainedConfig
+from transformers.utils import TransformersKwargs
+
+IGNORE_INDEX = -100  # label value the losses skip
+
+
+def check_forward_kwargs(model: nn.Module, kwargs: dict) -> None:
+    """Accept the keyword arguments of transformers' shared calling convention (`TransformersKwargs`, for example
+    `num_items_in_batch`, which `Trainer` passes and wrappers such as `VisionEncoderDecoderModel` hand on to their
+    encoder); they have no effect on our models. Raise a `TypeError` naming any other, so that a misspelt argument is
+    not silently ignored."""
+    unknown = sorted(set(kwargs) - set(TransformersKwargs.__annotations__))
+    if unknown:
+        raise TypeError(f"{type(model).__name__}.forward() got unexpected keyword arguments {unknown}.")
+
+
+def output_flags(config: PreTrainedConfig, output_attentions: bool | None,
+                 output_hidden_states: bool | None) -> tuple[bool, bool]:
+    """(output_attentions, output_hidden_states) as the caller gives them, else as the config sets them."""
+    return (
+        bool(output_attentions if output_attentions is not None else config.output_attentions),
+        bool(output_hidden_states if output_hidden_states is not None else config.output_hidden_states),
+    )
+
+
+def resolve_return_dict(config: PreTrainedConfig, return_dict: bool | None) -> bool:
+    """The caller's `return_dict`, else the config's (True unless the user turned it off)."""
+    return return_dict if return_dict is not None else getattr(config, "return_dict", True)
+
+
+def check_pixel_values(pixel_values: torch.Tensor | None, num_channels: int, min_size: int) -> None:
+    """Raise a `ValueError` naming `pixel_values` unless it is a float [batch, num_channels, H, W] batch with H and W
+    at least `min_size` (one token)."""
+    if pixel_values is None:
+        raise ValueError("`pixel_values` is required: a [batch, channels, height, width] float tensor.")
+    if not isinstance(pixel_values, torch.Tensor):
+        raise ValueError(f"`pixel_values` must be a torch.Tensor, got {type(pixel_values).__name__}.")
+    if pixel_values.dim() != 4:
+        raise ValueError(
+            f"`pixel_values` must have 4 dimensions [batch, channels, height, width], got shape "
+            f"{tuple(pixel_values.shape)}."
+        )
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"`pixel_values` must be a floating-point tensor (normalised pixels, as the image processor returns), "
+            f"got {pixel_values.dtype}."
+        )
+    if pixel_values.shape[1] != num_channels:
+        raise ValueError(
+            f"`pixel_values` has {pixel_values.shape[1]} channels but the model expects {num_channels} "
+            f"(config.num_channels)."
+        )
+    if min(pixel_values.shape[2:]) < min_size:
+        raise ValueError(
+            f"`pixel_values` of size {tuple(pixel_values.shape[2:])} is smaller than one token "
+            f"({min_size}x{min_size} pixels)."
+        )
+
+
+def check_mask_positions(bool_masked_pos: torch.Tensor, has_mask_token: bool, num_patches: tuple[int, int],
+                         masking_head: str) -> None:
+    """Raise a `ValueError` unless `bool_masked_pos` can mask the patches: a [batch, num_patches] mask, on a model
+    with a mask token (else the error points to `masking_head`, the class that has one)."""
+    if not has_mask_token:
+        raise ValueError(f"`bool_masked_pos` needs a model with a mask token: use {masking_head}.")
+    if tuple(bool_masked_pos.shape) != tuple(num_patches):
+        raise ValueError(
+            f"`bool_masked_pos` must have shape (batch, num_patches) = {tuple(num_patches)}, "
+            f"got {tuple(bool_masked_pos.shape)}."
+        )
+
+
+def check_token_ids(name: str, token_ids: torch.Tensor | None, vocab_size: int,
+                    allow_ignore_index: bool = False) -> None:
+    """Raise a `ValueError` naming `name` when `token_ids` holds an id outside [0, vocab_size) (or `IGNORE_INDEX`,
+    when allowed).
+
+    Skipped under `torch.compile`, where reading a value back from the tensor would break the graph.
+    """
+    if token_ids is None or torch.compiler.is_compiling():
+        return
+    if token_ids.is_floating_point() or token_ids.is_complex():
+        raise ValueError(f"`{name}` must hold integer token ids, got dtype {token_ids.dtype}.")
+    ids = token_ids[token_ids != IGNORE_INDEX] if allow_ignore_index else token_ids
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        allowed = "-100 or " if allow_ignore_index else ""
+        raise ValueError(
+            f"`{name}` holds token ids outside the vocabulary: found values in [{int(ids.min())}, {int(ids.max())}], "
+            f"expected {allowed}ids in [0, {vocab_size}) (config.vocab_size={vocab_size})."
+        )
+
+
+def check_attention_mask(name: str, attention_mask: torch.Tensor | None, expected_shape: tuple[int, ...]) -> None:
+    """Raise a `ValueError` naming `name` when a 2-D padding mask does not match the sequence it masks."""
+    if attention_mask is None or attention_mask.dim() == 4:  # a prepared 4-D mask is the caller's business
+        return
+    if tuple(attention_mask.shape) != tuple(expected_shape):
+        raise ValueError(
+            f"`{name}` must have shape {tuple(expected_shape)} (batch, sequence length), "
+            f"got {tuple(attention_mask.shape)}."
+        )
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "check_attention_mask",
+    "check_forward_kwargs",
+    "check_mask_positions",
+    "check_pixel_values",
+    "check_token_ids",
+    "output_flags",
+    "resolve_return_dict",
+]
