@@ -29,7 +29,6 @@ def is_generated_card(text: str) -> bool:
     return CARD_MARKER in text or TRANSFORMERS_PLACEHOLDER in text
 
 
-
 # A Hub dataset id ("mnist", "user/name"), as opposed to a free-text description of the data.
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
@@ -69,7 +68,9 @@ def build_model_card(
     preset = matching_preset(config)
 
     metadata: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": pipeline_tag, "license": license_id}
-    own_tags = ["hf_visiontx", config.model_type, "custom_code"] + ([f"preset-{preset.replace('/', '-')}"] if preset else [])
+    own_tags = ["hf_visiontx", config.model_type, "custom_code"] + (
+        [f"preset-{preset.replace('/', '-')}"] if preset else []
+    )
     metadata["tags"] = own_tags + [tag for tag in tags if tag not in own_tags]
     hub_datasets = [name for name in datasets if _HUB_ID.match(name)]
     if hub_datasets:  # the YAML field links Hub datasets; descriptions go to the "Training data" section only
@@ -83,8 +84,11 @@ def build_model_card(
 
     title = repo_id.rstrip("/").split("/")[-1] if repo_id else f"{declared.title}: {architecture}"
     lines = ["---", *_yaml_lines(metadata), "---", CARD_MARKER, f"# {title}", ""]
-    lines += [f"A {declared.title} ([{declared.paper}]({declared.paper_url})) written from scratch in "
-              f"[hf_visiontx](https://github.com/hf-visiontx/hf_visiontx): {declared.summary}.", ""]
+    lines += [
+        f"A {declared.title} ([{declared.paper}]({declared.paper_url})) written from scratch in "
+        f"[hf_visiontx](https://github.com/hf-visiontx/hf_visiontx): {declared.summary}.",
+        "",
+    ]
     lines += ["## Architecture", "", f"- head: `{architecture}` (loads with `{auto_class}`)"]
     lines += [f"- preset: `{preset}`" if preset else "- preset: none (custom sizes)"]
     lines += [f"- {fact}" for fact in config.architecture_facts()]
@@ -93,9 +97,12 @@ def build_model_card(
     if base_model:
         lines.append(f"- starting point: `{base_model}`")
     lines += ["", "## Usage", "", "```python", *_usage_snippet(head.usage, auto_class, repo_id, config), "```", ""]
-    lines += ["The model's code (`configuration_*.py`, `modeling_*.py`) travels with the weights, so "
-              "`trust_remote_code=True` loads it where hf_visiontx is not installed; after `import hf_visiontx` the "
-              "Auto classes know it without remote code.", ""]
+    lines += [
+        "The model's code (`configuration_*.py`, `modeling_*.py`) travels with the weights, so "
+        "`trust_remote_code=True` loads it where hf_visiontx is not installed; after `import hf_visiontx` the "
+        "Auto classes know it without remote code.",
+        "",
+    ]
     if datasets:
         lines += ["## Training data", "", *[f"- {name}" for name in datasets], ""]
     if metrics:
@@ -124,32 +131,61 @@ def _usage_snippet(kind: str, auto_class: str, repo_id: str | None, config: Any)
     """Python lines that load the model from `repo_id` and run it once."""
     load = [f'repo = "{repo_id or "path/to/this/model"}"']
     if kind in ("generate", "encode_text"):
-        load = ["from transformers import AutoTokenizer, " + auto_class, "", *load,
-                "tokenizer = AutoTokenizer.from_pretrained(repo, trust_remote_code=True)",
-                f"model = {auto_class}.from_pretrained(repo, trust_remote_code=True)",
-                'batch = tokenizer(["A short sentence.", "Another one."], return_tensors="pt", padding=True)']
+        load = [
+            "from transformers import AutoTokenizer, " + auto_class,
+            "",
+            *load,
+            "tokenizer = AutoTokenizer.from_pretrained(repo, trust_remote_code=True)",
+            f"model = {auto_class}.from_pretrained(repo, trust_remote_code=True)",
+            'batch = tokenizer(["A short sentence.", "Another one."], return_tensors="pt", padding=True)',
+        ]
         if kind == "generate":
             max_new_tokens = min(64, config.max_position_embeddings - 1)
-            return load + [f"output_ids = model.generate(**batch, num_beams=4, max_new_tokens={max_new_tokens})",
-                           "print(tokenizer.batch_decode(output_ids, skip_special_tokens=True))"]
-        return load + ["encoder_states = model.get_encoder()(**batch).last_hidden_state",
-                       "print(encoder_states.shape)  # (batch, tokens, d_model)"]
+            return [
+                *load,
+                f"output_ids = model.generate(**batch, num_beams=4, max_new_tokens={max_new_tokens})",
+                "print(tokenizer.batch_decode(output_ids, skip_special_tokens=True))",
+            ]
+        return [
+            *load,
+            "encoder_states = model.get_encoder()(**batch).last_hidden_state",
+            "print(encoder_states.shape)  # (batch, tokens, d_model)",
+        ]
     height, width = config.image_height_width
-    lines = ["import torch", "from PIL import Image", f"from transformers import AutoImageProcessor, {auto_class}", "",
-             *load, "processor = AutoImageProcessor.from_pretrained(repo)",
-             f"model = {auto_class}.from_pretrained(repo, trust_remote_code=True).eval()",
-             f'image = Image.new("RGB", ({width}, {height}), (200, 120, 40))  # or Image.open("photo.jpg")',
-             'pixel_values = processor(images=image, return_tensors="pt").pixel_values']
+    lines = [
+        "import torch",
+        "from PIL import Image",
+        f"from transformers import AutoImageProcessor, {auto_class}",
+        "",
+        *load,
+        "processor = AutoImageProcessor.from_pretrained(repo)",
+        f"model = {auto_class}.from_pretrained(repo, trust_remote_code=True).eval()",
+        f'image = Image.new("RGB", ({width}, {height}), (200, 120, 40))  # or Image.open("photo.jpg")',
+        'pixel_values = processor(images=image, return_tensors="pt").pixel_values',
+    ]
     if kind == "classify":
-        return lines + ["with torch.no_grad():", "    logits = model(pixel_values).logits",
-                        "print(model.config.id2label[logits.argmax(-1).item()])"]
+        return [
+            *lines,
+            "with torch.no_grad():",
+            "    logits = model(pixel_values).logits",
+            "print(model.config.id2label[logits.argmax(-1).item()])",
+        ]
     if kind == "encode_image":
-        return lines + ["with torch.no_grad():", "    features = model(pixel_values).pooler_output",
-                        "print(features.shape)  # (1, hidden_size)"]
+        return [
+            *lines,
+            "with torch.no_grad():",
+            "    features = model(pixel_values).pooler_output",
+            "print(features.shape)  # (1, hidden_size)",
+        ]
     if kind == "backbone":
-        return lines + ["with torch.no_grad():", "    feature_maps = model(pixel_values).feature_maps",
-                        "print([tuple(f.shape) for f in feature_maps])"]
-    return lines + [  # reconstruct: SimMIM masked image modeling
+        return [
+            *lines,
+            "with torch.no_grad():",
+            "    feature_maps = model(pixel_values).feature_maps",
+            "print([tuple(f.shape) for f in feature_maps])",
+        ]
+    return [  # reconstruct: SimMIM masked image modeling
+        *lines,
         f"bool_masked_pos = torch.rand(1, {math.prod(config.grid_size)}) < 0.6  # True: the token is masked",
         "with torch.no_grad():",
         "    reconstruction = model(pixel_values, bool_masked_pos=bool_masked_pos).reconstruction",
@@ -158,11 +194,18 @@ def _usage_snippet(kind: str, auto_class: str, repo_id: str | None, config: Any)
 
 
 def _model_index(name: str, pipeline_tag: str, dataset: str, metrics: Mapping[str, float]) -> dict[str, Any]:
-    return {"name": name, "results": [{
-        "task": {"type": pipeline_tag},
-        "dataset": {"type": dataset if _HUB_ID.match(dataset) else "custom", "name": dataset},
-        "metrics": [{"type": metric, "value": float(value), "name": metric} for metric, value in sorted(metrics.items())],
-    }]}
+    return {
+        "name": name,
+        "results": [
+            {
+                "task": {"type": pipeline_tag},
+                "dataset": {"type": dataset if _HUB_ID.match(dataset) else "custom", "name": dataset},
+                "metrics": [
+                    {"type": metric, "value": float(value), "name": metric} for metric, value in sorted(metrics.items())
+                ],
+            }
+        ],
+    }
 
 
 def _yaml_lines(value: Any, indent: str = "") -> list[str]:

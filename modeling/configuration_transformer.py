@@ -121,8 +121,17 @@ class VtxTransformerConfig(PreTrainedConfig):
 
     def _validate_fields(self) -> None:
         """Raise a `ValueError` naming the field when the configuration cannot build a working model."""
-        positive = ("vocab_size", "d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads",
-                    "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim", "max_position_embeddings")
+        positive = (
+            "vocab_size",
+            "d_model",
+            "encoder_layers",
+            "decoder_layers",
+            "encoder_attention_heads",
+            "decoder_attention_heads",
+            "encoder_ffn_dim",
+            "decoder_ffn_dim",
+            "max_position_embeddings",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
@@ -150,8 +159,7 @@ class VtxTransformerConfig(PreTrainedConfig):
             )
         if self.activation_function not in ACT2FN:
             raise ValueError(
-                f"`activation_function` {self.activation_function!r} is unknown; use one of "
-                f"{sorted(ACT2FN.keys())}."
+                f"`activation_function` {self.activation_function!r} is unknown; use one of {sorted(ACT2FN.keys())}."
             )
         for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
             token_id = getattr(self, name)
@@ -181,4 +189,4 @@ class VtxTransformerConfig(PreTrainedConfig):
         return cls(**{**TRANSFORMER_PRESETS[name], **overrides})
 
 
-__all__ = ["VtxTransformerConfig", "TRANSFORMER_PRESETS"]
+__all__ = ["TRANSFORMER_PRESETS", "VtxTransformerConfig"]

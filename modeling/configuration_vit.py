@@ -131,17 +131,22 @@ class VtxViTConfig(ImageSizeMixin, PreTrainedConfig):
 
     def _validate_fields(self) -> None:
         """Raise a `ValueError` naming the field when the configuration cannot build a working model."""
-        for name in ("patch_size", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "encoder_stride"):
+        for name in (
+            "patch_size",
+            "num_channels",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "encoder_stride",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         sizes = self.image_height_width
         if len(sizes) != 2 or any(not isinstance(s, int) or s <= 0 for s in sizes):
             raise ValueError(f"`image_size` must be a positive int or (height, width), got {self.image_size!r}.")
         if min(sizes) < self.token_stride:
-            raise ValueError(
-                f"`image_size` {self.image_size} is smaller than one token ({self.token_stride} pixels)."
-            )
+            raise ValueError(f"`image_size` {self.image_size} is smaller than one token ({self.token_stride} pixels).")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
@@ -182,4 +187,4 @@ class VtxViTConfig(ImageSizeMixin, PreTrainedConfig):
         return cls(**{**VIT_PRESETS[name], **overrides})
 
 
-__all__ = ["VtxViTConfig", "VIT_PRESETS", "bit_backbone_config"]
+__all__ = ["VIT_PRESETS", "VtxViTConfig", "bit_backbone_config"]

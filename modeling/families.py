@@ -106,7 +106,9 @@ class Family:
         for head in self.heads:
             if head.name == name:
                 return head
-        raise ValueError(f"{name!r} is not a head of the {self.name} family; its heads: {[h.name for h in self.heads]}.")
+        raise ValueError(
+            f"{name!r} is not a head of the {self.name} family; its heads: {[h.name for h in self.heads]}."
+        )
 
 
 def _frozen(fields: dict[str, Any]) -> Mapping[str, Any]:
@@ -116,12 +118,21 @@ def _frozen(fields: dict[str, Any]) -> Mapping[str, Any]:
 # The Transformer paper, section 5.3: Adam with beta = (0.9, 0.98), epsilon = 1e-9, warmup then the inverse square
 # root of the step. ViT (DeiT's recipe for training without extra data) and Swin (section 4.1): AdamW with weight
 # decay 0.05, warmup then cosine decay.
-_ADAM = _frozen({"adam_beta1": 0.9, "adam_beta2": 0.98, "adam_epsilon": 1e-9, "weight_decay": 0.0,
-                 "lr_scheduler_type": "inverse_sqrt"})
-_ADAMW = _frozen({"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8, "weight_decay": 0.05,
-                  "lr_scheduler_type": "cosine"})
-_VISION_SMALL_RUN = _frozen({"learning_rate": 1e-3, "warmup_steps": 0.1, "epochs": 30, "batch_size": 16,
-                             "max_shift": 2})
+_ADAM = _frozen(
+    {
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.98,
+        "adam_epsilon": 1e-9,
+        "weight_decay": 0.0,
+        "lr_scheduler_type": "inverse_sqrt",
+    }
+)
+_ADAMW = _frozen(
+    {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8, "weight_decay": 0.05, "lr_scheduler_type": "cosine"}
+)
+_VISION_SMALL_RUN = _frozen(
+    {"learning_rate": 1e-3, "warmup_steps": 0.1, "epochs": 30, "batch_size": 16, "max_shift": 2}
+)
 _VISION_PRESET_RUN = _frozen({"warmup_steps": 0.05, "epochs": 300, "batch_size": 64})
 _FINE_TUNING = _frozen({"learning_rate": 1e-4, "warmup_steps": 0.1, "batch_size": 32})
 
@@ -134,8 +145,13 @@ TRANSFORMER = Family(
     module="transformer",
     config_class="VtxTransformerConfig",
     heads=(
-        Head("VtxTransformerForConditionalGeneration", "AutoModelForSeq2SeqLM", "translation", "generate",
-             converts_from=("MarianMTModel",)),
+        Head(
+            "VtxTransformerForConditionalGeneration",
+            "AutoModelForSeq2SeqLM",
+            "translation",
+            "generate",
+            converts_from=("MarianMTModel",),
+        ),
         Head("VtxTransformerModel", "AutoModel", "feature-extraction", "encode_text", converts_from=("MarianModel",)),
     ),
     preprocessor="tokenizer",
@@ -143,11 +159,20 @@ TRANSFORMER = Family(
     trained_head="VtxTransformerForConditionalGeneration",
     analysis=None,
     # Small model for the number-words corpus.
-    small_config=_frozen({
-        "d_model": 128, "encoder_layers": 3, "decoder_layers": 3, "encoder_attention_heads": 4,
-        "decoder_attention_heads": 4, "encoder_ffn_dim": 512, "decoder_ffn_dim": 512, "max_position_embeddings": 128,
-        "dropout": 0.1, "label_smoothing": 0.1,
-    }),
+    small_config=_frozen(
+        {
+            "d_model": 128,
+            "encoder_layers": 3,
+            "decoder_layers": 3,
+            "encoder_attention_heads": 4,
+            "decoder_attention_heads": 4,
+            "encoder_ffn_dim": 512,
+            "decoder_ffn_dim": 512,
+            "max_position_embeddings": 128,
+            "dropout": 0.1,
+            "label_smoothing": 0.1,
+        }
+    ),
     recipe=RecipeSettings(
         optimizer=_ADAM,
         small=_frozen({"learning_rate": 2e-3, "warmup_steps": 200, "epochs": 4, "batch_size": 64}),
@@ -172,21 +197,42 @@ VIT = Family(
     config_class="VtxViTConfig",
     heads=(
         Head("VtxViTModel", "AutoModel", _IMAGE_PIPELINE, "encode_image", converts_from=("ViTModel",)),
-        Head("VtxViTForImageClassification", "AutoModelForImageClassification", "image-classification", "classify",
-             converts_from=("ViTForImageClassification",)),
-        Head("VtxViTForMaskedImageModeling", "AutoModelForMaskedImageModeling", _IMAGE_PIPELINE, "reconstruct",
-             converts_from=("ViTForMaskedImageModeling",)),
+        Head(
+            "VtxViTForImageClassification",
+            "AutoModelForImageClassification",
+            "image-classification",
+            "classify",
+            converts_from=("ViTForImageClassification",),
+        ),
+        Head(
+            "VtxViTForMaskedImageModeling",
+            "AutoModelForMaskedImageModeling",
+            _IMAGE_PIPELINE,
+            "reconstruct",
+            converts_from=("ViTForMaskedImageModeling",),
+        ),
     ),
     preprocessor="image_processor",
     task="image-classification",
     trained_head="VtxViTForImageClassification",
     analysis="attention",
-    small_config=_frozen({
-        "image_size": 32, "patch_size": 8, "hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4,
-        "intermediate_size": 192,
-    }),
-    recipe=RecipeSettings(optimizer=_ADAMW, small=_VISION_SMALL_RUN, preset=_VISION_PRESET_RUN,
-                  fine_tuning=_frozen({**_FINE_TUNING, "epochs": 5}), preset_learning_rate=5e-4 / 512),
+    small_config=_frozen(
+        {
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 96,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "intermediate_size": 192,
+        }
+    ),
+    recipe=RecipeSettings(
+        optimizer=_ADAMW,
+        small=_VISION_SMALL_RUN,
+        preset=_VISION_PRESET_RUN,
+        fine_tuning=_frozen({**_FINE_TUNING, "epochs": 5}),
+        preset_learning_rate=5e-4 / 512,
+    ),
     title="Vision Transformer (ViT)",
     paper="Dosovitskiy et al. 2021, An Image is Worth 16x16 Words",
     paper_url="https://arxiv.org/abs/2010.11929",
@@ -201,22 +247,44 @@ SWIN = Family(
     config_class="VtxSwinConfig",
     heads=(
         Head("VtxSwinModel", "AutoModel", _IMAGE_PIPELINE, "encode_image", converts_from=("SwinModel",)),
-        Head("VtxSwinForImageClassification", "AutoModelForImageClassification", "image-classification", "classify",
-             converts_from=("SwinForImageClassification",)),
-        Head("VtxSwinForMaskedImageModeling", "AutoModelForMaskedImageModeling", _IMAGE_PIPELINE, "reconstruct",
-             converts_from=("SwinForMaskedImageModeling",)),
+        Head(
+            "VtxSwinForImageClassification",
+            "AutoModelForImageClassification",
+            "image-classification",
+            "classify",
+            converts_from=("SwinForImageClassification",),
+        ),
+        Head(
+            "VtxSwinForMaskedImageModeling",
+            "AutoModelForMaskedImageModeling",
+            _IMAGE_PIPELINE,
+            "reconstruct",
+            converts_from=("SwinForMaskedImageModeling",),
+        ),
         Head("VtxSwinBackbone", "AutoBackbone", _IMAGE_PIPELINE, "backbone"),
     ),
     preprocessor="image_processor",
     task="image-classification",
     trained_head="VtxSwinForImageClassification",
     analysis="windows",
-    small_config=_frozen({
-        "image_size": 32, "patch_size": 8, "embed_dim": 64, "depths": (2, 2), "num_heads": (4, 8), "window_size": 2,
-        "drop_path_rate": 0.1,
-    }),
-    recipe=RecipeSettings(optimizer=_ADAMW, small=_VISION_SMALL_RUN, preset=_VISION_PRESET_RUN,
-                  fine_tuning=_frozen({**_FINE_TUNING, "epochs": 5}), preset_learning_rate=1e-3 / 1024),
+    small_config=_frozen(
+        {
+            "image_size": 32,
+            "patch_size": 8,
+            "embed_dim": 64,
+            "depths": (2, 2),
+            "num_heads": (4, 8),
+            "window_size": 2,
+            "drop_path_rate": 0.1,
+        }
+    ),
+    recipe=RecipeSettings(
+        optimizer=_ADAMW,
+        small=_VISION_SMALL_RUN,
+        preset=_VISION_PRESET_RUN,
+        fine_tuning=_frozen({**_FINE_TUNING, "epochs": 5}),
+        preset_learning_rate=1e-3 / 1024,
+    ),
     title="Swin Transformer",
     paper="Liu et al. 2021, Swin Transformer: Hierarchical Vision Transformer using Shifted Windows",
     paper_url="https://arxiv.org/abs/2103.14030",
@@ -258,4 +326,15 @@ def auto_map(model_type: str) -> dict[str, str]:
     return entries
 
 
-__all__ = ["FAMILIES", "Family", "Head", "RecipeSettings", "SWIN", "TRANSFORMER", "VIT", "auto_map", "family", "family_of_head"]
+__all__ = [
+    "FAMILIES",
+    "SWIN",
+    "TRANSFORMER",
+    "VIT",
+    "Family",
+    "Head",
+    "RecipeSettings",
+    "auto_map",
+    "family",
+    "family_of_head",
+]

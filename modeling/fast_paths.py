@@ -95,7 +95,7 @@ class _PackedWeight:
     """A layer's weight re-laid-out for oneDNN, the (storage, version, shape) of the weight it was made from, and how
     many open `few_row_linears` blocks allow the layer."""
 
-    __slots__ = ("source", "packed", "users")
+    __slots__ = ("packed", "source", "users")
 
     def __init__(self):
         self.source, self.packed, self.users = None, None, 0
@@ -128,7 +128,9 @@ def few_row_linears(*modules: nn.Module) -> Iterator[None]:
     if not few_row_linears_available():
         yield
         return
-    layers = list({id(layer): layer for module in modules for layer in module.modules() if type(layer) is nn.Linear}.values())
+    layers = list(
+        {id(layer): layer for module in modules for layer in module.modules() if type(layer) is nn.Linear}.values()
+    )
     for layer in layers:
         state = _OPEN_LAYERS.get(layer)
         if state is None:
@@ -180,8 +182,6 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     if inputs.numel() == layer.in_features:  # one row: oneDNN's kernel gains without packing
         return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), weight, bias, "none", [], "")
     return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), state.of(weight), bias, "none", [], "")
-
-
 
 
 # --- sdpa called directly ---------------------------------------------------------------------------------------
@@ -326,8 +326,9 @@ class FastDecodingMixin:
 MLP_CHUNK_BYTES = 16 << 20  # inference: the MLP's inner activation is made in pieces of at most this size
 
 
-def in_row_pieces(feed_forward: Callable[[torch.Tensor], torch.Tensor], hidden_states: torch.Tensor,
-                  inner_width: int) -> torch.Tensor:
+def in_row_pieces(
+    feed_forward: Callable[[torch.Tensor], torch.Tensor], hidden_states: torch.Tensor, inner_width: int
+) -> torch.Tensor:
     """`feed_forward(hidden_states)`, run over pieces of the rows when, in inference, the inner activation
     [rows, inner_width] would pass 2 x `MLP_CHUNK_BYTES`.
 
@@ -339,8 +340,9 @@ def in_row_pieces(feed_forward: Callable[[torch.Tensor], torch.Tensor], hidden_s
     """
     rows = hidden_states.numel() // hidden_states.shape[-1]
     chunk_rows = max(1, MLP_CHUNK_BYTES // (inner_width * hidden_states.element_size()))
-    if not (MLP_ROW_PIECES and rows > 2 * chunk_rows and not torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()):
+    if not (
+        MLP_ROW_PIECES and rows > 2 * chunk_rows and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    ):
         return feed_forward(hidden_states)
     flat = hidden_states.reshape(rows, hidden_states.shape[-1])  # [..., D] -> [rows, D]
     pieces = [feed_forward(flat[start : start + chunk_rows]) for start in range(0, rows, chunk_rows)]
@@ -385,8 +387,8 @@ class BoundedTensorCache:
 
 
 __all__ = [
-    "BoundedTensorCache",
     "FEW_ROWS_MAX",
+    "BoundedTensorCache",
     "FastDecodingMixin",
     "causal_mask_needless",
     "direct_sdpa",

@@ -43,13 +43,19 @@ def classify_images(
     )
     logits = model.classifier(outputs.pooler_output)  # [B, num_labels]
     loss = classification_loss(model, logits, labels, encoder_options.get("num_items_in_batch"))
-    carried = {name: getattr(outputs, name) for name in output_class.__dataclass_fields__ if name not in ("loss", "logits")}
+    carried = {
+        name: getattr(outputs, name) for name in output_class.__dataclass_fields__ if name not in ("loss", "logits")
+    }
     output = output_class(loss=loss, logits=logits, **carried)
     return output if resolve_return_dict(model.config, return_dict) else output.to_tuple()
 
 
-def classification_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor | None,
-                        num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor | None:
+def classification_loss(
+    model: nn.Module,
+    logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    num_items_in_batch: torch.Tensor | int | None = None,
+) -> torch.Tensor | None:
     """The loss of an image classifier, for the problem type `config.problem_type` names (inferred as transformers
     does when unset: regression for one label, single-label classification for integer labels, multi-label
     otherwise): cross-entropy, mean squared error or binary cross-entropy with logits, computed in float32.
@@ -111,8 +117,13 @@ def simmim_decoder(hidden_size: int, encoder_stride: int, num_channels: int) -> 
     )
 
 
-def masked_pixel_l1_loss(pixel_values: torch.Tensor, reconstruction: torch.Tensor, bool_masked_pos: torch.Tensor,
-                         patch_grid: tuple[int, int], patch_size: int) -> torch.Tensor:
+def masked_pixel_l1_loss(
+    pixel_values: torch.Tensor,
+    reconstruction: torch.Tensor,
+    bool_masked_pos: torch.Tensor,
+    patch_grid: tuple[int, int],
+    patch_size: int,
+) -> torch.Tensor:
     """SimMIM's loss: the L1 error on the pixels of masked patches, averaged over those pixels and the channels.
 
     Args:

@@ -73,30 +73,66 @@ class VtxHubMixin:
         with tempfile.TemporaryDirectory() as work_dir:
             self.save_pretrained(work_dir, max_shard_size=max_shard_size)
             return self._upload_saved_model(
-                work_dir, repo_id, commit_message=commit_message, commit_description=commit_description,
-                private=private, token=token, revision=revision, create_pr=create_pr, tags=tags,
+                work_dir,
+                repo_id,
+                commit_message=commit_message,
+                commit_description=commit_description,
+                private=private,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+                tags=tags,
             )
 
-    def _upload_saved_model(self, directory: str | os.PathLike, repo_id: str, *, commit_message: str | None = None,
-                            commit_description: str | None = None, private: bool | None = None,
-                            token: bool | str | None = None, revision: str | None = None, create_pr: bool = False,
-                            tags: list[str] | None = None):
+    def _upload_saved_model(
+        self,
+        directory: str | os.PathLike,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        tags: list[str] | None = None,
+    ):
         repo_id = hf_api().create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
         remote_card = create_and_tag_model_card(repo_id, tags, token=token)  # the repo's card or a placeholder
         readme = Path(directory) / README
         if is_generated_card(remote_card.content):
-            card = build_model_card(self.config, num_parameters=self.num_parameters(), repo_id=repo_id,
-                                    tags=tags or (), **recorded_card_facts(remote_card.data))
+            card = build_model_card(
+                self.config,
+                num_parameters=self.num_parameters(),
+                repo_id=repo_id,
+                tags=tags or (),
+                **recorded_card_facts(remote_card.data),
+            )
             readme.write_text(card, encoding="utf-8")
         else:  # a card written by a person: keep it
             remote_card.save(readme)
         return self._upload_modified_files(
-            directory, repo_id, files_timestamps={}, commit_message=commit_message or "Upload model",
-            commit_description=commit_description, token=token, create_pr=create_pr, revision=revision,
+            directory,
+            repo_id,
+            files_timestamps={},
+            commit_message=commit_message or "Upload model",
+            commit_description=commit_description,
+            token=token,
+            create_pr=create_pr,
+            revision=revision,
         )
 
 
-_PUSH_ARGUMENTS = ("repo_id", "commit_message", "commit_description", "private", "token", "revision", "create_pr", "tags")
+_PUSH_ARGUMENTS = (
+    "repo_id",
+    "commit_message",
+    "commit_description",
+    "private",
+    "token",
+    "revision",
+    "create_pr",
+    "tags",
+)
 
 
 def recorded_card_facts(card_data: Any) -> dict[str, Any]:

@@ -26,8 +26,9 @@ def to_feature_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return tokens.view(batch, *grid, channels).permute(0, 3, 1, 2).contiguous()  # [B, r, c, D] -> [B, D, r, c]
 
 
-def mask_patches(tokens: torch.Tensor, bool_masked_pos: torch.Tensor, mask_token: torch.Tensor | None,
-                 masking_head: str) -> torch.Tensor:
+def mask_patches(
+    tokens: torch.Tensor, bool_masked_pos: torch.Tensor, mask_token: torch.Tensor | None, masking_head: str
+) -> torch.Tensor:
     """Replace the tokens of masked patches by the learned mask token (SimMIM, Xie et al. 2022).
 
     Args:
@@ -73,8 +74,7 @@ def must_resize_positions(grid: tuple[int, int], trained_grid: tuple[int, int]) 
     return torch.compiler.is_compiling() or tuple(grid) != tuple(trained_grid)
 
 
-def grid_positions(patch_positions: torch.Tensor, trained_grid: tuple[int, int],
-                   grid: tuple[int, int]) -> torch.Tensor:
+def grid_positions(patch_positions: torch.Tensor, trained_grid: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
     """Position embeddings of the patch tokens for a patch grid: as learned on `trained_grid`, or interpolated to
     `grid` when it differs (see `must_resize_positions`).
 

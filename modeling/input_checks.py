@@ -20,8 +20,9 @@ def check_forward_kwargs(model: nn.Module, kwargs: dict) -> None:
         raise TypeError(f"{type(model).__name__}.forward() got unexpected keyword arguments {unknown}.")
 
 
-def output_flags(config: PreTrainedConfig, output_attentions: bool | None,
-                 output_hidden_states: bool | None) -> tuple[bool, bool]:
+def output_flags(
+    config: PreTrainedConfig, output_attentions: bool | None, output_hidden_states: bool | None
+) -> tuple[bool, bool]:
     """(output_attentions, output_hidden_states) as the caller gives them, else as the config sets them."""
     return (
         bool(output_attentions if output_attentions is not None else config.output_attentions),
@@ -63,8 +64,9 @@ def check_pixel_values(pixel_values: torch.Tensor | None, num_channels: int, min
         )
 
 
-def check_mask_positions(bool_masked_pos: torch.Tensor, has_mask_token: bool, num_patches: tuple[int, int],
-                         masking_head: str) -> None:
+def check_mask_positions(
+    bool_masked_pos: torch.Tensor, has_mask_token: bool, num_patches: tuple[int, int], masking_head: str
+) -> None:
     """Raise a `ValueError` unless `bool_masked_pos` can mask the patches: a [batch, num_patches] mask, on a model
     with a mask token (else the error points to `masking_head`, the class that has one)."""
     if not has_mask_token:
@@ -76,8 +78,9 @@ def check_mask_positions(bool_masked_pos: torch.Tensor, has_mask_token: bool, nu
         )
 
 
-def check_token_ids(name: str, token_ids: torch.Tensor | None, vocab_size: int,
-                    allow_ignore_index: bool = False) -> None:
+def check_token_ids(
+    name: str, token_ids: torch.Tensor | None, vocab_size: int, allow_ignore_index: bool = False
+) -> None:
     """Raise a `ValueError` naming `name` when `token_ids` holds an id outside [0, vocab_size) (or `IGNORE_INDEX`,
     when allowed).
 

@@ -78,8 +78,9 @@ def window_reverse(windows: torch.Tensor, window_size: int, height: int, width: 
     return windows.transpose(2, 3).reshape(batch, height, width, channels)  # [B, H, W, C]
 
 
-def shifted_region_ids(height: int, width: int, window_size: int, shift_size: int,
-                       device: torch.device | None = None) -> torch.Tensor:
+def shifted_region_ids(
+    height: int, width: int, window_size: int, shift_size: int, device: torch.device | None = None
+) -> torch.Tensor:
     """Which of the 9 regions each position of the rolled (shifted) feature map came from.
 
     Along each axis of length L, the rolled map holds three strips: [0, L - M) (the interior), [L - M, L - s)
@@ -98,9 +99,14 @@ def shifted_region_ids(height: int, width: int, window_size: int, shift_size: in
     return row_strip[:, None] * 3 + col_strip[None, :]  # [H, W]
 
 
-def shifted_window_attention_mask(height: int, width: int, window_size: int, shift_size: int,
-                                  dtype: torch.dtype = torch.float32,
-                                  device: torch.device | None = None) -> torch.Tensor:
+def shifted_window_attention_mask(
+    height: int,
+    width: int,
+    window_size: int,
+    shift_size: int,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """The additive attention mask of SW-MSA: 0 where two tokens of a window came from the same region,
     `MASKED_LOGIT` elsewhere.
 
@@ -131,9 +137,9 @@ def relative_position_index(window_size: int, table_window_size: int | None = No
         [m * m, m * m] long tensor.
     """
     table_window_size = table_window_size or window_size
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
-    ).flatten(1)  # [2, m*m]: (y, x) of each token
+    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")).flatten(
+        1
+    )  # [2, m*m]: (y, x) of each token
     offsets = coords[:, :, None] - coords[:, None, :] + (table_window_size - 1)  # [2, m*m, m*m], non-negative
     return offsets[0] * (2 * table_window_size - 1) + offsets[1]  # [m*m, m*m]
 
@@ -238,7 +244,9 @@ class VtxSwinEmbeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None,
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
     ) -> tuple[torch.Tensor, tuple[int, int]]:
         """Token embeddings [batch, h * w, C] of an image batch, and the patch grid (h, w)."""
@@ -371,8 +379,9 @@ class VtxSwinBlock(GradientCheckpointingLayer):
         mlp_output = self.dropout(self.mlp(self.layernorm_after(hidden_states)))
         return hidden_states + self.drop_path(mlp_output), attn_weights
 
-    def shift_mask(self, height: int, width: int, window_size: int, shift_size: int, dtype: torch.dtype,
-                   device: torch.device) -> torch.Tensor | None:
+    def shift_mask(
+        self, height: int, width: int, window_size: int, shift_size: int, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor | None:
         """The SW-MSA mask for a padded (height, width) map (`shifted_window_attention_mask`), None for W-MSA."""
         if shift_size == 0:
             return None
@@ -418,8 +427,13 @@ class VtxSwinStage(nn.Module):
         super().__init__()
         dim = config.embed_dim * 2**index
         self.blocks = nn.ModuleList(
-            VtxSwinBlock(config, dim, config.num_heads[index], 0 if block % 2 == 0 else config.window_size // 2,
-                         drop_paths[block])
+            VtxSwinBlock(
+                config,
+                dim,
+                config.num_heads[index],
+                0 if block % 2 == 0 else config.window_size // 2,
+                drop_paths[block],
+            )
             for block in range(config.depths[index])
         )
         is_last = index == len(config.depths) - 1
@@ -497,7 +511,7 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
         starts = [sum(config.depths[:index]) for index in range(len(config.depths))]
         self.stages = nn.ModuleList(
             VtxSwinStage(config, index, rates[start : start + depth])
-            for index, (start, depth) in enumerate(zip(starts, config.depths))
+            for index, (start, depth) in enumerate(zip(starts, config.depths, strict=True))
         )
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_layernorm else None
         self.add_pooling_layer = add_pooling_layer
@@ -545,7 +559,8 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
             all_attentions += attentions if output_attentions else ()
             if output_hidden_states:
                 recorded, recorded_grid = (
-                    (before_downsampling, grid_before) if output_hidden_states_before_downsampling
+                    (before_downsampling, grid_before)
+                    if output_hidden_states_before_downsampling
                     else (hidden_states, grid)
                 )
                 all_hidden_states += (recorded,)
@@ -584,8 +599,18 @@ class VtxSwinForImageClassification(VtxSwinPreTrainedModel):
     ) -> VtxSwinImageClassifierOutput | tuple:
         """Class logits [batch, num_labels], and the loss when `labels` [batch] are given; hidden states also as
         NCHW maps (`reshaped_hidden_states`). `kwargs` as in `VtxSwinModel.forward`."""
-        return classify_images(self, self.swin, pixel_values, labels, interpolate_pos_encoding, output_attentions,
-                               output_hidden_states, return_dict, VtxSwinImageClassifierOutput, **kwargs)
+        return classify_images(
+            self,
+            self.swin,
+            pixel_values,
+            labels,
+            interpolate_pos_encoding,
+            output_attentions,
+            output_hidden_states,
+            return_dict,
+            VtxSwinImageClassifierOutput,
+            **kwargs,
+        )
 
 
 class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
@@ -628,8 +653,11 @@ class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
             patch_grid = (-(-height // patch), -(-width // patch))
             loss = masked_pixel_l1_loss(pixel_values, reconstruction, bool_masked_pos, patch_grid, patch)
         output = VtxSwinMaskedImageModelingOutput(
-            loss=loss, reconstruction=reconstruction, hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions, reshaped_hidden_states=outputs.reshaped_hidden_states,
+            loss=loss,
+            reconstruction=reconstruction,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            reshaped_hidden_states=outputs.reshaped_hidden_states,
         )
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
@@ -644,7 +672,7 @@ class VtxSwinBackbone(BackboneMixin, VtxSwinPreTrainedModel):
         self.num_features = [config.embed_dim] + [config.embed_dim * 2**i for i in range(len(config.depths))]
         self.swin = VtxSwinModel(config, add_pooling_layer=False, add_final_layernorm=False)
         self.hidden_states_norms = nn.ModuleDict(
-            {stage: nn.LayerNorm(channels) for stage, channels in zip(self.out_features, self.channels)}
+            {stage: nn.LayerNorm(channels) for stage, channels in zip(self.out_features, self.channels, strict=True)}
         )
         self.post_init()
 
@@ -666,7 +694,7 @@ class VtxSwinBackbone(BackboneMixin, VtxSwinPreTrainedModel):
             **kwargs,
         )
         feature_maps = ()
-        for stage, feature_map in zip(self.stage_names, outputs.reshaped_hidden_states):
+        for stage, feature_map in zip(self.stage_names, outputs.reshaped_hidden_states, strict=True):
             if stage in self.out_features:
                 normed = self.hidden_states_norms[stage](feature_map.permute(0, 2, 3, 1))  # NCHW -> NHWC, norm C
                 feature_maps += (normed.permute(0, 3, 1, 2).contiguous(),)  # NHWC -> NCHW
@@ -682,10 +710,10 @@ class VtxSwinBackbone(BackboneMixin, VtxSwinPreTrainedModel):
 __all__ = [
     "MASKED_LOGIT",
     "VtxSwinBackbone",
-    "VtxSwinImageClassifierOutput",
-    "VtxSwinMaskedImageModelingOutput",
     "VtxSwinForImageClassification",
     "VtxSwinForMaskedImageModeling",
+    "VtxSwinImageClassifierOutput",
+    "VtxSwinMaskedImageModelingOutput",
     "VtxSwinModel",
     "VtxSwinPreTrainedModel",
     "relative_position_index",

@@ -259,13 +259,18 @@ class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
         hidden_states, self_weights = self._residual(
             hidden_states,
             self.self_attn_layer_norm,
-            lambda x: self.self_attn(x, attention_mask=attention_mask, cache=cache, output_attentions=output_attentions),
+            lambda x: self.self_attn(
+                x, attention_mask=attention_mask, cache=cache, output_attentions=output_attentions
+            ),
         )
         hidden_states, cross_weights = self._residual(
             hidden_states,
             self.encoder_attn_layer_norm,
             lambda x: self.encoder_attn(
-                x, encoder_hidden_states, attention_mask=encoder_attention_mask, cache=cache,
+                x,
+                encoder_hidden_states,
+                attention_mask=encoder_attention_mask,
+                cache=cache,
                 output_attentions=output_attentions,
             ),
         )
@@ -314,8 +319,9 @@ class VtxTransformerPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTr
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return self._tied_weights_keys
 
-    def _resize_token_embeddings(self, new_num_tokens: int | None, pad_to_multiple_of: int | None = None,
-                                 mean_resizing: bool = True) -> nn.Embedding:
+    def _resize_token_embeddings(
+        self, new_num_tokens: int | None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
         """transformers' resizing of the source embedding and the output projection, plus the decoder's token
         embedding when it is not shared: source and target share one vocabulary size (`config.vocab_size`)."""
         resized = super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
@@ -357,8 +363,9 @@ class VtxTransformerStack(nn.Module):
         pre_norm = config.layer_norm_placement == "pre"
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if pre_norm else None
 
-    def embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, ids_name: str,
-              embeds_name: str) -> torch.Tensor:
+    def embed(
+        self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, ids_name: str, embeds_name: str
+    ) -> torch.Tensor:
         """Token embeddings [batch, len, d_model] of `input_ids` (scaled by the embedding), or `inputs_embeds` as
         given."""
         if (input_ids is None) == (inputs_embeds is None):
@@ -379,7 +386,7 @@ class VtxTransformerStack(nn.Module):
             return hidden_states, all_hidden_states
         hidden_states = self.layer_norm(hidden_states)
         if all_hidden_states is not None:
-            all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+            all_hidden_states = (*all_hidden_states[:-1], hidden_states)
         return hidden_states, all_hidden_states
 
 
@@ -414,8 +421,12 @@ class VtxTransformerEncoder(VtxTransformerStack):
         inputs_embeds = self.embed(input_ids, inputs_embeds, "input_ids", "inputs_embeds")
         check_attention_mask("attention_mask", attention_mask, inputs_embeds.shape[:2])
         hidden_states = self.add_positions(inputs_embeds, start=0)
-        mask = None if padding_free(attention_mask) else create_bidirectional_mask(
-            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
+        mask = (
+            None
+            if padding_free(attention_mask)
+            else create_bidirectional_mask(
+                config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
+            )
         )
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -475,14 +486,20 @@ class VtxTransformerDecoder(VtxTransformerStack):
             causal_mask = None  # fast path: one new position that may see every cached key
         else:
             causal_mask = create_causal_mask(
-                config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                config=self.config,
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
                 cache=self_attention_cache,
             )
-        cross_mask = None if padding_free(encoder_attention_mask) else create_bidirectional_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=encoder_attention_mask,
-            encoder_hidden_states=encoder_hidden_states,
+        cross_mask = (
+            None
+            if padding_free(encoder_attention_mask)
+            else create_bidirectional_mask(
+                config=self.config,
+                inputs_embeds=inputs_embeds,
+                attention_mask=encoder_attention_mask,
+                encoder_hidden_states=encoder_hidden_states,
+            )
         )
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -490,7 +507,11 @@ class VtxTransformerDecoder(VtxTransformerStack):
         all_cross_attentions = () if output_attentions else None
         for layer in self.layers:
             hidden_states, self_weights, cross_weights = layer(
-                hidden_states, encoder_hidden_states, causal_mask, cross_mask, cache=cache,
+                hidden_states,
+                encoder_hidden_states,
+                causal_mask,
+                cross_mask,
+                cache=cache,
                 output_attentions=output_attentions,
             )
             if output_hidden_states:
@@ -716,7 +737,9 @@ class VtxTransformerForConditionalGeneration(FastDecodingMixin, VtxTransformerPr
             **kwargs: anything `GenerationMixin.generate` accepts: `attention_mask`, `num_beams`, `do_sample`,
                 `max_new_tokens`, `cache_implementation="static"`, a `generation_config`, ...
         """
-        if inputs is None and all(kwargs.get(name) is None for name in ("input_ids", "inputs_embeds", "encoder_outputs")):
+        if inputs is None and all(
+            kwargs.get(name) is None for name in ("input_ids", "inputs_embeds", "encoder_outputs")
+        ):
             raise ValueError(
                 "generate() needs a source sentence: pass `input_ids` (for example `tokenizer(texts, "
                 "return_tensors='pt', padding=True)`), `inputs_embeds` or `encoder_outputs`."
@@ -769,9 +792,9 @@ def label_smoothed_cross_entropy(
 
 
 __all__ = [
-    "VtxTransformerPreTrainedModel",
-    "VtxTransformerModel",
     "VtxTransformerForConditionalGeneration",
-    "sinusoidal_position_table",
+    "VtxTransformerModel",
+    "VtxTransformerPreTrainedModel",
     "shift_tokens_right",
+    "sinusoidal_position_table",
 ]

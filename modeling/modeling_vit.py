@@ -241,8 +241,9 @@ class VtxViTModel(VtxViTPreTrainedModel):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         # `_pooled_only` (private, from the classifier): a fast path may then skip the last layer's patch outputs
-        last_query_tokens = last_layer_query_tokens(_pooled_only, self.config.pooling,
-                                                    output_hidden_states or output_attentions)
+        last_query_tokens = last_layer_query_tokens(
+            _pooled_only, self.config.pooling, output_hidden_states or output_attentions
+        )
         for index, layer in enumerate(self.layers):
             query_tokens = last_query_tokens if index == len(self.layers) - 1 else None
             hidden_states, attn_weights = layer(hidden_states, query_tokens, output_attentions)
@@ -286,8 +287,18 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
         """Class logits [batch, num_labels], and the loss when `labels` [batch] are given (cross-entropy for
         single-label classification; `config.problem_type` selects regression or multi-label). `kwargs` as in
         `VtxViTModel.forward`."""
-        return classify_images(self, self.vit, pixel_values, labels, interpolate_pos_encoding, output_attentions,
-                               output_hidden_states, return_dict, _pooled_only=True, **kwargs)
+        return classify_images(
+            self,
+            self.vit,
+            pixel_values,
+            labels,
+            interpolate_pos_encoding,
+            output_attentions,
+            output_hidden_states,
+            return_dict,
+            _pooled_only=True,
+            **kwargs,
+        )
 
 
 class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
@@ -335,16 +346,18 @@ class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
         if bool_masked_pos is not None:
             loss = masked_pixel_l1_loss(pixel_values, reconstruction, bool_masked_pos, (rows, cols), stride)
         output = MaskedImageModelingOutput(
-            loss=loss, reconstruction=reconstruction, hidden_states=outputs.hidden_states,
+            loss=loss,
+            reconstruction=reconstruction,
+            hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
 
 __all__ = [
-    "VtxViTPreTrainedModel",
-    "VtxViTModel",
     "VtxViTForImageClassification",
     "VtxViTForMaskedImageModeling",
+    "VtxViTModel",
+    "VtxViTPreTrainedModel",
     "interpolate_position_embeddings",
 ]

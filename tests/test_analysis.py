@@ -106,12 +106,14 @@ def test_neighbour_attention_gives_exactly_one_patch_on_a_non_square_grid():
 
 def test_each_head_gets_its_own_distance():
     rows = cols = 4
-    patterns = torch.stack([
-        pointing_attention(rows, cols, itself),
-        pointing_attention(rows, cols, horizontal_neighbour),
-        pointing_attention(rows, cols, diagonal_neighbour),
-        uniform(rows, cols),
-    ])  # [heads 4, N, N]
+    patterns = torch.stack(
+        [
+            pointing_attention(rows, cols, itself),
+            pointing_attention(rows, cols, horizontal_neighbour),
+            pointing_attention(rows, cols, diagonal_neighbour),
+            uniform(rows, cols),
+        ]
+    )  # [heads 4, N, N]
     expected = torch.tensor([0.0, 16.0, 16.0 * math.sqrt(2), brute_force_mean_pairwise_distance(rows, cols, 16)])
     layers = [with_prefix(patterns[None]), with_prefix(patterns.flip(0)[None])]  # layer 2 has the heads reversed
     distances = mean_attention_distance_from_attentions(layers, (rows, cols), patch_size=16)
@@ -288,8 +290,15 @@ def test_similarity_reads_the_model_position_embeddings_through_a_head():
 # On a real (tiny, random) ViT
 
 
-TINY_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=32,
-                patch_size=4, num_labels=3)  # an 8x8 patch grid
+TINY_VIT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    image_size=32,
+    patch_size=4,
+    num_labels=3,
+)  # an 8x8 patch grid
 
 
 def tiny_vit_config() -> ViTConfig:

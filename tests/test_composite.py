@@ -16,7 +16,6 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_remote_code import REFUSE_HF_VISIONTX
 from torch.utils.data import Dataset
 from transformers import (
     ConditionalDetrConfig,
@@ -37,6 +36,7 @@ from transformers import (
 from hf_visiontx import VtxSwinModel, VtxViTModel
 from hf_visiontx.hub import save_composite
 from support.launch import environment
+from support.remote_code import REFUSE_HF_VISIONTX
 from support.swin_tester import tiny_swin_config
 from support.vit_tester import pixel_batch, tiny_vit_config
 

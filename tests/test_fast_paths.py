@@ -22,12 +22,14 @@ from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, S
 from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
 from transformers.integrations import sdpa_attention
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from support.swin_tester import tiny_swin_config
-from support.transformer_tester import padded_source_batch, tiny_transformer_config
-from support.vit_tester import pixel_batch, tiny_vit_config
 
-from hf_visiontx import VtxSwinForImageClassification, VtxTransformerForConditionalGeneration
-from hf_visiontx import VtxSwinModel, VtxViTForImageClassification, VtxViTModel
+from hf_visiontx import (
+    VtxSwinForImageClassification,
+    VtxSwinModel,
+    VtxTransformerForConditionalGeneration,
+    VtxViTForImageClassification,
+    VtxViTModel,
+)
 from hf_visiontx.modeling import attention, fast_paths, feed_forward
 from hf_visiontx.modeling.fast_paths import (
     FEW_ROWS_MAX,
@@ -40,6 +42,9 @@ from hf_visiontx.modeling.fast_paths import (
     padding_free,
     with_cached_eos_masks,
 )
+from support.swin_tester import tiny_swin_config
+from support.transformer_tester import padded_source_batch, tiny_transformer_config
+from support.vit_tester import pixel_batch, tiny_vit_config
 
 needs_onednn = pytest.mark.skipif(not few_row_linears_available(), reason="this torch build has no oneDNN linear")
 
@@ -121,25 +126,29 @@ def test_few_row_linear_equals_f_linear_and_follows_weight_changes(monkeypatch):
         linear(layer, inputs)
         assert not packing  # outside a few_row_linears block: the layer's own forward
         with few_row_linears(layer):
-            torch.testing.assert_close(linear(layer, inputs), F.linear(inputs, layer.weight, layer.bias),
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                linear(layer, inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5
+            )
             assert packing  # the oneDNN path was taken
             one_row = inputs[:1, :1]  # one row: oneDNN on the weight as it is
-            torch.testing.assert_close(linear(layer, one_row), F.linear(one_row, layer.weight, layer.bias),
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                linear(layer, one_row), F.linear(one_row, layer.weight, layer.bias), rtol=1e-5, atol=1e-5
+            )
             layer.weight.mul_(2.0)  # changed in place: the packed copy must be remade
             expected = F.linear(inputs, layer.weight, layer.bias)
             torch.testing.assert_close(linear(layer, inputs), expected, rtol=1e-5, atol=1e-5)
         assert layer not in fast_paths._OPEN_LAYERS  # its state dropped with the block
     with few_row_linears(layer), torch.inference_mode():
         layer.weight = torch.nn.Parameter(torch.randn(48, 32))  # replaced, as from_pretrained does
-        torch.testing.assert_close(linear(layer, inputs), F.linear(inputs, layer.weight, layer.bias),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            linear(layer, inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5
+        )
 
 
 @needs_onednn
 @pytest.mark.parametrize(
-    "case", ["autograd", "many rows", "bfloat16", "forward hook", "replaced forward", "subclass", "global hook"],
+    "case",
+    ["autograd", "many rows", "bfloat16", "forward hook", "replaced forward", "subclass", "global hook"],
 )
 def test_few_row_path_leaves_the_call_to_the_layer_outside_its_domain(case, monkeypatch):
     """Anything the fast path cannot honour (gradients, other dtypes, hooks of users and of accelerate, layers that
@@ -201,8 +210,9 @@ def test_generation_gives_the_same_tokens_with_and_without_the_few_row_path(monk
     packing = spy_on_packing(monkeypatch)
     fast = model.generate(**batch, **settings)
     assert packing  # generate() took the oneDNN path
-    encoder_projections = {module.weight for module in model.get_encoder().modules()
-                           if isinstance(module, torch.nn.Linear)}
+    encoder_projections = {
+        module.weight for module in model.get_encoder().modules() if isinstance(module, torch.nn.Linear)
+    }
     assert not encoder_projections & set(packing)  # the encoder runs once per call: its weights are not packed
     monkeypatch.setattr(fast_paths, "few_row_linears_available", lambda: False)
     packing.clear()
@@ -260,7 +270,7 @@ def test_vit_classifier_shortcut_trains_with_the_full_paths_gradients():
     pixels, labels = pixel_batch(), torch.tensor([0, 3, 4])
     shortcut(pixels, labels=labels).loss.backward()
     F.cross_entropy(full_path_logits(full, pixels), labels).backward()
-    for (name, ours), reference in zip(shortcut.named_parameters(), full.parameters()):
+    for (name, ours), reference in zip(shortcut.named_parameters(), full.parameters(), strict=True):
         torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
@@ -358,7 +368,11 @@ def test_the_private_apis_direct_sdpa_leans_on_still_exist():
     assert ALL_ATTENTION_FUNCTIONS.get("sdpa") is sdpa_attention.sdpa_attention_forward
     assert isinstance(ALL_ATTENTION_FUNCTIONS._global_mapping, dict)
     assert parameters_of(sdpa_attention.sdpa_attention_forward)[:5] == [
-        "module", "query", "key", "value", "attention_mask"
+        "module",
+        "query",
+        "key",
+        "value",
+        "attention_mask",
     ]
     assert {"dropout", "scaling"} <= set(parameters_of(sdpa_attention.sdpa_attention_forward))
 
@@ -397,7 +411,9 @@ def test_the_apis_the_needless_mask_path_leans_on_still_exist():
     assert isinstance(inspect.getattr_static(Cache, "is_compileable"), property)
     assert not DynamicCache(config=config).is_compileable
     assert StaticCache(config=config, max_cache_len=8).is_compileable
-    assert {"config", "inputs_embeds", "attention_mask", "cache"} <= set(parameters_of(masking_utils.create_causal_mask))
+    assert {"config", "inputs_embeds", "attention_mask", "cache"} <= set(
+        parameters_of(masking_utils.create_causal_mask)
+    )
     assert {"config", "inputs_embeds", "attention_mask", "encoder_hidden_states"} <= set(
         parameters_of(masking_utils.create_bidirectional_mask)
     )
@@ -425,9 +441,11 @@ def test_needless_masks_are_not_built_while_decoding_and_the_switch_gives_the_sa
     built = []
     for name in ("create_causal_mask", "create_bidirectional_mask"):
         original = getattr(modeling_transformer, name)
-        monkeypatch.setattr(modeling_transformer, name,
-                            lambda *args, _original=original, _name=name, **kwargs: built.append(_name)
-                            or _original(*args, **kwargs))
+        monkeypatch.setattr(
+            modeling_transformer,
+            name,
+            lambda *args, _original=original, _name=name, **kwargs: built.append(_name) or _original(*args, **kwargs),
+        )
     with torch.no_grad():
         fast = model.generate(**batch, max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
         assert built == []  # no padding, one position per step: no mask was built at all
@@ -450,9 +468,14 @@ def test_padded_decoding_steps_match_the_full_forward():
         encoder_outputs = model.get_encoder()(**batch)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         steps = [
-            model(encoder_outputs=encoder_outputs, attention_mask=batch["attention_mask"],
-                  decoder_input_ids=decoder_input_ids[:, t : t + 1],
-                  decoder_attention_mask=decoder_attention_mask[:, : t + 1], cache=cache, use_cache=True).logits
+            model(
+                encoder_outputs=encoder_outputs,
+                attention_mask=batch["attention_mask"],
+                decoder_input_ids=decoder_input_ids[:, t : t + 1],
+                decoder_attention_mask=decoder_attention_mask[:, : t + 1],
+                cache=cache,
+                use_cache=True,
+            ).logits
             for t in range(5)
         ]
     stepped = torch.cat(steps, dim=1)  # [B, 5, V]
@@ -502,13 +525,17 @@ def test_generate_uses_the_cached_minimum_length_processors_and_forbids_early_eo
         model.lm_head.bias[eos] = 50.0  # without the processors, every sequence would end at once
     built = []
     original = VtxTransformerForConditionalGeneration._get_logits_processor
-    monkeypatch.setattr(VtxTransformerForConditionalGeneration, "_get_logits_processor",
-                        lambda self, *args, **kwargs: built.append(original(self, *args, **kwargs)) or built[-1])
+    monkeypatch.setattr(
+        VtxTransformerForConditionalGeneration,
+        "_get_logits_processor",
+        lambda self, *args, **kwargs: built.append(original(self, *args, **kwargs)) or built[-1],
+    )
     with torch.no_grad():
         assert model.generate(**batch, max_new_tokens=3).shape[1] == 2  # the start token, then eos
         tokens = model.generate(**batch, max_new_tokens=9, min_new_tokens=6, min_length=5)
     assert {type(processor) for processor in built[-1]} >= {
-        CachedMinLengthLogitsProcessor, CachedMinNewTokensLengthLogitsProcessor
+        CachedMinLengthLogitsProcessor,
+        CachedMinNewTokensLengthLogitsProcessor,
     }
     assert tokens.shape[1] == 8 and not (tokens[:, 1:7] == eos).any() and (tokens[:, 7] == eos).all()
     monkeypatch.setattr(fast_paths, "CACHED_EOS_MASKS", False)
@@ -522,8 +549,9 @@ def test_generate_uses_the_cached_minimum_length_processors_and_forbids_early_eo
 
 def tiny_swin(**overrides) -> VtxSwinModel:
     torch.manual_seed(0)
-    config = tiny_swin_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0,
-                              **overrides)
+    config = tiny_swin_config(
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0, **overrides
+    )
     return VtxSwinModel(config).eval()
 
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load, load_file, save_file
-from test_remote_code import REFUSE_HF_VISIONTX, REMOTE_LOAD_SCRIPT  # for processes where hf_visiontx is absent
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from hf_visiontx import (
@@ -23,6 +22,7 @@ from hf_visiontx import (
 from hf_visiontx.data import train_tokenizer
 from hf_visiontx.modeling.card_text import CARD_MARKER
 from support.hub_server import HubServer, run_client
+from support.remote_code import REFUSE_HF_VISIONTX, REMOTE_LOAD_SCRIPT  # for processes where hf_visiontx is absent
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import padded_source_batch, tiny_transformer_config
 from support.vit_tester import tiny_vit_config

@@ -3,14 +3,10 @@
 import json
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from support.swin_tester import tiny_swin_config
-from support.transformer_tester import padded_source_batch, tiny_transformer_config
-from support.vit_tester import pixel_batch, tiny_vit_config
 
 from hf_visiontx import (
     VtxSwinForImageClassification,
@@ -19,45 +15,10 @@ from hf_visiontx import (
     VtxViTForMaskedImageModeling,
     bit_backbone_config,
 )
-
-# Put first in a script, this makes hf_visiontx unimportable: a meta-path finder refuses it before anything else
-# is imported.
-REFUSE_HF_VISIONTX = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class RefuseHfVisiontx(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "hf_visiontx":
-                raise ImportError("hf_visiontx is not importable in this process")
-            return None
-
-    sys.meta_path.insert(0, RefuseHfVisiontx())
-    """
-)
-
-REMOTE_LOAD_SCRIPT = REFUSE_HF_VISIONTX + textwrap.dedent(
-    """
-    import torch, transformers
-    from safetensors.torch import load_file, save_file
-
-    model_dir, auto_name, inputs_file, outputs_file, output_name = sys.argv[1:6]
-    auto_class = getattr(transformers, auto_name)
-    try:
-        auto_class.from_pretrained(model_dir)
-    except ValueError as error:
-        assert "trust_remote_code=True" in str(error), error
-    else:
-        raise AssertionError("loading custom code without trust_remote_code=True must fail")
-    model = auto_class.from_pretrained(model_dir, trust_remote_code=True).eval()
-    assert not any(name.split(".")[0] == "hf_visiontx" for name in sys.modules)
-    inputs = load_file(inputs_file)
-    with torch.no_grad():
-        output = model(**inputs)[output_name]
-    save_file({"output": output.contiguous()}, outputs_file)
-    print(type(model).__module__, type(model).__name__)
-    """
-)
+from support.remote_code import REMOTE_LOAD_SCRIPT
+from support.swin_tester import tiny_swin_config
+from support.transformer_tester import padded_source_batch, tiny_transformer_config
+from support.vit_tester import pixel_batch, tiny_vit_config
 
 CASES = [
     (VtxTransformerForConditionalGeneration, tiny_transformer_config, "AutoModelForSeq2SeqLM", "logits"),
@@ -66,11 +27,23 @@ CASES = [
 ]
 
 
-SHARED_SIBLINGS = {"attention.py", "fast_paths.py", "feed_forward.py", "hub_mixin.py", "input_checks.py"}
-REMOTE_SIBLINGS = {  # what each family's model file imports, transitively
+pytestmark = pytest.mark.slow  # each test loads a saved model in a new process
+
+# What each family's configuration and model files import, transitively: the Python files a saved model carries
+# besides configuration_<family>.py and modeling_<family>.py (modeling/__init__.py and docs/hub.md list them too).
+SHARED_SIBLINGS = {
+    "attention.py",
+    "card_text.py",
+    "families.py",
+    "fast_paths.py",
+    "feed_forward.py",
+    "hub_mixin.py",
+    "input_checks.py",
+}
+REMOTE_SIBLINGS = {
     "transformer": SHARED_SIBLINGS,
-    "vit": SHARED_SIBLINGS | {"heads.py", "image_tokens.py", "modeling_bit.py"},
-    "swin": SHARED_SIBLINGS | {"heads.py", "image_tokens.py"},
+    "vit": SHARED_SIBLINGS | {"heads.py", "image_size.py", "image_tokens.py", "modeling_bit.py"},
+    "swin": SHARED_SIBLINGS | {"heads.py", "image_size.py", "image_tokens.py"},
 }
 
 
@@ -81,17 +54,19 @@ def inputs_for(model_class) -> dict[str, torch.Tensor]:
     return {"pixel_values": pixel_batch()}
 
 
-@pytest.mark.parametrize(("model_class", "make_config", "auto_name", "output_name"), CASES,
-                         ids=[case[0].__name__ for case in CASES])
-def test_saved_model_loads_as_remote_code_without_hf_visiontx(tmp_path, model_class, make_config, auto_name,
-                                                             output_name):
+@pytest.mark.parametrize(
+    ("model_class", "make_config", "auto_name", "output_name"), CASES, ids=[case[0].__name__ for case in CASES]
+)
+def test_saved_model_loads_as_remote_code_without_hf_visiontx(
+    tmp_path, model_class, make_config, auto_name, output_name
+):
     torch.manual_seed(0)
     model = model_class(make_config()).eval()
     model_dir = tmp_path / "model"
     model.save_pretrained(model_dir)
-    saved = {path.name for path in model_dir.iterdir()}
+    saved = {path.name for path in model_dir.glob("*.py")}
     family = model_class.__module__.rsplit("_", 1)[-1]  # transformer / vit / swin
-    assert {f"modeling_{family}.py", f"configuration_{family}.py", *REMOTE_SIBLINGS[family]} <= saved
+    assert saved == {f"modeling_{family}.py", f"configuration_{family}.py", *REMOTE_SIBLINGS[family]}
     auto_map = json.loads((model_dir / "config.json").read_text())["auto_map"]
     assert auto_map[auto_name] == f"modeling_{family}.{model_class.__name__}" and "AutoModel" in auto_map
 
@@ -100,9 +75,20 @@ def test_saved_model_loads_as_remote_code_without_hf_visiontx(tmp_path, model_cl
     with torch.no_grad():
         expected = model(**inputs)[output_name]
     result = subprocess.run(
-        [sys.executable, "-c", REMOTE_LOAD_SCRIPT, str(model_dir), auto_name, str(tmp_path / "inputs.safetensors"),
-         str(tmp_path / "outputs.safetensors"), output_name],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            REMOTE_LOAD_SCRIPT,
+            str(model_dir),
+            auto_name,
+            str(tmp_path / "inputs.safetensors"),
+            str(tmp_path / "outputs.safetensors"),
+            output_name,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert model_class.__name__ in result.stdout and "hf_visiontx" not in result.stdout
@@ -114,9 +100,20 @@ def test_a_checkpoint_of_one_head_loads_into_another_head_as_remote_code(tmp_pat
     VtxSwinForImageClassification(tiny_swin_config()).save_pretrained(tmp_path / "model")
     save_file({"pixel_values": pixel_batch()}, tmp_path / "inputs.safetensors")
     result = subprocess.run(
-        [sys.executable, "-c", REMOTE_LOAD_SCRIPT, str(tmp_path / "model"), "AutoModel", str(tmp_path / "inputs.safetensors"),
-         str(tmp_path / "outputs.safetensors"), "pooler_output"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            REMOTE_LOAD_SCRIPT,
+            str(tmp_path / "model"),
+            "AutoModel",
+            str(tmp_path / "inputs.safetensors"),
+            str(tmp_path / "outputs.safetensors"),
+            "pooler_output",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "VtxSwinModel" in result.stdout
@@ -134,9 +131,20 @@ def test_a_hybrid_vit_carries_its_bit_resnet_as_remote_code(tmp_path):
     with torch.no_grad():
         expected = model(pixel_batch()).logits
     result = subprocess.run(
-        [sys.executable, "-c", REMOTE_LOAD_SCRIPT, str(tmp_path / "model"), "AutoModelForImageClassification",
-         str(tmp_path / "inputs.safetensors"), str(tmp_path / "outputs.safetensors"), "logits"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            REMOTE_LOAD_SCRIPT,
+            str(tmp_path / "model"),
+            "AutoModelForImageClassification",
+            str(tmp_path / "inputs.safetensors"),
+            str(tmp_path / "outputs.safetensors"),
+            "logits",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.equal(load_file(tmp_path / "outputs.safetensors")["output"], expected)

@@ -3,9 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from support.model_tester_mixin import ModelTesterMixin
 from PIL import Image
-from support.swin_tester import NUM_LABELS, tiny_swin_config
 from transformers import (
     AutoBackbone,
     AutoConfig,
@@ -19,7 +17,6 @@ from transformers import (
     SwinModel,
 )
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-from support.vit_tester import masked_positions, pixel_batch
 
 from hf_visiontx import (
     VtxSwinBackbone,
@@ -31,6 +28,9 @@ from hf_visiontx import (
 from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.modeling.modeling_swin import relative_position_index, shifted_window_attention_mask
+from support.model_tester_mixin import ModelTesterMixin
+from support.swin_tester import NUM_LABELS, tiny_swin_config
+from support.vit_tester import masked_positions, pixel_batch
 
 
 def tiny(model_class=VtxSwinForImageClassification, seed: int = 0, **overrides):
@@ -70,9 +70,7 @@ class TestSwinAbsolutePositionsCommon(TestSwinCommon):
 # --- sizes and config ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("preset", "paper_count"), [("tiny", 28e6), ("small", 50e6), ("base", 88e6), ("large", 197e6)]
-)
+@pytest.mark.parametrize(("preset", "paper_count"), [("tiny", 28e6), ("small", 50e6), ("base", 88e6), ("large", 197e6)])
 def test_presets_match_the_paper_parameter_counts(preset, paper_count):
     with torch.device("meta"):
         model = VtxSwinForImageClassification(VtxSwinConfig.from_preset(preset, num_labels=1000))
@@ -85,8 +83,12 @@ def test_presets_pick_the_window_for_the_resolution():
     assert VtxSwinConfig.from_preset("base", image_size=384).window_size == 12
     assert VtxSwinConfig.from_preset("base", image_size=384, window_size=6).window_size == 6
     large = VtxSwinConfig.from_preset("large")
-    assert (large.embed_dim, large.depths, large.num_heads, large.hidden_size) == (192, [2, 2, 18, 2],
-                                                                                  [6, 12, 24, 48], 1536)
+    assert (large.embed_dim, large.depths, large.num_heads, large.hidden_size) == (
+        192,
+        [2, 2, 18, 2],
+        [6, 12, 24, 48],
+        1536,
+    )
 
 
 @pytest.mark.parametrize(
@@ -162,7 +164,7 @@ def test_a_stage_runs_its_blocks_then_its_patch_merging():
         merged, merged_grid = stage.downsample(expected, grid)
     assert torch.equal(before, expected) and torch.equal(output, merged) and new_grid == merged_grid == (4, 4)
     assert len(attentions) == len(stage.blocks)
-    assert all(torch.equal(ours, theirs) for ours, theirs in zip(attentions, expected_attentions))
+    assert all(torch.equal(ours, theirs) for ours, theirs in zip(attentions, expected_attentions, strict=True))
     last = model.stages[-1]
     assert last.downsample is None
     with torch.no_grad():
@@ -217,8 +219,16 @@ def test_eager_and_sdpa_agree_on_shifted_padded_windows():
 
 def reference_swin(model_class, seed: int = 0):
     torch.manual_seed(seed)
-    config = SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=4,
-                        num_labels=7, encoder_stride=4)
+    config = SwinConfig(
+        image_size=32,
+        patch_size=2,
+        embed_dim=16,
+        depths=(2, 2),
+        num_heads=(2, 4),
+        window_size=4,
+        num_labels=7,
+        encoder_stride=4,
+    )
     model = model_class(config).eval()
     with torch.no_grad():  # the tables start at zero: give the relative position bias something to do
         for name, parameter in model.named_parameters():
@@ -234,7 +244,9 @@ SWIN_PAIRS = [
 ]
 
 
-@pytest.mark.parametrize(("reference_class", "our_class", "output"), SWIN_PAIRS, ids=[p[0].__name__ for p in SWIN_PAIRS])
+@pytest.mark.parametrize(
+    ("reference_class", "our_class", "output"), SWIN_PAIRS, ids=[p[0].__name__ for p in SWIN_PAIRS]
+)
 @pytest.mark.parametrize("size", [(32, 32), (20, 20)], ids=["native", "not-a-window-multiple"])
 def test_converted_swin_gives_the_same_outputs(reference_class, our_class, output, size):
     reference = reference_swin(reference_class)
@@ -273,8 +285,13 @@ def test_masked_image_modeling_scores_only_masked_pixels():
 
 
 def test_backbone_returns_nchw_maps_at_strides_4_8_16_32(tmp_path):
-    config = VtxSwinConfig.from_preset("tiny", out_features=["stage1", "stage2", "stage3", "stage4"],
-                                       embed_dim=16, num_heads=(1, 2, 4, 8), depths=(2, 2, 2, 2))
+    config = VtxSwinConfig.from_preset(
+        "tiny",
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        embed_dim=16,
+        num_heads=(1, 2, 4, 8),
+        depths=(2, 2, 2, 2),
+    )
     torch.manual_seed(0)
     backbone = VtxSwinBackbone(config).eval()
     with torch.no_grad():
@@ -287,13 +304,17 @@ def test_backbone_returns_nchw_maps_at_strides_4_8_16_32(tmp_path):
     resolved = type(AutoBackbone.from_config(AutoConfig.from_pretrained(tmp_path)))
     reloaded = resolved.from_pretrained(tmp_path, out_indices=[2, 4])
     assert resolved is VtxSwinBackbone and reloaded.out_features == ["stage2", "stage4"]
-    assert torch.equal(reloaded.swin.stages[3].blocks[1].mlp.fc2.weight, backbone.swin.stages[3].blocks[1].mlp.fc2.weight)
+    assert torch.equal(
+        reloaded.swin.stages[3].blocks[1].mlp.fc2.weight, backbone.swin.stages[3].blocks[1].mlp.fc2.weight
+    )
 
 
 @pytest.mark.parametrize(
     ("our_class", "reference_class"),
-    [(VtxSwinForImageClassification, SwinForImageClassification),
-     (VtxSwinForMaskedImageModeling, SwinForMaskedImageModeling)],
+    [
+        (VtxSwinForImageClassification, SwinForImageClassification),
+        (VtxSwinForMaskedImageModeling, SwinForMaskedImageModeling),
+    ],
 )
 def test_heads_return_the_fields_of_transformers_swin_heads(our_class, reference_class):
     """Both heads carry `reshaped_hidden_states` (the hidden states as NCHW maps), as transformers' Swin heads do,
@@ -301,12 +322,22 @@ def test_heads_return_the_fields_of_transformers_swin_heads(our_class, reference
     model, pixels = tiny(our_class), pixel_batch()
     with torch.no_grad():
         outputs = model(pixels, output_hidden_states=True)
-        reference = reference_class(SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=[2, 2],
-                                               num_heads=[2, 4], window_size=4, encoder_stride=4, num_labels=5))
+        reference = reference_class(
+            SwinConfig(
+                image_size=32,
+                patch_size=2,
+                embed_dim=16,
+                depths=[2, 2],
+                num_heads=[2, 4],
+                window_size=4,
+                encoder_stride=4,
+                num_labels=5,
+            )
+        )
         reference_outputs = reference.eval()(pixels, output_hidden_states=True)
     assert list(outputs.keys()) == list(reference_outputs.keys())
     assert len(outputs.reshaped_hidden_states) == len(outputs.hidden_states) == 3
-    for tokens, feature_map in zip(outputs.hidden_states, outputs.reshaped_hidden_states):
+    for tokens, feature_map in zip(outputs.hidden_states, outputs.reshaped_hidden_states, strict=True):
         assert feature_map.dim() == 4 and feature_map.shape[1] == tokens.shape[-1]
         torch.testing.assert_close(feature_map.flatten(2).transpose(1, 2), tokens)
 
@@ -351,6 +382,7 @@ def test_absolute_positions_at_another_size_ask_for_interpolation():
         assert model(pixel_batch(height=40, width=24), interpolate_pos_encoding=True).logits.shape == (3, NUM_LABELS)
 
 
+@pytest.mark.slow  # an inductor compile
 def test_compiles_with_fullgraph_for_training():
     model = tiny(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0).train()
     pixels, labels = pixel_batch(), torch.tensor([0, 1, 2])

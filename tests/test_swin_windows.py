@@ -16,6 +16,7 @@ import torch
 from transformers import SwinConfig
 from transformers.models.swin.modeling_swin import SwinLayer, SwinRelativePositionBias
 
+from hf_visiontx.analysis import plot_relative_position_index, plot_shifted_windows, write_swin_pictures
 from hf_visiontx.apps.cli import main
 from hf_visiontx.modeling.modeling_swin import (
     MASKED_LOGIT,
@@ -24,7 +25,6 @@ from hf_visiontx.modeling.modeling_swin import (
     window_partition,
     window_reverse,
 )
-from hf_visiontx.analysis import plot_relative_position_index, plot_shifted_windows, write_swin_pictures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PICTURE_FILES = ("shifted_windows.png", "relative_position_index.png")
@@ -46,7 +46,7 @@ def test_window_k_holds_the_kth_block_in_row_major_order(height, width, window_s
     rows, cols = height // window_size, width // window_size
     assert windows.shape == (batch * rows * cols, window_size, window_size, channels)
     for b, r, c in itertools.product(range(batch), range(rows), range(cols)):
-        block = features[b, r * window_size:(r + 1) * window_size, c * window_size:(c + 1) * window_size]
+        block = features[b, r * window_size : (r + 1) * window_size, c * window_size : (c + 1) * window_size]
         assert torch.equal(windows[(b * rows + r) * cols + c], block)
 
 
@@ -86,12 +86,14 @@ def brute_force_allowed(height: int, width: int, window_size: int, shift_size: i
     rolled = torch.roll(original, shifts=(-shift_size, -shift_size), dims=(0, 1))  # [H, W, 2]: where each came from
     allowed = []
     for r, c in itertools.product(range(height // window_size), range(width // window_size)):
-        block = rolled[r * window_size:(r + 1) * window_size, c * window_size:(c + 1) * window_size]
+        block = rolled[r * window_size : (r + 1) * window_size, c * window_size : (c + 1) * window_size]
         positions = [tuple(p) for p in block.reshape(-1, 2).tolist()]  # row-major inside the window
-        allowed.append([
-            [window_rows[y1] == window_rows[y2] and window_cols[x1] == window_cols[x2] for (y2, x2) in positions]
-            for (y1, x1) in positions
-        ])
+        allowed.append(
+            [
+                [window_rows[y1] == window_rows[y2] and window_cols[x1] == window_cols[x2] for (y2, x2) in positions]
+                for (y1, x1) in positions
+            ]
+        )
     return torch.tensor(allowed)
 
 
@@ -268,8 +270,9 @@ def test_pictures_reject_bad_arguments_naming_the_argument(tmp_path, kwargs, mes
     with pytest.raises(ValueError, match=message):
         write_swin_pictures(tmp_path / "pictures", **kwargs)
     with pytest.raises(ValueError, match=message):
-        plot_shifted_windows(**{"height": 8, "width": 8, "window_size": 4, "shift_size": 2, **kwargs},
-                             path=tmp_path / "windows.png")
+        plot_shifted_windows(
+            **{"height": 8, "width": 8, "window_size": 4, "shift_size": 2, **kwargs}, path=tmp_path / "windows.png"
+        )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -6,16 +6,24 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from support.model_tester_mixin import ModelTesterMixin
 from safetensors import safe_open
 from transformers import AutoModel, AutoModelForSeq2SeqLM
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.generation.configuration_utils import CompileConfig
 from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding
-from support.transformer_tester import BOS, EOS, PAD, VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
 
 from hf_visiontx import VtxTransformerConfig, VtxTransformerForConditionalGeneration, VtxTransformerModel
 from hf_visiontx.modeling.modeling_transformer import label_smoothed_cross_entropy, sinusoidal_position_table
+from support.model_tester_mixin import ModelTesterMixin
+from support.transformer_tester import (
+    BOS,
+    EOS,
+    PAD,
+    VOCAB_SIZE,
+    padded_source_batch,
+    target_labels,
+    tiny_transformer_config,
+)
 
 
 def tiny_model(seed: int = 0, **overrides) -> VtxTransformerForConditionalGeneration:
@@ -78,7 +86,10 @@ def test_presets_carry_the_paper_hyperparameters():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"d_model": 30, "encoder_attention_heads": 4}, r"`d_model` \(30\) must be divisible by `encoder_attention_heads`"),
+        (
+            {"d_model": 30, "encoder_attention_heads": 4},
+            r"`d_model` \(30\) must be divisible by `encoder_attention_heads`",
+        ),
         ({"decoder_attention_heads": 5}, r"must be divisible by `decoder_attention_heads` \(5\)"),
         ({"position_encoding_layout": "rotary"}, "position_encoding_layout"),
         ({"layer_norm_placement": "middle"}, "layer_norm_placement"),
@@ -219,8 +230,11 @@ def test_generation_gives_the_same_tokens_with_and_without_cache(generate_kwargs
     runs = []
     for use_cache in (True, False):
         torch.manual_seed(7)
-        runs.append(model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=12, use_cache=use_cache,
-                                   **generate_kwargs))
+        runs.append(
+            model.generate(
+                input_ids, attention_mask=attention_mask, max_new_tokens=12, use_cache=use_cache, **generate_kwargs
+            )
+        )
     assert runs[0].shape[1] > 5
     assert torch.equal(runs[0], runs[1])
 
@@ -238,14 +252,20 @@ def test_static_cache_gives_the_same_tokens_as_the_dynamic_cache():
     )
 
 
+@pytest.mark.slow  # an inductor compile
 def test_compiled_static_cache_generation_gives_the_same_tokens():
     model = tiny_model()
     input_ids, attention_mask = padded_source_batch()
     eager = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8)
     compile_config = CompileConfig(fullgraph=True, mode="default")  # fullgraph: any graph break is an error
     compile_config._compile_all_devices = True  # generate() compiles only on accelerators unless told otherwise
-    compiled = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8,
-                              cache_implementation="static", compile_config=compile_config)
+    compiled = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=8,
+        cache_implementation="static",
+        compile_config=compile_config,
+    )
     assert torch.equal(compiled, eager)
 
 
@@ -259,8 +279,13 @@ def test_step_by_step_cached_logits_equal_the_full_forward():
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         steps = []
         for t in range(7):
-            out = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask,
-                        decoder_input_ids=decoder_input_ids[:, t : t + 1], cache=cache, use_cache=True)
+            out = model(
+                encoder_outputs=encoder_outputs,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids[:, t : t + 1],
+                cache=cache,
+                use_cache=True,
+            )
             cache = out.cache
             steps.append(out.logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
@@ -270,8 +295,10 @@ def test_cross_attention_keys_and_values_are_projected_once_per_generation():
     model = tiny_model()
     input_ids, attention_mask = padded_source_batch()
     calls = []
-    hooks = [layer.encoder_attn.kv_proj.register_forward_hook(lambda *_: calls.append(1))
-             for layer in model.model.decoder.layers]
+    hooks = [
+        layer.encoder_attn.kv_proj.register_forward_hook(lambda *_: calls.append(1))
+        for layer in model.model.decoder.layers
+    ]
     generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, min_new_tokens=8)
     for hook in hooks:
         hook.remove()
@@ -305,7 +332,7 @@ def test_generate_returns_attentions_under_every_implementation(implementation):
     assert torch.equal(out.sequences, model.generate(input_ids, **settings).sequences)
     model.set_attn_implementation("eager")
     reference = model.generate(input_ids, output_attentions=True, **settings)
-    for ours, theirs in zip(out.cross_attentions, reference.cross_attentions):
+    for ours, theirs in zip(out.cross_attentions, reference.cross_attentions, strict=True):
         torch.testing.assert_close(torch.stack(ours), torch.stack(theirs), rtol=1e-5, atol=1e-6)
 
 
@@ -367,8 +394,9 @@ def test_past_key_values_is_accepted_as_the_deprecated_name_of_cache():
     model = tiny_model()
     input_ids, attention_mask = padded_source_batch()
     decoder_input_ids = torch.tensor([[BOS, 5], [BOS, 6], [BOS, 7]])
-    batch = dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                 use_cache=True)
+    batch = dict(
+        input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, use_cache=True
+    )
     with torch.no_grad():
         expected = model(**batch, cache=EncoderDecoderCache(DynamicCache(), DynamicCache()))
         for model_or_base in (model, model.model):
@@ -389,16 +417,21 @@ def test_torchao_quantizes_every_projection_in_place_and_through_from_pretrained
     quantize_(model, Int8WeightOnlyConfig())
     linears = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
     assert all(type(module.weight) is not torch.nn.Parameter for module in linears)  # every weight quantized
-    assert torch.equal(model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, do_sample=False),
-                       expected)
+    assert torch.equal(
+        model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, do_sample=False), expected
+    )
     loaded = VtxTransformerForConditionalGeneration.from_pretrained(
         tmp_path, quantization_config=TorchAoConfig(Int8WeightOnlyConfig())
     )
-    quantized = {name for name, module in loaded.named_modules()
-                 if isinstance(module, torch.nn.Linear) and type(module.weight) is not torch.nn.Parameter}
+    quantized = {
+        name
+        for name, module in loaded.named_modules()
+        if isinstance(module, torch.nn.Linear) and type(module.weight) is not torch.nn.Parameter
+    }
     # transformers leaves the output layer tied to the embeddings unquantized, as for its own models
-    assert quantized == {name for name, module in loaded.named_modules()
-                         if isinstance(module, torch.nn.Linear)} - {"lm_head"}
+    assert quantized == {name for name, module in loaded.named_modules() if isinstance(module, torch.nn.Linear)} - {
+        "lm_head"
+    }
     assert loaded.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5).shape[0] == 3
 
 

@@ -3,7 +3,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from support.model_tester_mixin import ModelTesterMixin
 from PIL import Image
 from transformers import (
     AutoImageProcessor,
@@ -13,7 +12,6 @@ from transformers import (
     pipeline,
 )
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-from support.vit_tester import NUM_LABELS, masked_positions, pixel_batch, tiny_vit_config
 
 from hf_visiontx import (
     VtxViTConfig,
@@ -22,6 +20,8 @@ from hf_visiontx import (
     VtxViTModel,
     bit_backbone_config,
 )
+from support.model_tester_mixin import ModelTesterMixin
+from support.vit_tester import NUM_LABELS, masked_positions, pixel_batch, tiny_vit_config
 
 
 def tiny(model_class=VtxViTForImageClassification, seed: int = 0, **overrides):
@@ -194,7 +194,7 @@ def test_classifier_head_swaps_with_ignore_mismatched_sizes(tmp_path):
     swapped = VtxViTForImageClassification.from_pretrained(tmp_path, num_labels=3, ignore_mismatched_sizes=True)
     assert swapped.classifier.weight.shape == (3, 32)
     assert torch.equal(swapped.vit.layers[1].mlp.fc1.weight, model.vit.layers[1].mlp.fc1.weight)
-    with pytest.raises(RuntimeError, match="size mismatch|mismatched"):
+    with pytest.raises(RuntimeError, match=r"size mismatch|mismatched"):
         VtxViTForImageClassification.from_pretrained(tmp_path, num_labels=3)
 
 
@@ -281,6 +281,7 @@ def test_flex_attention_matches_eager():
     torch.testing.assert_close(flex, eager, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow  # an inductor compile
 def test_compiles_with_fullgraph_for_training():
     model = tiny(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
     pixels, labels = pixel_batch(), torch.tensor([0, 1, 2])

@@ -66,7 +66,7 @@ def save_composite(model: PreTrainedModel, directory: str | os.PathLike, **save_
         )
     directory = Path(directory)
     model.save_pretrained(directory, **save_kwargs)
-    for module in nested:  # each model file with the files it imports (configuration, layers, ...)
+    for module in nested:  # each model file with the sibling modules it imports
         custom_object_save(module, directory)
     nested_configs = list(dict.fromkeys(type(module.config) for module in nested))
     (directory / f"{COMPOSITE_MODULE}.py").write_text(

@@ -178,8 +178,9 @@ class ModelTesterMixin:
             plain_loss.backward()
             checkpointed_loss.backward()
             torch.testing.assert_close(checkpointed_loss, plain_loss)
-            for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
-                torch.testing.assert_close(b.grad, a.grad, msg=lambda m: f"{model_class.__name__}.{name}: {m}")
+            for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters(), strict=True):
+                where = f"{model_class.__name__}.{name}"
+                torch.testing.assert_close(b.grad, a.grad, msg=lambda m, where=where: f"{where}: {m}")
 
     def test_one_trainer_step_updates_the_weights(self, tmp_path):
         model_class = self.model_classes[-1]  # the task head: it has labels and a loss
@@ -209,8 +210,10 @@ class ModelTesterMixin:
         return [
             ("from_pretrained(dtype=...)", lambda: model_class.from_pretrained(directory, dtype=dtype)),
             ("from_pretrained(torch_dtype=...)", lambda: model_class.from_pretrained(directory, torch_dtype=dtype)),
-            ("from_pretrained(dtype='auto') of a half-precision checkpoint",
-             lambda: model_class.from_pretrained(directory / str(dtype), dtype="auto")),
+            (
+                "from_pretrained(dtype='auto') of a half-precision checkpoint",
+                lambda: model_class.from_pretrained(directory / str(dtype), dtype="auto"),
+            ),
             (".to(dtype)", lambda: model_class.from_pretrained(directory).to(dtype)),
         ]
 
@@ -285,7 +288,9 @@ class ModelTesterMixin:
             assert not unreported, f"{model_class.__name__}: missing weights not reported: {unreported}"
             assert not [name for name, t in loaded.state_dict().items() if t.is_meta]
             with torch.no_grad():
-                assert torch.isfinite(output_tensor(loaded.eval()(**self.make_inputs(loaded.config, model_class)))).all()
+                assert torch.isfinite(
+                    output_tensor(loaded.eval()(**self.make_inputs(loaded.config, model_class)))
+                ).all()
 
     def test_a_partial_checkpoint_reports_and_initialises_what_it_lacks(self, tmp_path):
         """The input embedding's first weight (for the Transformer: the source every tied embedding is saved as) is
@@ -309,7 +314,9 @@ class ModelTesterMixin:
                 if name not in info["missing_keys"]:
                     assert torch.equal(tensor, model.state_dict()[name]), f"{name} was not loaded"
             with torch.no_grad():
-                assert torch.isfinite(output_tensor(loaded.eval()(**self.make_inputs(loaded.config, model_class)))).all()
+                assert torch.isfinite(
+                    output_tensor(loaded.eval()(**self.make_inputs(loaded.config, model_class)))
+                ).all()
 
     def test_tied_weights_stay_tied_and_load_without_missing_keys(self, tmp_path):
         for model_class in self.model_classes:
@@ -382,8 +389,11 @@ class ModelTesterMixin:
             embed = model.get_input_embeddings()
             with torch.no_grad():
                 from_ids = model(**inputs)
-                embedded = dict(inputs, inputs_embeds=embed(inputs["input_ids"]),
-                                decoder_inputs_embeds=model.get_decoder().embed_tokens(inputs["decoder_input_ids"]))
+                embedded = dict(
+                    inputs,
+                    inputs_embeds=embed(inputs["input_ids"]),
+                    decoder_inputs_embeds=model.get_decoder().embed_tokens(inputs["decoder_input_ids"]),
+                )
                 del embedded["input_ids"], embedded["decoder_input_ids"]
                 from_embeds = model(**embedded)
             torch.testing.assert_close(output_tensor(from_embeds), output_tensor(from_ids))
@@ -426,8 +436,11 @@ class ModelTesterMixin:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch's deprecation notice for torch.ao.quantization
                 quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear})
-            converted = [name for name in linears
-                         if isinstance(quantized.get_submodule(name), torch.ao.nn.quantized.dynamic.Linear)]
+            converted = [
+                name
+                for name in linears
+                if isinstance(quantized.get_submodule(name), torch.ao.nn.quantized.dynamic.Linear)
+            ]
             assert converted == linears, f"{model_class.__name__}: not quantized: {set(linears) - set(converted)}"
             inputs = self.make_inputs(model.config, model_class)
             with torch.no_grad():
