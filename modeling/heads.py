@@ -1,11 +1,11 @@
 """The task heads ViT and Swin share: image classification (forward pass and loss) and SimMIM's masked image
-modeling (reconstruction head and loss). Imported with a single-dot import, so the saved remote code of each vision
+modeling (forward pass, reconstruction head and loss); each family's head class adds what is its own. Imported with a single-dot import, so the saved remote code of each vision
 model carries this file along."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.modeling_outputs import ImageClassifierOutput, MaskedImageModelingOutput
 
 from .input_checks import resolve_return_dict
 
@@ -15,39 +15,93 @@ def linear_classifier(hidden_size: int, num_labels: int) -> nn.Module:
     return nn.Linear(hidden_size, num_labels) if num_labels > 0 else nn.Identity()
 
 
-def classify_images(
-    model: nn.Module,
-    encoder: nn.Module,
-    pixel_values: torch.Tensor | None,
-    labels: torch.Tensor | None,
-    interpolate_pos_encoding: bool,
-    output_attentions: bool | None,
-    output_hidden_states: bool | None,
-    return_dict: bool | None,
-    output_class: type[ImageClassifierOutput] = ImageClassifierOutput,
-    **encoder_options,
-) -> ImageClassifierOutput | tuple:
-    """The forward pass of an image classifier: encode, apply `model.classifier` to the pooled representation,
-    and add the loss when `labels` are given. Shared by the ViT and Swin classification heads.
+def _carried_fields(output_class: type, outputs, produced: tuple[str, ...]) -> dict:
+    """The fields of `output_class` other than `produced` (hidden states, attentions, Swin's reshaped hidden states),
+    copied from the encoder's `outputs` by name."""
+    return {name: getattr(outputs, name) for name in output_class.__dataclass_fields__ if name not in produced}
 
-    `output_class` is `ImageClassifierOutput` or a subclass; its fields other than `loss` and `logits` (hidden
-    states, attentions, Swin's reshaped hidden states) are copied from the encoder output by name.
-    `encoder_options` go to the encoder as they are; their `num_items_in_batch` (from `Trainer`) also normalises the
-    loss (see `classification_loss`)."""
-    outputs = encoder(
-        pixel_values,
-        interpolate_pos_encoding=interpolate_pos_encoding,
-        output_attentions=output_attentions,
-        output_hidden_states=output_hidden_states,
-        **encoder_options,
-    )
-    logits = model.classifier(outputs.pooler_output)  # [B, num_labels]
-    loss = classification_loss(model, logits, labels, encoder_options.get("num_items_in_batch"))
-    carried = {
-        name: getattr(outputs, name) for name in output_class.__dataclass_fields__ if name not in ("loss", "logits")
-    }
-    output = output_class(loss=loss, logits=logits, **carried)
-    return output if resolve_return_dict(model.config, return_dict) else output.to_tuple()
+
+class ImageClassificationHead:
+    """The forward pass of the ViT and Swin image classifiers: encode, apply `self.classifier` to the pooled
+    representation, and add the loss when `labels` are given.
+
+    The model class sets `classifier_output` (`ImageClassifierOutput` or a subclass whose extra fields come from the
+    encoder output by name) and `encoder_options` (keywords the encoder gets on every call).
+    """
+
+    classifier_output: type[ImageClassifierOutput] = ImageClassifierOutput
+    encoder_options: dict = {}
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        """Class logits [batch, num_labels], and the loss when `labels` [batch] are given (cross-entropy for
+        single-label classification; `config.problem_type` selects regression or multi-label, see
+        `classification_loss`). `kwargs` as in the encoder's forward; their `num_items_in_batch` (from `Trainer`)
+        also normalises the loss."""
+        outputs = self.base_model(
+            pixel_values,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **self.encoder_options,
+            **kwargs,
+        )
+        logits = self.classifier(outputs.pooler_output)  # [B, num_labels]
+        loss = classification_loss(self, logits, labels, kwargs.get("num_items_in_batch"))
+        carried = _carried_fields(self.classifier_output, outputs, ("loss", "logits"))
+        output = self.classifier_output(loss=loss, logits=logits, **carried)
+        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+
+
+class MaskedImageModelingHead:
+    """The forward pass of SimMIM (Xie et al. 2022) on ViT and Swin: encode with the masked patches replaced by
+    the learned mask token, reconstruct the pixels from the final token map with `self.decoder`, and add the L1
+    loss on the masked pixels when `bool_masked_pos` is given.
+
+    The model class sets `reconstruction_output` (`MaskedImageModelingOutput` or a subclass) and implements
+    `token_map(last_hidden_state, pixel_values)`, which returns the final tokens as a feature map for the decoder,
+    and `patch_layout(pixel_values)`, the (rows, cols) patch grid `bool_masked_pos` covers and the patch side.
+    """
+
+    reconstruction_output: type[MaskedImageModelingOutput] = MaskedImageModelingOutput
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        bool_masked_pos: torch.BoolTensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MaskedImageModelingOutput | tuple:
+        """Reconstructed pixels [batch, C, H', W'], and the masked-pixel L1 loss when `bool_masked_pos`
+        [batch, num_patches] is given (over the pixels input and reconstruction share). `kwargs` as in the
+        encoder's forward."""
+        outputs = self.base_model(
+            pixel_values,
+            bool_masked_pos=bool_masked_pos,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        reconstruction = self.decoder(self.token_map(outputs.last_hidden_state, pixel_values))  # [B, C, H', W']
+        loss = None
+        if bool_masked_pos is not None:
+            patch_grid, patch_size = self.patch_layout(pixel_values)
+            loss = masked_pixel_l1_loss(pixel_values, reconstruction, bool_masked_pos, patch_grid, patch_size)
+        carried = _carried_fields(self.reconstruction_output, outputs, ("loss", "reconstruction"))
+        output = self.reconstruction_output(loss=loss, reconstruction=reconstruction, **carried)
+        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
 
 def classification_loss(
@@ -141,4 +195,11 @@ def masked_pixel_l1_loss(
     return (error * mask).sum() / (mask.sum() + 1e-5) / pixel_values.shape[1]
 
 
-__all__ = ["classification_loss", "classify_images", "linear_classifier", "masked_pixel_l1_loss", "simmim_decoder"]
+__all__ = [
+    "ImageClassificationHead",
+    "MaskedImageModelingHead",
+    "classification_loss",
+    "linear_classifier",
+    "masked_pixel_l1_loss",
+    "simmim_decoder",
+]

@@ -39,7 +39,7 @@ from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_swin import VtxSwinConfig
 from .fast_paths import BoundedTensorCache
 from .feed_forward import VtxMLP
-from .heads import classify_images, linear_classifier, masked_pixel_l1_loss, simmim_decoder
+from .heads import ImageClassificationHead, MaskedImageModelingHead, linear_classifier, simmim_decoder
 from .hub_mixin import VtxHubMixin
 from .image_tokens import grid_positions, mask_patches, patch_tokens, to_feature_map
 from .input_checks import check_forward_kwargs, check_pixel_values, output_flags, resolve_return_dict
@@ -577,8 +577,11 @@ class VtxSwinModel(VtxSwinPreTrainedModel):
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
 
-class VtxSwinForImageClassification(VtxSwinPreTrainedModel):
-    """Swin with a linear classifier on the average of the final token states."""
+class VtxSwinForImageClassification(ImageClassificationHead, VtxSwinPreTrainedModel):
+    """Swin with a linear classifier on the average of the final token states; `forward` as in
+    `heads.ImageClassificationHead`, with the hidden states also as NCHW maps (`reshaped_hidden_states`)."""
+
+    classifier_output = VtxSwinImageClassifierOutput
 
     def __init__(self, config: VtxSwinConfig):
         super().__init__(config)
@@ -587,35 +590,14 @@ class VtxSwinForImageClassification(VtxSwinPreTrainedModel):
         self.classifier = linear_classifier(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        interpolate_pos_encoding: bool = False,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> VtxSwinImageClassifierOutput | tuple:
-        """Class logits [batch, num_labels], and the loss when `labels` [batch] are given; hidden states also as
-        NCHW maps (`reshaped_hidden_states`). `kwargs` as in `VtxSwinModel.forward`."""
-        return classify_images(
-            self,
-            self.swin,
-            pixel_values,
-            labels,
-            interpolate_pos_encoding,
-            output_attentions,
-            output_hidden_states,
-            return_dict,
-            VtxSwinImageClassifierOutput,
-            **kwargs,
-        )
 
-
-class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
+class VtxSwinForMaskedImageModeling(MaskedImageModelingHead, VtxSwinPreTrainedModel):
     """SimMIM (Xie et al. 2022) on Swin: masked patches get a learned token; a 1x1 convolution + pixel shuffle
-    reconstructs the pixels from the last stage; the loss is the L1 error on masked pixels."""
+    reconstructs the pixels from the last stage; the loss is the L1 error on masked pixels. `forward` as in
+    `heads.MaskedImageModelingHead`: the reconstruction is the last grid times `encoder_stride`, and the hidden
+    states come also as NCHW maps (`reshaped_hidden_states`)."""
+
+    reconstruction_output = VtxSwinMaskedImageModelingOutput
 
     def __init__(self, config: VtxSwinConfig):
         super().__init__(config)
@@ -623,43 +605,16 @@ class VtxSwinForMaskedImageModeling(VtxSwinPreTrainedModel):
         self.decoder = simmim_decoder(config.hidden_size, config.encoder_stride, config.num_channels)
         self.post_init()
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor | None = None,
-        bool_masked_pos: torch.BoolTensor | None = None,
-        interpolate_pos_encoding: bool = False,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> VtxSwinMaskedImageModelingOutput | tuple:
-        """Reconstructed pixels [batch, C, H', W'] (the last grid times `encoder_stride`), and the masked-pixel L1
-        loss when `bool_masked_pos` [batch, num_patches] is given (over the pixels both cover); hidden states also
-        as NCHW maps (`reshaped_hidden_states`). `kwargs` as in `VtxSwinModel.forward`."""
-        outputs = self.swin(
-            pixel_values,
-            bool_masked_pos=bool_masked_pos,
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            **kwargs,
-        )
-        height, width = pixel_values.shape[2:]
-        last_grid = (-(-height // self.config.encoder_stride), -(-width // self.config.encoder_stride))
-        reconstruction = self.decoder(to_feature_map(outputs.last_hidden_state, last_grid))  # [B, C, H', W']
-        loss = None
-        if bool_masked_pos is not None:
-            patch = self.config.patch_size
-            patch_grid = (-(-height // patch), -(-width // patch))
-            loss = masked_pixel_l1_loss(pixel_values, reconstruction, bool_masked_pos, patch_grid, patch)
-        output = VtxSwinMaskedImageModelingOutput(
-            loss=loss,
-            reconstruction=reconstruction,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            reshaped_hidden_states=outputs.reshaped_hidden_states,
-        )
-        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+    def patch_layout(self, pixel_values: torch.Tensor) -> tuple[tuple[int, int], int]:
+        """The (rows, cols) patch grid of these images (partial patches counted) and the patch side."""
+        patch = self.config.patch_size
+        return (-(-pixel_values.shape[2] // patch), -(-pixel_values.shape[3] // patch)), patch
+
+    def token_map(self, last_hidden_state: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The last stage's tokens as a feature map [B, C, rows, cols] (each stage pads to whole windows)."""
+        stride = self.config.encoder_stride
+        last_grid = (-(-pixel_values.shape[2] // stride), -(-pixel_values.shape[3] // stride))
+        return to_feature_map(last_hidden_state, last_grid)
 
 
 class VtxSwinBackbone(BackboneMixin, VtxSwinPreTrainedModel):

@@ -20,15 +20,13 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
-    ImageClassifierOutput,
-    MaskedImageModelingOutput,
 )
 
 from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_vit import VtxViTConfig
 from .fast_paths import last_layer_query_tokens
 from .feed_forward import VtxMLP
-from .heads import classify_images, linear_classifier, masked_pixel_l1_loss, simmim_decoder
+from .heads import ImageClassificationHead, MaskedImageModelingHead, linear_classifier, simmim_decoder
 from .hub_mixin import VtxHubMixin
 from .image_tokens import grid_positions, interpolate_position_embeddings, mask_patches, patch_tokens
 from .input_checks import check_forward_kwargs, check_pixel_values, output_flags, resolve_return_dict
@@ -264,8 +262,15 @@ class VtxViTModel(VtxViTPreTrainedModel):
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
 
 
-class VtxViTForImageClassification(VtxViTPreTrainedModel):
-    """ViT with a linear classifier on the pooled representation (the MLP head of fine-tuning)."""
+class VtxViTForImageClassification(ImageClassificationHead, VtxViTPreTrainedModel):
+    """ViT with a linear classifier on the pooled representation (the MLP head of fine-tuning); `forward` as in
+    `heads.ImageClassificationHead`.
+
+    With [CLS] pooling only the [CLS] token's final state is read, so the encoder's last layer may compute that
+    token alone (`fast_paths.last_layer_query_tokens`); the public `VtxViTModel` always returns every token.
+    """
+
+    encoder_options = {"_pooled_only": True}
 
     def __init__(self, config: VtxViTConfig):
         super().__init__(config)
@@ -274,36 +279,11 @@ class VtxViTForImageClassification(VtxViTPreTrainedModel):
         self.classifier = linear_classifier(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        interpolate_pos_encoding: bool = False,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> ImageClassifierOutput | tuple:
-        """Class logits [batch, num_labels], and the loss when `labels` [batch] are given (cross-entropy for
-        single-label classification; `config.problem_type` selects regression or multi-label). `kwargs` as in
-        `VtxViTModel.forward`."""
-        return classify_images(
-            self,
-            self.vit,
-            pixel_values,
-            labels,
-            interpolate_pos_encoding,
-            output_attentions,
-            output_hidden_states,
-            return_dict,
-            _pooled_only=True,
-            **kwargs,
-        )
 
-
-class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
+class VtxViTForMaskedImageModeling(MaskedImageModelingHead, VtxViTPreTrainedModel):
     """SimMIM (Xie et al. 2022): masked patches are replaced by a learned token and their pixels reconstructed by a
-    1x1 convolution + pixel shuffle from the token states; the loss is the L1 error on masked pixels."""
+    1x1 convolution + pixel shuffle from the token states; the loss is the L1 error on masked pixels. `forward` as
+    in `heads.MaskedImageModelingHead`: the reconstruction has the image size rounded down to whole patches."""
 
     def __init__(self, config: VtxViTConfig):
         super().__init__(config)
@@ -316,42 +296,16 @@ class VtxViTForMaskedImageModeling(VtxViTPreTrainedModel):
         self.decoder = simmim_decoder(config.hidden_size, config.encoder_stride, config.num_channels)
         self.post_init()
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor | None = None,
-        bool_masked_pos: torch.BoolTensor | None = None,
-        interpolate_pos_encoding: bool = False,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> MaskedImageModelingOutput | tuple:
-        """Reconstruct pixels [batch, C, H', W'] (H', W' the image size rounded down to whole patches), with the
-        masked-pixel L1 loss when `bool_masked_pos` [batch, num_patches] is given. `kwargs` as in
-        `VtxViTModel.forward`."""
-        outputs = self.vit(
-            pixel_values,
-            bool_masked_pos=bool_masked_pos,
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            **kwargs,
-        )
+    def patch_layout(self, pixel_values: torch.Tensor) -> tuple[tuple[int, int], int]:
+        """The (rows, cols) token grid of these images and the pixels per token side."""
         stride = self.config.encoder_stride
-        rows, cols = pixel_values.shape[2] // stride, pixel_values.shape[3] // stride
-        patch_states = outputs.last_hidden_state[:, 1:]  # [B, N, D]
-        feature_map = patch_states.transpose(1, 2).reshape(patch_states.shape[0], -1, rows, cols)  # [B, D, r, c]
-        reconstruction = self.decoder(feature_map)  # [B, C, r*stride, c*stride]
-        loss = None
-        if bool_masked_pos is not None:
-            loss = masked_pixel_l1_loss(pixel_values, reconstruction, bool_masked_pos, (rows, cols), stride)
-        output = MaskedImageModelingOutput(
-            loss=loss,
-            reconstruction=reconstruction,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+        return (pixel_values.shape[2] // stride, pixel_values.shape[3] // stride), stride
+
+    def token_map(self, last_hidden_state: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The patch tokens (after [CLS]) as a feature map [B, D, rows, cols]."""
+        (rows, cols), _ = self.patch_layout(pixel_values)
+        patch_states = last_hidden_state[:, 1:]  # [B, N, D]
+        return patch_states.transpose(1, 2).reshape(patch_states.shape[0], -1, rows, cols)  # [B, D, rows, cols]
 
 
 __all__ = [
