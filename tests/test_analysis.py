@@ -29,6 +29,7 @@ from hf_visiontx.analysis import (
 )
 from hf_visiontx.apps.cli import main
 from hf_visiontx.modeling.configuration_vit import bit_backbone_config
+from support.vit_tester import TINY_SIZES as TINY_VIT_SIZES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOT_FILES = ("mean_attention_distance.png", "attention_rollout.png", "position_embedding_similarity.png")
@@ -290,15 +291,7 @@ def test_similarity_reads_the_model_position_embeddings_through_a_head():
 # On a real (tiny, random) ViT
 
 
-TINY_VIT = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    image_size=32,
-    patch_size=4,
-    num_labels=3,
-)  # an 8x8 patch grid
+TINY_VIT = TINY_VIT_SIZES | {"num_labels": 3}  # an 8x8 patch grid
 
 
 def tiny_vit_config() -> ViTConfig:

@@ -27,7 +27,9 @@ from hf_visiontx import (
 from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.data import train_tokenizer
+from support.transformer_tester import TINY_SIZES as TINY_TRANSFORMER_SIZES
 from support.transformer_tester import padded_source_batch
+from support.vit_tester import TINY_SIZES as TINY_VIT_SIZES
 
 MARIAN_PAD = 98  # Marian starts decoding from the pad token, the last id of its vocabulary
 
@@ -35,16 +37,8 @@ MARIAN_PAD = 98  # Marian starts decoding from the pad token, the last id of its
 def tiny_marian(seed: int = 0, **overrides) -> MarianMTModel:
     torch.manual_seed(seed)
     config = MarianConfig(
-        vocab_size=99,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=37,
-        decoder_ffn_dim=37,
+        **TINY_TRANSFORMER_SIZES,
         activation_function="swish",
-        max_position_embeddings=64,
         pad_token_id=MARIAN_PAD,
         decoder_start_token_id=MARIAN_PAD,
         eos_token_id=0,
@@ -182,17 +176,7 @@ def test_corrupted_weights_give_an_error_and_no_output(tmp_path, capsys):
 
 def tiny_reference_vit(model_class, seed: int = 0):
     torch.manual_seed(seed)
-    config = ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        image_size=32,
-        patch_size=4,
-        encoder_stride=4,
-        num_labels=7,
-        layer_norm_eps=1e-12,
-    )
+    config = ViTConfig(**TINY_VIT_SIZES, encoder_stride=4, num_labels=7, layer_norm_eps=1e-12)
     return model_class(config).eval()
 
 

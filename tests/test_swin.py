@@ -29,7 +29,7 @@ from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.modeling.modeling_swin import relative_position_index, shifted_window_attention_mask
 from support.model_tester_mixin import ModelTesterMixin
-from support.swin_tester import NUM_LABELS, tiny_swin_config
+from support.swin_tester import NUM_LABELS, TINY_SIZES, tiny_swin_config
 from support.vit_tester import masked_positions, pixel_batch
 
 
@@ -219,17 +219,7 @@ def test_eager_and_sdpa_agree_on_shifted_padded_windows():
 
 def reference_swin(model_class, seed: int = 0):
     torch.manual_seed(seed)
-    config = SwinConfig(
-        image_size=32,
-        patch_size=2,
-        embed_dim=16,
-        depths=(2, 2),
-        num_heads=(2, 4),
-        window_size=4,
-        num_labels=7,
-        encoder_stride=4,
-    )
-    model = model_class(config).eval()
+    model = model_class(SwinConfig(**TINY_SIZES, num_labels=7)).eval()
     with torch.no_grad():  # the tables start at zero: give the relative position bias something to do
         for name, parameter in model.named_parameters():
             if "relative_position_bias_table" in name:

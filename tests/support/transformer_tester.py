@@ -6,25 +6,18 @@ from hf_visiontx import VtxTransformerConfig
 
 VOCAB_SIZE = 99
 PAD, BOS, EOS = 0, 1, 2
+# The sizes of the tiny models, shared with the transformers oracles the tests compare against (Marian).
+TINY_SIZES = dict(vocab_size=VOCAB_SIZE, d_model=32, max_position_embeddings=64) | {
+    f"{stack}_{field}": value
+    for stack in ("encoder", "decoder")
+    for field, value in (("layers", 2), ("attention_heads", 4), ("ffn_dim", 37))
+}
 
 
 def tiny_transformer_config(**overrides) -> VtxTransformerConfig:
     """Hidden 32, 2+2 layers, 4 heads, vocabulary 99: small enough for CPU tests, wide enough to be meaningful."""
-    fields = dict(
-        vocab_size=VOCAB_SIZE,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=37,
-        decoder_ffn_dim=37,
-        max_position_embeddings=64,
-        dropout=0.1,
-        attention_dropout=0.1,
-        activation_dropout=0.1,
-    )
-    return VtxTransformerConfig(**(fields | overrides))
+    dropouts = dict(dropout=0.1, attention_dropout=0.1, activation_dropout=0.1)
+    return VtxTransformerConfig(**(TINY_SIZES | dropouts | overrides))
 
 
 def padded_source_batch(seed: int = 0, batch: int = 3, length: int = 9) -> tuple[torch.Tensor, torch.Tensor]:

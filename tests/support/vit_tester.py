@@ -5,22 +5,15 @@ import torch
 from hf_visiontx import VtxViTConfig
 
 NUM_LABELS = 5
+# The sizes of the tiny models, shared with the transformers oracles the tests compare against (ViTConfig).
+TINY_SIZES = dict(image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
+TINY_SIZES["intermediate_size"] = 37
 
 
 def tiny_vit_config(**overrides) -> VtxViTConfig:
     """Image 32, patch 4 (an 8x8 grid), hidden 32, 2 layers, 4 heads."""
-    fields = dict(
-        image_size=32,
-        patch_size=4,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        hidden_dropout_prob=0.1,
-        attention_probs_dropout_prob=0.1,
-        num_labels=NUM_LABELS,
-    )
-    return VtxViTConfig(**(fields | overrides))
+    dropouts = dict(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    return VtxViTConfig(**(TINY_SIZES | dropouts | {"num_labels": NUM_LABELS} | overrides))
 
 
 def pixel_batch(batch: int = 3, height: int = 32, width: int = 32, seed: int = 0) -> torch.Tensor:
