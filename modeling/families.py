@@ -139,6 +139,30 @@ _FINE_TUNING = _frozen({"learning_rate": 1e-4, "warmup_steps": 0.1, "batch_size"
 # The Hub task of the vision heads that output features rather than labels.
 _IMAGE_PIPELINE = "image-feature-extraction"
 
+
+def _image_heads(ours: str, theirs: str) -> tuple[Head, ...]:
+    """The heads ViT and Swin both have, each converted from transformers' class of the same role: the bare encoder,
+    the image classifier and the SimMIM head (`ours` "VtxViT" and `theirs` "ViT" give `VtxViTModel` from
+    `ViTModel`, ...)."""
+    return (
+        Head(f"{ours}Model", "AutoModel", _IMAGE_PIPELINE, "encode_image", converts_from=(f"{theirs}Model",)),
+        Head(
+            f"{ours}ForImageClassification",
+            "AutoModelForImageClassification",
+            "image-classification",
+            "classify",
+            converts_from=(f"{theirs}ForImageClassification",),
+        ),
+        Head(
+            f"{ours}ForMaskedImageModeling",
+            "AutoModelForMaskedImageModeling",
+            _IMAGE_PIPELINE,
+            "reconstruct",
+            converts_from=(f"{theirs}ForMaskedImageModeling",),
+        ),
+    )
+
+
 TRANSFORMER = Family(
     name="transformer",
     model_type="vtx_transformer",
@@ -195,23 +219,7 @@ VIT = Family(
     model_type="vtx_vit",
     module="vit",
     config_class="VtxViTConfig",
-    heads=(
-        Head("VtxViTModel", "AutoModel", _IMAGE_PIPELINE, "encode_image", converts_from=("ViTModel",)),
-        Head(
-            "VtxViTForImageClassification",
-            "AutoModelForImageClassification",
-            "image-classification",
-            "classify",
-            converts_from=("ViTForImageClassification",),
-        ),
-        Head(
-            "VtxViTForMaskedImageModeling",
-            "AutoModelForMaskedImageModeling",
-            _IMAGE_PIPELINE,
-            "reconstruct",
-            converts_from=("ViTForMaskedImageModeling",),
-        ),
-    ),
+    heads=_image_heads("VtxViT", "ViT"),
     preprocessor="image_processor",
     task="image-classification",
     trained_head="VtxViTForImageClassification",
@@ -245,24 +253,7 @@ SWIN = Family(
     model_type="vtx_swin",
     module="swin",
     config_class="VtxSwinConfig",
-    heads=(
-        Head("VtxSwinModel", "AutoModel", _IMAGE_PIPELINE, "encode_image", converts_from=("SwinModel",)),
-        Head(
-            "VtxSwinForImageClassification",
-            "AutoModelForImageClassification",
-            "image-classification",
-            "classify",
-            converts_from=("SwinForImageClassification",),
-        ),
-        Head(
-            "VtxSwinForMaskedImageModeling",
-            "AutoModelForMaskedImageModeling",
-            _IMAGE_PIPELINE,
-            "reconstruct",
-            converts_from=("SwinForMaskedImageModeling",),
-        ),
-        Head("VtxSwinBackbone", "AutoBackbone", _IMAGE_PIPELINE, "backbone"),
-    ),
+    heads=(*_image_heads("VtxSwin", "Swin"), Head("VtxSwinBackbone", "AutoBackbone", _IMAGE_PIPELINE, "backbone")),
     preprocessor="image_processor",
     task="image-classification",
     trained_head="VtxSwinForImageClassification",

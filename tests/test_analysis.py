@@ -15,18 +15,7 @@ from PIL import Image
 from transformers import ViTConfig, ViTForImageClassification, ViTModel
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from hf_visiontx import VtxViTConfig, VtxViTForImageClassification
-from hf_visiontx.analysis import (
-    attention_rollout,
-    attention_rollout_map,
-    mean_attention_distance,
-    mean_attention_distance_from_attentions,
-    plot_attention_rollout,
-    plot_mean_attention_distance,
-    plot_position_embedding_similarity,
-    position_embedding_similarity,
-    position_embedding_similarity_from_embeddings,
-)
+from hf_visiontx import VtxViTConfig, VtxViTForImageClassification, analysis
 from hf_visiontx.apps.cli import main
 from hf_visiontx.modeling.configuration_vit import bit_backbone_config
 from support.vit_tester import TINY_SIZES as TINY_VIT_SIZES
@@ -86,14 +75,14 @@ def brute_force_mean_pairwise_distance(rows: int, cols: int, patch_size: float) 
 
 def test_attention_on_itself_has_distance_zero():
     layer = with_prefix(pointing_attention(4, 4, itself).expand(2, 3, 16, 16))  # [batch 2, heads 3, 17, 17]
-    distances = mean_attention_distance_from_attentions([layer, layer], (4, 4), patch_size=16)
+    distances = analysis.mean_attention_distance_from_attentions([layer, layer], (4, 4), patch_size=16)
     assert distances.shape == (2, 3)
     assert torch.equal(distances, torch.zeros(2, 3))
 
 
 def test_uniform_attention_gives_the_mean_pairwise_distance_of_the_grid():
     layer = with_prefix(uniform(4, 4).expand(1, 2, 16, 16))
-    distances = mean_attention_distance_from_attentions([layer], 4, patch_size=16)
+    distances = analysis.mean_attention_distance_from_attentions([layer], 4, patch_size=16)
     expected = brute_force_mean_pairwise_distance(4, 4, 16)
     torch.testing.assert_close(distances, torch.full((1, 2), expected))
 
@@ -101,7 +90,7 @@ def test_uniform_attention_gives_the_mean_pairwise_distance_of_the_grid():
 def test_neighbour_attention_gives_exactly_one_patch_on_a_non_square_grid():
     # 3 rows x 5 columns: swapping rows and columns would put index r*cols+c elsewhere and change the distances
     layer = with_prefix(pointing_attention(3, 5, horizontal_neighbour)[None, None])
-    distances = mean_attention_distance_from_attentions([layer], (3, 5), patch_size=8)
+    distances = analysis.mean_attention_distance_from_attentions([layer], (3, 5), patch_size=8)
     torch.testing.assert_close(distances, torch.tensor([[8.0]]))
 
 
@@ -117,28 +106,28 @@ def test_each_head_gets_its_own_distance():
     )  # [heads 4, N, N]
     expected = torch.tensor([0.0, 16.0, 16.0 * math.sqrt(2), brute_force_mean_pairwise_distance(rows, cols, 16)])
     layers = [with_prefix(patterns[None]), with_prefix(patterns.flip(0)[None])]  # layer 2 has the heads reversed
-    distances = mean_attention_distance_from_attentions(layers, (rows, cols), patch_size=16)
+    distances = analysis.mean_attention_distance_from_attentions(layers, (rows, cols), patch_size=16)
     torch.testing.assert_close(distances, torch.stack([expected, expected.flip(0)]))
 
 
 def test_distances_are_averaged_over_images():
     images = torch.stack([pointing_attention(2, 3, itself), pointing_attention(2, 3, horizontal_neighbour)])
-    distances = mean_attention_distance_from_attentions([with_prefix(images[:, None])], (2, 3), patch_size=10)
+    distances = analysis.mean_attention_distance_from_attentions([with_prefix(images[:, None])], (2, 3), patch_size=10)
     torch.testing.assert_close(distances, torch.tensor([[5.0]]))  # (0 + 10) / 2
 
 
 def test_prefix_tokens_are_ignored_as_queries_and_keys():
     torch.manual_seed(0)
     patch_attention = torch.randn(2, 3, 9, 9).softmax(dim=-1)  # [batch, heads, N, N], rows sum to 1
-    plain = mean_attention_distance_from_attentions([with_prefix(patch_attention)], 3, patch_size=4)
+    plain = analysis.mean_attention_distance_from_attentions([with_prefix(patch_attention)], 3, patch_size=4)
 
     heavy = with_prefix(patch_attention * 0.01, prefix_weight=50.0)  # almost all weight on [CLS]
     heavy[..., 0, :] = 0.0
     heavy[..., 0, -1] = 1.0  # the [CLS] query looks at the far corner only
-    torch.testing.assert_close(mean_attention_distance_from_attentions([heavy], 3, patch_size=4), plain)
+    torch.testing.assert_close(analysis.mean_attention_distance_from_attentions([heavy], 3, patch_size=4), plain)
 
     two_prefix = with_prefix(patch_attention, num_prefix_tokens=2, prefix_weight=3.0)  # e.g. [CLS] + distillation
-    actual = mean_attention_distance_from_attentions([two_prefix], 3, patch_size=4, num_prefix_tokens=2)
+    actual = analysis.mean_attention_distance_from_attentions([two_prefix], 3, patch_size=4, num_prefix_tokens=2)
     torch.testing.assert_close(actual, plain)
 
 
@@ -155,7 +144,7 @@ def test_prefix_tokens_are_ignored_as_queries_and_keys():
 )
 def test_distance_rejects_bad_input_naming_the_argument(attentions, grid_size, message):
     with pytest.raises(ValueError, match=message):
-        mean_attention_distance_from_attentions(attentions, grid_size, patch_size=16)
+        analysis.mean_attention_distance_from_attentions(attentions, grid_size, patch_size=16)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,7 +155,7 @@ def test_identity_attention_keeps_cls_on_itself():
     # fused I, plus the residual I, renormalised: I again; the product of identities is I, so [CLS] draws nothing
     # from the patches
     identity = torch.eye(17).expand(2, 4, 17, 17)
-    rollout = attention_rollout([identity] * 3)
+    rollout = analysis.attention_rollout([identity] * 3)
     assert rollout.shape == (2, 16)
     assert torch.equal(rollout, torch.zeros(2, 16))
 
@@ -176,7 +165,7 @@ def test_uniform_attention_rolls_out_to_a_known_uniform_share():
     # [CLS] gets (2^L - 1) / (2^L T) from every patch
     num_layers, num_tokens = 3, 17
     layer = torch.full((1, 2, num_tokens, num_tokens), 1.0 / num_tokens)
-    rollout = attention_rollout([layer] * num_layers)
+    rollout = analysis.attention_rollout([layer] * num_layers)
     expected = (2**num_layers - 1) / (2**num_layers * num_tokens)
     torch.testing.assert_close(rollout, torch.full((1, 16), expected))
 
@@ -191,7 +180,7 @@ def test_rollout_peaks_where_cls_sends_its_attention():
         for image, target in enumerate(targets):
             layer[image, :, 0, 1 + target] = 1.0  # every head of [CLS] looks at the target patch only
         layers.append(layer)
-    rollout_map = attention_rollout_map(layers, (rows, cols))
+    rollout_map = analysis.attention_rollout_map(layers, (rows, cols))
     assert rollout_map.shape == (2, rows, cols)
     peaks = [divmod(int(image_map.argmax()), cols) for image_map in rollout_map]
     assert peaks == [(1, 1), (2, 2)]
@@ -203,7 +192,7 @@ def test_rollout_follows_attention_through_the_layers_in_order():
     first, second = torch.eye(5)[None, None].clone(), torch.eye(5)[None, None].clone()
     first[0, 0, 1] = torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0])
     second[0, 0, 0] = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0])
-    rollout = attention_rollout([first, second])
+    rollout = analysis.attention_rollout([first, second])
     torch.testing.assert_close(rollout, torch.tensor([[0.25, 0.0, 0.25, 0.0]]))
 
 
@@ -213,17 +202,17 @@ def test_head_fusion(head_fusion, expected):
     # 0.25 on the patch; max: e0 + e3, plus I -> (2 e0 + e3) / 3; min: nothing, plus I -> e0
     layer = torch.eye(5).repeat(1, 2, 1, 1)  # [1, heads 2, T 5, T 5]
     layer[0, 1, 0] = torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0])
-    rollout = attention_rollout([layer], head_fusion=head_fusion)
+    rollout = analysis.attention_rollout([layer], head_fusion=head_fusion)
     torch.testing.assert_close(rollout, torch.tensor([[0.0, 0.0, expected, 0.0]]))
 
 
 def test_discard_ratio_zeroes_the_weakest_weights():
     layer = torch.eye(5)[None, None].clone()  # one head, T = 1 + 2x2
     layer[0, 0, 0] = torch.tensor([0.0, 0.7, 0.2, 0.05, 0.05])
-    kept = attention_rollout([layer])
+    kept = analysis.attention_rollout([layer])
     torch.testing.assert_close(kept, torch.tensor([[0.35, 0.1, 0.025, 0.025]]))
     # 25 weights: 17 zeros and the two 0.05 are the 19 smallest; the [CLS] row becomes (e0 + [0, .7, .2, 0, 0]) / 1.9
-    sharpened = attention_rollout([layer], discard_ratio=0.77)
+    sharpened = analysis.attention_rollout([layer], discard_ratio=0.77)
     torch.testing.assert_close(sharpened, torch.tensor([[0.7 / 1.9, 0.2 / 1.9, 0.0, 0.0]]))
 
 
@@ -237,7 +226,7 @@ def test_discard_ratio_zeroes_the_weakest_weights():
 )
 def test_rollout_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        attention_rollout([torch.eye(5)[None, None]], **kwargs)
+        analysis.attention_rollout([torch.eye(5)[None, None]], **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -266,7 +255,7 @@ def expected_row_column_similarity(rows: int, cols: int) -> torch.Tensor:
 
 def test_similarity_of_random_embeddings_is_one_on_the_diagonal_and_symmetric():
     embeddings = torch.randn(1, 1 + 12, 8, generator=torch.Generator().manual_seed(0))
-    similarity = position_embedding_similarity_from_embeddings(embeddings, (3, 4), num_prefix_tokens=1)
+    similarity = analysis.position_embedding_similarity_from_embeddings(embeddings, (3, 4), num_prefix_tokens=1)
     assert similarity.shape == (3, 4, 3, 4)
     flat = similarity.reshape(12, 12)
     torch.testing.assert_close(flat.diagonal(), torch.ones(12))
@@ -275,7 +264,9 @@ def test_similarity_of_random_embeddings_is_one_on_the_diagonal_and_symmetric():
 
 
 def test_similarity_of_constructed_embeddings_is_known():
-    similarity = position_embedding_similarity_from_embeddings(row_column_embeddings(2, 3), (2, 3), num_prefix_tokens=1)
+    similarity = analysis.position_embedding_similarity_from_embeddings(
+        row_column_embeddings(2, 3), (2, 3), num_prefix_tokens=1
+    )
     torch.testing.assert_close(similarity, expected_row_column_similarity(2, 3))
 
 
@@ -284,7 +275,7 @@ def test_similarity_reads_the_model_position_embeddings_through_a_head():
     embeddings = torch.nn.functional.pad(row_column_embeddings(8, 8), (0, 32 - 16))  # [1, 65, 32], zeros after 16
     with torch.no_grad():
         model.vit.embeddings.position_embeddings.copy_(embeddings)
-    torch.testing.assert_close(position_embedding_similarity(model), expected_row_column_similarity(8, 8))
+    torch.testing.assert_close(analysis.position_embedding_similarity(model), expected_row_column_similarity(8, 8))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -313,7 +304,7 @@ def test_mean_attention_distance_of_a_tiny_vit(model_class, attn_implementation)
     model = tiny_vit(model_class, attn_implementation)
     model.train()
     pixel_values = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    distances = mean_attention_distance(model, pixel_values)
+    distances = analysis.mean_attention_distance(model, pixel_values)
 
     assert distances.shape == (2, 4)
     assert torch.isfinite(distances).all()
@@ -324,13 +315,13 @@ def test_mean_attention_distance_of_a_tiny_vit(model_class, attn_implementation)
     model.set_attn_implementation("eager")
     with torch.no_grad():
         attentions = model(pixel_values=pixel_values, output_attentions=True).attentions
-    torch.testing.assert_close(distances, mean_attention_distance_from_attentions(attentions, 8, patch_size=4))
+    torch.testing.assert_close(distances, analysis.mean_attention_distance_from_attentions(attentions, 8, patch_size=4))
 
 
 def test_mean_attention_distance_with_interpolated_positions_on_a_non_square_image():
     model = tiny_vit()
     pixel_values = torch.randn(1, 3, 40, 48)  # a 10x12 grid
-    distances = mean_attention_distance(model, pixel_values, interpolate_pos_encoding=True)
+    distances = analysis.mean_attention_distance(model, pixel_values, interpolate_pos_encoding=True)
     assert distances.shape == (2, 4) and torch.isfinite(distances).all()
     assert (distances <= 4 * math.hypot(9, 11)).all()
 
@@ -345,19 +336,19 @@ def test_mean_attention_distance_of_our_vit(hybrid):
     pixel_values = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     implementation = model.config._attn_implementation
 
-    distances = mean_attention_distance(model, pixel_values)
+    distances = analysis.mean_attention_distance(model, pixel_values)
     assert model.config._attn_implementation == implementation
-    assert position_embedding_similarity(model).shape == (grid, grid, grid, grid)
+    assert analysis.position_embedding_similarity(model).shape == (grid, grid, grid, grid)
     model.set_attn_implementation("eager")
     with torch.no_grad():
         attentions = model(pixel_values=pixel_values, output_attentions=True).attentions
-    torch.testing.assert_close(distances, mean_attention_distance_from_attentions(attentions, grid, stride))
+    torch.testing.assert_close(distances, analysis.mean_attention_distance_from_attentions(attentions, grid, stride))
 
 
 def test_attention_implementation_is_restored_when_the_model_fails():
     model = tiny_vit()
     with pytest.raises(ValueError):
-        mean_attention_distance(model, torch.randn(1, 3, 40, 40))  # wrong size and no interpolation
+        analysis.mean_attention_distance(model, torch.randn(1, 3, 40, 40))  # wrong size and no interpolation
     assert model.config._attn_implementation == "sdpa"
 
 
@@ -374,22 +365,22 @@ def assert_png(path):
 def test_plot_attention_rollout_writes_a_png(tmp_path, image_kind):
     image = Image.new("RGB", (40, 30), (200, 120, 40)) if image_kind == "pil" else torch.randn(3, 30, 40)
     rollout_map = torch.rand(3, 4)
-    assert_png(plot_attention_rollout(image, rollout_map, tmp_path / "rollout.png"))
+    assert_png(analysis.plot_attention_rollout(image, rollout_map, tmp_path / "rollout.png"))
 
 
 def test_plot_mean_attention_distance_writes_a_png(tmp_path):
-    assert_png(plot_mean_attention_distance(torch.rand(12, 12) * 100, tmp_path / "distance.png"))
+    assert_png(analysis.plot_mean_attention_distance(torch.rand(12, 12) * 100, tmp_path / "distance.png"))
 
 
 def test_plot_position_embedding_similarity_writes_a_png(tmp_path):
     similarity = expected_row_column_similarity(5, 5)
-    assert_png(plot_position_embedding_similarity(similarity, tmp_path / "similarity.png"))
+    assert_png(analysis.plot_position_embedding_similarity(similarity, tmp_path / "similarity.png"))
 
 
 def test_plots_say_how_to_install_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import now raises ImportError
     with pytest.raises(ImportError, match="pip install matplotlib"):
-        plot_mean_attention_distance(torch.rand(2, 4), tmp_path / "distance.png")
+        analysis.plot_mean_attention_distance(torch.rand(2, 4), tmp_path / "distance.png")
     assert not (tmp_path / "distance.png").exists()
 
 

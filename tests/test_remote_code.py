@@ -54,6 +54,17 @@ def inputs_for(model_class) -> dict[str, torch.Tensor]:
     return {"pixel_values": pixel_batch()}
 
 
+def load_as_remote_code(tmp_path, auto_name: str, inputs: dict[str, torch.Tensor], output_name: str) -> tuple:
+    """Load `tmp_path/model` with `auto_name` in a process where hf_visiontx cannot be imported and run it on
+    `inputs`; return what the process printed and its `output_name` output."""
+    save_file(inputs, tmp_path / "inputs.safetensors")
+    arguments = [tmp_path / "model", auto_name, tmp_path / "inputs.safetensors", tmp_path / "outputs.safetensors"]
+    command = [sys.executable, "-c", REMOTE_LOAD_SCRIPT, *map(str, arguments), output_name]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, load_file(tmp_path / "outputs.safetensors")["output"]
+
+
 @pytest.mark.parametrize(
     ("model_class", "make_config", "auto_name", "output_name"), CASES, ids=[case[0].__name__ for case in CASES]
 )
@@ -71,53 +82,19 @@ def test_saved_model_loads_as_remote_code_without_hf_visiontx(
     assert auto_map[auto_name] == f"modeling_{family}.{model_class.__name__}" and "AutoModel" in auto_map
 
     inputs = inputs_for(model_class)
-    save_file(inputs, tmp_path / "inputs.safetensors")
     with torch.no_grad():
         expected = model(**inputs)[output_name]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            REMOTE_LOAD_SCRIPT,
-            str(model_dir),
-            auto_name,
-            str(tmp_path / "inputs.safetensors"),
-            str(tmp_path / "outputs.safetensors"),
-            output_name,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert model_class.__name__ in result.stdout and "hf_visiontx" not in result.stdout
-    assert torch.equal(load_file(tmp_path / "outputs.safetensors")["output"], expected)
+    stdout, output = load_as_remote_code(tmp_path, auto_name, inputs, output_name)
+    assert model_class.__name__ in stdout and "hf_visiontx" not in stdout
+    assert torch.equal(output, expected)
 
 
 def test_a_checkpoint_of_one_head_loads_into_another_head_as_remote_code(tmp_path):
     torch.manual_seed(0)
     VtxSwinForImageClassification(tiny_swin_config()).save_pretrained(tmp_path / "model")
-    save_file({"pixel_values": pixel_batch()}, tmp_path / "inputs.safetensors")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            REMOTE_LOAD_SCRIPT,
-            str(tmp_path / "model"),
-            "AutoModel",
-            str(tmp_path / "inputs.safetensors"),
-            str(tmp_path / "outputs.safetensors"),
-            "pooler_output",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "VtxSwinModel" in result.stdout
-    assert load_file(tmp_path / "outputs.safetensors")["output"].shape == (3, 32)
+    stdout, output = load_as_remote_code(tmp_path, "AutoModel", {"pixel_values": pixel_batch()}, "pooler_output")
+    assert "VtxSwinModel" in stdout
+    assert output.shape == (3, 32)
 
 
 def test_a_hybrid_vit_carries_its_bit_resnet_as_remote_code(tmp_path):
@@ -127,24 +104,9 @@ def test_a_hybrid_vit_carries_its_bit_resnet_as_remote_code(tmp_path):
     model = VtxViTForImageClassification(config).eval()
     model.save_pretrained(tmp_path / "model")
     assert (tmp_path / "model" / "modeling_bit.py").is_file()
-    save_file({"pixel_values": pixel_batch()}, tmp_path / "inputs.safetensors")
     with torch.no_grad():
         expected = model(pixel_batch()).logits
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            REMOTE_LOAD_SCRIPT,
-            str(tmp_path / "model"),
-            "AutoModelForImageClassification",
-            str(tmp_path / "inputs.safetensors"),
-            str(tmp_path / "outputs.safetensors"),
-            "logits",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    _, output = load_as_remote_code(
+        tmp_path, "AutoModelForImageClassification", {"pixel_values": pixel_batch()}, "logits"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert torch.equal(load_file(tmp_path / "outputs.safetensors")["output"], expected)
+    assert torch.equal(output, expected)

@@ -1,6 +1,17 @@
-"""Weight-mapping helpers shared by the converters."""
+"""Config- and weight-mapping helpers shared by the converters."""
+
+from typing import Any
 
 import torch
+
+# The label fields every classification config has, with the same meaning in transformers' and ours.
+LABEL_FIELDS = "id2label label2id problem_type"
+
+
+def same_fields(config: Any, names: str) -> dict[str, Any]:
+    """`{name: config.<name>}` for each of the space-separated `names`: fields a transformers config shares with
+    ours, under the same name and meaning."""
+    return {name: getattr(config, name) for name in names.split()}
 
 
 def stack_projections(source: dict, sources: list[str], target: str) -> dict[str, torch.Tensor]:

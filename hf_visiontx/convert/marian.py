@@ -5,7 +5,7 @@ import torch
 from transformers import MarianConfig, MarianModel, MarianMTModel
 
 from ..modeling import VtxTransformerConfig
-from .mapping import copy_layer, stack_projections
+from .mapping import copy_layer, same_fields, stack_projections
 
 
 def convert_config(model: MarianModel | MarianMTModel) -> VtxTransformerConfig:
@@ -36,33 +36,23 @@ def marian_to_vtx_config(config: MarianConfig) -> VtxTransformerConfig:
             "This Marian model shares source/target embeddings but not the output projection; "
             "VtxTransformerConfig supports sharing only together with `tie_word_embeddings=True`."
         )
+    sizes = "vocab_size d_model max_position_embeddings " + " ".join(
+        f"{stack}_{field}" for stack in ("encoder", "decoder") for field in ("layers", "attention_heads", "ffn_dim")
+    )
+    shared = same_fields(
+        config,
+        f"{sizes} activation_function dropout attention_dropout activation_dropout scale_embedding use_cache "
+        "share_encoder_decoder_embeddings tie_word_embeddings pad_token_id bos_token_id eos_token_id "
+        "decoder_start_token_id",
+    )
+    # Marian's layout of the sinusoids, post-LN blocks with LayerNorm's default epsilon, a bias on the logits.
     return VtxTransformerConfig(
-        vocab_size=config.vocab_size,
-        d_model=config.d_model,
-        encoder_layers=config.encoder_layers,
-        decoder_layers=config.decoder_layers,
-        encoder_attention_heads=config.encoder_attention_heads,
-        decoder_attention_heads=config.decoder_attention_heads,
-        encoder_ffn_dim=config.encoder_ffn_dim,
-        decoder_ffn_dim=config.decoder_ffn_dim,
-        activation_function=config.activation_function,
-        dropout=config.dropout,
-        attention_dropout=config.attention_dropout,
-        activation_dropout=config.activation_dropout,
-        max_position_embeddings=config.max_position_embeddings,
+        **shared,
         position_encoding_layout="concatenated",
         layer_norm_placement="post",
         layer_norm_eps=1e-5,
-        scale_embedding=config.scale_embedding,
-        share_encoder_decoder_embeddings=config.share_encoder_decoder_embeddings,
-        tie_word_embeddings=config.tie_word_embeddings,
         lm_head_bias=True,
         label_smoothing=0.0,
-        pad_token_id=config.pad_token_id,
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        decoder_start_token_id=config.decoder_start_token_id,
-        use_cache=config.use_cache,
     )
 
 

@@ -5,7 +5,7 @@ import torch
 from transformers import SwinConfig, SwinForImageClassification, SwinForMaskedImageModeling, SwinModel
 
 from ..modeling import VtxSwinConfig
-from .mapping import square_patch_size, stack_projections
+from .mapping import LABEL_FIELDS, same_fields, square_patch_size, stack_projections
 
 
 def convert_config(model: SwinModel | SwinForImageClassification | SwinForMaskedImageModeling) -> VtxSwinConfig:
@@ -36,25 +36,10 @@ def convert_state_dict(
 
 def swin_to_vtx_config(config: SwinConfig) -> VtxSwinConfig:
     """Our configuration for a transformers Swin one."""
-    return VtxSwinConfig(
-        image_size=config.image_size,
-        patch_size=square_patch_size(config.patch_size),
-        num_channels=config.num_channels,
-        embed_dim=config.embed_dim,
-        depths=config.depths,
-        num_heads=config.num_heads,
-        window_size=config.window_size,
-        mlp_ratio=config.mlp_ratio,
-        qkv_bias=config.qkv_bias,
-        hidden_dropout_prob=config.hidden_dropout_prob,
-        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
-        drop_path_rate=config.drop_path_rate,
-        hidden_act=config.hidden_act,
-        use_absolute_embeddings=config.use_absolute_embeddings,
-        layer_norm_eps=config.layer_norm_eps,
-        initializer_range=config.initializer_range,
-        encoder_stride=config.encoder_stride,
-        id2label=config.id2label,
-        label2id=config.label2id,
-        problem_type=config.problem_type,
+    shared = same_fields(
+        config,
+        "image_size num_channels embed_dim depths num_heads window_size mlp_ratio qkv_bias hidden_dropout_prob "
+        "attention_probs_dropout_prob drop_path_rate hidden_act use_absolute_embeddings layer_norm_eps "
+        f"initializer_range encoder_stride {LABEL_FIELDS}",
     )
+    return VtxSwinConfig(**shared, patch_size=square_patch_size(config.patch_size))

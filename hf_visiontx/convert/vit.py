@@ -5,7 +5,7 @@ import torch
 from transformers import ViTConfig, ViTForImageClassification, ViTForMaskedImageModeling, ViTModel
 
 from ..modeling import VtxViTConfig
-from .mapping import square_patch_size, stack_projections
+from .mapping import LABEL_FIELDS, same_fields, square_patch_size, stack_projections
 
 
 def convert_config(model: ViTModel | ViTForImageClassification | ViTForMaskedImageModeling) -> VtxViTConfig:
@@ -35,25 +35,10 @@ def convert_state_dict(
 
 def vit_to_vtx_config(config: ViTConfig, has_pooler: bool) -> VtxViTConfig:
     """Our configuration for a transformers ViT one ([CLS] pooling; the pre-logits layer when it has one)."""
-    return VtxViTConfig(
-        image_size=config.image_size,
-        patch_size=square_patch_size(config.patch_size),
-        num_channels=config.num_channels,
-        hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        hidden_act=config.hidden_act,
-        hidden_dropout_prob=config.hidden_dropout_prob,
-        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
-        layer_norm_eps=config.layer_norm_eps,
-        initializer_range=config.initializer_range,
-        qkv_bias=config.qkv_bias,
-        pooling="cls",
-        use_pooler=has_pooler,
-        pooler_act=config.pooler_act,
-        encoder_stride=config.encoder_stride,
-        id2label=config.id2label,
-        label2id=config.label2id,
-        problem_type=config.problem_type,
+    shared = same_fields(
+        config,
+        "image_size num_channels hidden_size num_hidden_layers num_attention_heads intermediate_size hidden_act "
+        "hidden_dropout_prob attention_probs_dropout_prob layer_norm_eps initializer_range qkv_bias pooler_act "
+        f"encoder_stride {LABEL_FIELDS}",
     )
+    return VtxViTConfig(**shared, patch_size=square_patch_size(config.patch_size), pooling="cls", use_pooler=has_pooler)

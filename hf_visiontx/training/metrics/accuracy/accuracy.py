@@ -8,6 +8,8 @@ import datasets
 import evaluate
 from sklearn.metrics import accuracy_score
 
+from hf_visiontx.training.metrics.info import metric_info
+
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of int): predicted labels.
@@ -26,10 +28,8 @@ class Accuracy(evaluate.Metric):
     """Classification accuracy (scikit-learn's `accuracy_score`)."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
+        return metric_info(
+            __name__,
             features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
             reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.accuracy_score.html"],
         )

@@ -7,6 +7,7 @@ keys as the Hub's `chrf` metric.
 import evaluate
 from sacrebleu.metrics import CHRF
 
+from hf_visiontx.training.metrics.info import metric_info
 from hf_visiontx.training.metrics.references import TEXT_METRIC_FEATURES, reference_streams
 
 _CITATION = """@inproceedings{popovic-2015-chrf,
@@ -40,12 +41,8 @@ class Chrf(evaluate.Metric):
     """Corpus chrF / chrF++ with sacreBLEU."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=TEXT_METRIC_FEATURES,
-            homepage="https://github.com/mjpost/sacreBLEU#chrf--chrf",
+        return metric_info(
+            __name__, features=TEXT_METRIC_FEATURES, homepage="https://github.com/mjpost/sacreBLEU#chrf--chrf"
         )
 
     def _compute(

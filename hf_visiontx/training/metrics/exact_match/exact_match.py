@@ -8,6 +8,8 @@ import datasets
 import evaluate
 import numpy as np
 
+from hf_visiontx.training.metrics.info import metric_info
+
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): predicted strings.
@@ -25,10 +27,8 @@ class ExactMatch(evaluate.Metric):
     """Share of predictions that equal their reference exactly."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
+        return metric_info(
+            __name__,
             features=datasets.Features(
                 {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
             ),

@@ -7,6 +7,7 @@ output keys as the Hub's `sacrebleu` metric.
 import evaluate
 from sacrebleu.metrics import BLEU
 
+from hf_visiontx.training.metrics.info import metric_info
 from hf_visiontx.training.metrics.references import TEXT_METRIC_FEATURES, reference_streams
 
 _CITATION = """@inproceedings{post-2018-call,
@@ -40,13 +41,7 @@ class Sacrebleu(evaluate.Metric):
     """Corpus BLEU with sacreBLEU's standard tokenization."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=TEXT_METRIC_FEATURES,
-            homepage="https://github.com/mjpost/sacreBLEU",
-        )
+        return metric_info(__name__, features=TEXT_METRIC_FEATURES, homepage="https://github.com/mjpost/sacreBLEU")
 
     def _compute(
         self,
