@@ -77,7 +77,6 @@ class Family:
             class a converted checkpoint becomes when its architecture is not named).
         preprocessor: "tokenizer" or "image_processor", registered with AutoTokenizer / AutoImageProcessor.
         task: what `hf-visiontx train` teaches it: "translation" or "image-classification".
-        trained_head: the head `hf-visiontx train` trains.
         analysis: what `hf-visiontx analyze` draws for it: "attention" (ViT's distances, rollout, positions),
             "windows" (Swin's shifted windows and masks), or None.
         small_config: config fields of the small model sized for the embedded data.
@@ -92,7 +91,6 @@ class Family:
     heads: tuple[Head, ...]
     preprocessor: str
     task: str
-    trained_head: str
     analysis: str | None
     small_config: Mapping[str, Any]
     recipe: RecipeSettings
@@ -180,7 +178,6 @@ TRANSFORMER = Family(
     ),
     preprocessor="tokenizer",
     task="translation",
-    trained_head="VtxTransformerForConditionalGeneration",
     analysis=None,
     # Small model for the number-words corpus.
     small_config=_frozen(
@@ -222,7 +219,6 @@ VIT = Family(
     heads=_image_heads("VtxViT", "ViT"),
     preprocessor="image_processor",
     task="image-classification",
-    trained_head="VtxViTForImageClassification",
     analysis="attention",
     small_config=_frozen(
         {
@@ -256,7 +252,6 @@ SWIN = Family(
     heads=(*_image_heads("VtxSwin", "Swin"), Head("VtxSwinBackbone", "AutoBackbone", _IMAGE_PIPELINE, "backbone")),
     preprocessor="image_processor",
     task="image-classification",
-    trained_head="VtxSwinForImageClassification",
     analysis="windows",
     small_config=_frozen(
         {
@@ -296,15 +291,6 @@ def family(key: str) -> Family:
     )
 
 
-def family_of_head(name: str) -> tuple[Family, Head]:
-    """The family that has the head class `name`, and the head; a `ValueError` lists every head."""
-    for candidate in FAMILIES:
-        for head in candidate.heads:
-            if head.name == name:
-                return candidate, head
-    raise ValueError(f"Unknown head {name!r}: expected one of {[h.name for f in FAMILIES for h in f.heads]}.")
-
-
 def auto_map(model_type: str) -> dict[str, str]:
     """Where each Auto class finds the family's classes in a saved model directory (Hub remote code).
 
@@ -327,5 +313,4 @@ __all__ = [
     "RecipeSettings",
     "auto_map",
     "family",
-    "family_of_head",
 ]

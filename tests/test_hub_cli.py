@@ -24,11 +24,11 @@ TOKEN = "hf_cli_secret_4f1d9c"
 BAD_TOKEN = "hf_wrong_secret_77aa01"
 REPO = "user/cli-swin"
 
+pytestmark = pytest.mark.slow  # client processes against the local Hub server
+
 CLIENT_SCRIPT = """
 import contextlib, io, json, sys
 from hf_visiontx.apps.cli import main
-
-pytestmark = pytest.mark.slow  # client processes against the local Hub server
 
 results = []
 for step in json.loads(sys.argv[1]):

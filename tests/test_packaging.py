@@ -1,6 +1,7 @@
 """The package imports from a non-editable install, from the root of a source checkout (whose `hf_visiontx/`
 shadows the installed one and has no `modeling/` of its own), and from anywhere else."""
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -45,24 +46,13 @@ def test_a_source_checkout_imports_from_its_root_without_an_install(tmp_path):
 
 @pytest.mark.slow
 def test_a_non_editable_install_imports_from_the_checkout_root_and_elsewhere(tmp_path):
+    # pip builds in the source folder: install from a copy, so that the checkout stays clean.
+    source = tmp_path / "source"
+    leave_out = shutil.ignore_patterns(".git", ".venv", "build", "demo-output", "__pycache__", "*.egg-info")
+    shutil.copytree(REPO_ROOT, source, ignore=leave_out)
     target = tmp_path / "installed"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(REPO_ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*install, "--target", str(target), str(source)], check=True, capture_output=True, timeout=600)
     assert (target / "hf_visiontx" / "modeling" / "modeling_vit.py").is_file()
     assert (target / "hf_visiontx" / "training" / "metrics" / "accuracy" / "accuracy.py").is_file()
     # From the root the checkout shadows the install (the working directory leads sys.path), as with any package.

@@ -108,11 +108,11 @@ def test_two_processes_train_like_one(setup, single_run, launcher):
 
 
 def train_command(output_dir: Path, *extra: str) -> list[str]:
-    """`hf-visiontx train vit` on the embedded digits: 2 epochs of the small default ViT."""
+    """`python -m hf_visiontx train vit` on the embedded digits: 2 epochs of the small default ViT."""
     return [
         sys.executable,
         "-m",
-        "hf_visiontx.apps.cli",
+        "hf_visiontx",
         "train",
         "vit",
         "--output-dir",

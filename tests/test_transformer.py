@@ -491,10 +491,9 @@ def test_unknown_forward_arguments_are_rejected():
 def test_the_three_families_share_one_dropout_idiom():
     """Dropout on hidden states is an `nn.Dropout` module in every family (attention dropout is the attention
     function's argument), with the configured probabilities."""
-    from swin_tester import tiny_swin_config
-    from vit_tester import tiny_vit_config
-
     from hf_visiontx import VtxSwinModel, VtxViTModel
+    from support.swin_tester import tiny_swin_config
+    from support.vit_tester import tiny_vit_config
 
     config = tiny_transformer_config(dropout=0.3, activation_dropout=0.2)
     models = [VtxTransformerModel(config), VtxViTModel(tiny_vit_config()), VtxSwinModel(tiny_swin_config())]
