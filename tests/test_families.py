@@ -136,3 +136,11 @@ def test_analyze_refuses_a_family_the_table_gives_no_analysis(tmp_path, capsys):
     (tmp_path / "image.png").write_bytes(b"")
     assert main(["analyze", str(tmp_path / "transformer"), str(tmp_path / "image.png"), "--out", str(tmp_path)]) == 1
     assert "holds a 'vtx_transformer' model; `analyze` draws ['vtx_vit', 'vtx_swin'] models" in capsys.readouterr().err
+
+
+def test_every_training_option_is_a_train_command_option():
+    """`hf-visiontx train` hands its options to TrainOptions by name: each field but `progress` needs one."""
+    from hf_visiontx.training import TrainOptions
+
+    parsed = vars(build_parser().parse_args(["train", "vit", "--output-dir", "out", "--no-progress"]))
+    assert {field.name for field in dataclasses.fields(TrainOptions)} - set(parsed) == {"progress"}

@@ -1,6 +1,7 @@
 """The `hf-visiontx` command line."""
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,27 +80,9 @@ def _swin_windows(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from ..training import TrainOptions, train
 
-    options = TrainOptions(
-        family=args.family,
-        output_dir=args.output_dir,
-        dataset=args.dataset,
-        image_column=args.image_column,
-        label_column=args.label_column,
-        source_column=args.source_column,
-        target_column=args.target_column,
-        preset=args.preset,
-        from_model=args.from_model,
-        image_size=args.image_size,
-        vocab_size=args.vocab_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        push_to_hub=args.push_to_hub,
-        resume=args.resume,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
-    train(options)
+    # The `train` options are named as the fields of TrainOptions (`--from` is stored as `from_model`).
+    fields = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainOptions) if field.name in args}
+    train(TrainOptions(**fields, progress=not args.no_progress))
 
 
 def _translate(args: argparse.Namespace) -> None:
