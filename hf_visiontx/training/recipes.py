@@ -12,6 +12,9 @@
 Without `--preset` the models are small ones sized for the embedded data (the number-words corpus and the 8x8
 digits), with recipes tuned to train them in about a minute on two CPU cores. Fine-tuning a trained model
 (`--from`) keeps the family's optimiser with a smaller learning rate.
+
+The numbers are declared in the family table (`Family.recipe` and `Family.small_config` in
+`hf_visiontx.modeling.families`); this module turns them into a `Recipe` and a model configuration.
 """
 
 import dataclasses
