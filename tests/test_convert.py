@@ -109,6 +109,27 @@ def test_unsupported_models_are_refused_by_name():
         )
 
 
+@pytest.mark.parametrize(("share", "tie"), [(True, False), (False, True), (False, False)])
+def test_marian_with_any_embedding_sharing_converts_exactly(share, tie):
+    """Shared or separate source/target embeddings, tied or separate output layer: ours shares what the source's
+    weights share (transformers 5 ties nothing without `tie_word_embeddings`, whatever the sharing flag says), and
+    the logits agree."""
+    reference = tiny_marian(seed=3, share_encoder_decoder_embeddings=share, tie_word_embeddings=tie)
+    with torch.no_grad():
+        reference.lm_head.weight.normal_()  # an output layer of its own differs from the embeddings
+        reference.tie_weights()  # ties it back when the config says so
+    ours = from_transformers(reference)
+    source_shares = reference.model.encoder.embed_tokens.weight is reference.model.decoder.embed_tokens.weight
+    assert (ours.config.share_encoder_decoder_embeddings, ours.config.tie_word_embeddings) == (source_shares, tie)
+    assert (ours.model.encoder.embed_tokens.weight is ours.model.decoder.embed_tokens.weight) == source_shares
+    input_ids, attention_mask = padded_source_batch()
+    decoder_input_ids = input_ids[:, :5].clone()
+    with torch.no_grad():
+        expected = reference(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+        actual = ours(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+    assert (actual.logits - expected.logits).abs().max() <= 1e-5
+
+
 def test_marian_with_separate_vocabularies_is_refused():
     reference = tiny_marian(share_encoder_decoder_embeddings=False, decoder_vocab_size=120)
     with pytest.raises(ValueError, match="separate source \\(99\\) and target \\(120\\) vocabulary sizes"):

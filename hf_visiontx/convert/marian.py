@@ -9,8 +9,19 @@ from .mapping import copy_layer, same_fields, stack_projections
 
 
 def convert_config(model: MarianModel | MarianMTModel) -> VtxTransformerConfig:
-    """Our configuration for the model's: concatenated sinusoids, Marian's activation, logits bias, no smoothing."""
-    return marian_to_vtx_config(model.config)
+    """Our configuration for the model's: concatenated sinusoids, Marian's activation, logits bias, no smoothing.
+
+    Which embeddings are shared is read from the weights, not only from the flags: transformers 5 ties nothing
+    unless `tie_word_embeddings` is set, so a Marian model with `share_encoder_decoder_embeddings=True` and
+    `tie_word_embeddings=False` holds separate source and target embeddings.
+    """
+    base = model.model if isinstance(model, MarianMTModel) else model
+    target_embeddings = base.decoder.embed_tokens.weight
+    config = marian_to_vtx_config(model.config)
+    config.share_encoder_decoder_embeddings = torch.equal(base.encoder.embed_tokens.weight, target_embeddings)
+    if isinstance(model, MarianMTModel):
+        config.tie_word_embeddings = torch.equal(model.lm_head.weight, target_embeddings)
+    return config
 
 
 def convert_state_dict(model: MarianModel | MarianMTModel, config: VtxTransformerConfig) -> dict[str, torch.Tensor]:
@@ -30,11 +41,6 @@ def marian_to_vtx_config(config: MarianConfig) -> VtxTransformerConfig:
         raise ValueError(
             f"This Marian model has separate source ({config.vocab_size}) and target ({config.decoder_vocab_size}) "
             "vocabulary sizes; VtxTransformerConfig has one `vocab_size` for both, so it cannot be converted."
-        )
-    if config.share_encoder_decoder_embeddings and not config.tie_word_embeddings:
-        raise ValueError(
-            "This Marian model shares source/target embeddings but not the output projection; "
-            "VtxTransformerConfig supports sharing only together with `tie_word_embeddings=True`."
         )
     sizes = "vocab_size d_model max_position_embeddings " + " ".join(
         f"{stack}_{field}" for stack in ("encoder", "decoder") for field in ("layers", "attention_heads", "ffn_dim")
