@@ -1,9 +1,10 @@
-"""Data: the embedded datasets (number words, handwritten digits), loading any other source with its checks, and
-tokenizer training.
+"""Data: the embedded datasets (number words, handwritten digits, digit strings captioned in words), loading any
+other source with its checks, and tokenizer training.
 
-    from hf_visiontx.data import digits, number_translation, train_tokenizer
+    from hf_visiontx.data import digit_strings, digits, number_translation, train_tokenizer
 """
 
+from .captions import digit_strings, number_in_words
 from .images import DIGITS_CLASSES, digits, load_image_classification_data
 from .numbers import number_translation
 from .tokenizers import train_tokenizer
@@ -11,9 +12,11 @@ from .translation import load_translation_data
 
 __all__ = [
     "DIGITS_CLASSES",
+    "digit_strings",
     "digits",
     "load_image_classification_data",
     "load_translation_data",
+    "number_in_words",
     "number_translation",
     "train_tokenizer",
 ]

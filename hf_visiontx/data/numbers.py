@@ -14,7 +14,7 @@ from num2words import CONVERTER_CLASSES, num2words
 NUMBER_TRANSLATION_FEATURES = Features({"number": Value("int64"), "source": Value("string"), "target": Value("string")})
 
 
-def _numbers_across_magnitudes(total: int, max_number: int, rng: random.Random) -> list[int]:
+def numbers_across_magnitudes(total: int, max_number: int, rng: random.Random) -> list[int]:
     """`total` distinct numbers from [0, max_number), split as evenly as possible over [0, 10), [10, 100), ..."""
     bounds = [0] + [10**k for k in range(1, len(str(max_number - 1)) + 1)]
     ranges = [range(low, min(high, max_number)) for low, high in itertools.pairwise(bounds) if low < max_number]
@@ -67,7 +67,7 @@ def number_translation(
             "raise `max_number` or shrink the splits."
         )
     rng = random.Random(seed)
-    numbers = _numbers_across_magnitudes(total, max_number, rng)
+    numbers = numbers_across_magnitudes(total, max_number, rng)
     rng.shuffle(numbers)
     splits, start = {}, 0
     for split, size in sizes.items():
