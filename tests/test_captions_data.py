@@ -59,5 +59,5 @@ def test_impossible_requests_name_the_argument():
         digit_strings(max_digits=0)
     with pytest.raises(ValueError, match="`test_size` must be non-negative, got -1"):
         digit_strings(test_size=-1)
-    with pytest.raises(ValueError, match="ask for 12 distinct numbers but 1 digits write only 10"):
+    with pytest.raises(ValueError, match="ask for 12 distinct numbers but `max_digits`=1 allows only 10"):
         digit_strings(max_digits=1, train_size=10, validation_size=1, test_size=1)

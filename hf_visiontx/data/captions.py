@@ -8,20 +8,13 @@ both halves of an image-to-text model: recognising each digit, and saying the nu
 import random
 
 from datasets import Dataset, DatasetDict, Features, Image, Value
-from num2words import num2words
 from PIL import Image as PILImage
 
 from .images import digits
-from .numbers import numbers_across_magnitudes
+from .numbers import number_in_words, numbers_across_magnitudes, split_sizes
 
 CAPTION_FEATURES = Features({"image": Image(), "caption": Value("string"), "number": Value("int64")})
 SPLITS = ("train", "validation", "test")
-
-
-def number_in_words(number: int) -> str:
-    """The number in English words, without "and" or commas: 312 -> "three hundred twelve", 4021 -> "four thousand
-    twenty-one"."""
-    return num2words(number, lang="en").replace(" and", "").replace(",", "")
 
 
 def digit_strings(
@@ -53,18 +46,9 @@ def digit_strings(
     """
     if not 1 <= max_digits <= 6:
         raise ValueError(f"`max_digits` must be between 1 and 6, got {max_digits}.")
-    sizes = {"train": train_size, "validation": validation_size, "test": test_size}
-    for split, size in sizes.items():
-        if size < 0:
-            raise ValueError(f"`{split}_size` must be non-negative, got {size}.")
-    total, available = sum(sizes.values()), 10**max_digits
-    if total > available:
-        raise ValueError(
-            f"The splits ask for {total} distinct numbers but {max_digits} digits write only {available}; raise "
-            "`max_digits` or shrink the splits."
-        )
+    sizes = split_sizes(train_size, validation_size, test_size, 10**max_digits, f"`max_digits`={max_digits}")
     rng = random.Random(seed)
-    numbers = numbers_across_magnitudes(total, available, rng)
+    numbers = numbers_across_magnitudes(sum(sizes.values()), 10**max_digits, rng)
     rng.shuffle(numbers)
     handwriting = digits(image_size=digit_size, seed=seed)
     splits, start = {}, 0
@@ -98,4 +82,4 @@ def _digit_string_image(
     return canvas
 
 
-__all__ = ["CAPTION_FEATURES", "digit_strings", "number_in_words"]
+__all__ = ["CAPTION_FEATURES", "digit_strings"]

@@ -1,8 +1,11 @@
-"""Datasets generated on the fly, so that tests and the demo need no network.
+"""Text datasets of numbers in words, generated on the fly, so that tests and the demo need no network.
 
 `number_translation` writes numbers as words in two languages with num2words: German -> English turns
 "siebenundachtzig" into "eighty-seven", which needs real reordering (units before tens in German), compound
 splitting and agreement, yet is learnable in minutes on a CPU.
+
+`counting_text` counts in English words ("seventeen, eighteen, nineteen, twenty"): a language-modelling corpus whose
+continuations anyone can check by eye.
 """
 
 import itertools
@@ -23,6 +26,28 @@ def numbers_across_magnitudes(total: int, max_number: int, rng: random.Random) -
         counts[numbers] = min(len(numbers), remaining // (len(ranges) - position))
         remaining -= counts[numbers]
     return [n for numbers in ranges for n in rng.sample(numbers, counts[numbers])]
+
+
+def split_sizes(train_size: int, validation_size: int, test_size: int, available: int, limit: str) -> dict[str, int]:
+    """The sizes of the "train", "validation" and "test" splits, checked to be non-negative and to fit in the
+    `available` distinct numbers (`limit` names what sets that number, for the error)."""
+    sizes = {"train": train_size, "validation": validation_size, "test": test_size}
+    for split, size in sizes.items():
+        if size < 0:
+            raise ValueError(f"`{split}_size` must be non-negative, got {size}.")
+    total = sum(sizes.values())
+    if total > available:
+        raise ValueError(
+            f"The splits ask for {total} distinct numbers but {limit} allows only {available}; raise it or shrink "
+            "the splits."
+        )
+    return sizes
+
+
+def number_in_words(number: int) -> str:
+    """The number in English words, without "and" or commas: 312 -> "three hundred twelve", 4021 -> "four thousand
+    twenty-one"."""
+    return num2words(number, lang="en").replace(" and", "").replace(",", "")
 
 
 def number_translation(
@@ -56,18 +81,9 @@ def number_translation(
             raise ValueError(
                 f"`{name}` {lang!r} is not a num2words language; choose one of {sorted(CONVERTER_CLASSES)}."
             )
-    sizes = {"train": train_size, "validation": validation_size, "test": test_size}
-    for split, size in sizes.items():
-        if size < 0:
-            raise ValueError(f"`{split}_size` must be non-negative, got {size}.")
-    total = sum(sizes.values())
-    if total > max_number:
-        raise ValueError(
-            f"The splits ask for {total} distinct numbers but `max_number`={max_number} allows only {max_number}; "
-            "raise `max_number` or shrink the splits."
-        )
+    sizes = split_sizes(train_size, validation_size, test_size, max_number, f"`max_number`={max_number}")
     rng = random.Random(seed)
-    numbers = numbers_across_magnitudes(total, max_number, rng)
+    numbers = numbers_across_magnitudes(sum(sizes.values()), max_number, rng)
     rng.shuffle(numbers)
     splits, start = {}, 0
     for split, size in sizes.items():
@@ -81,4 +97,54 @@ def number_translation(
             },
             features=NUMBER_TRANSLATION_FEATURES,
         )
+    return DatasetDict(splits)
+
+
+COUNTING_SEPARATOR = ", "
+
+
+def counting_text(
+    train_size: int = 8000,
+    validation_size: int = 300,
+    test_size: int = 300,
+    max_number: int = 10000,
+    min_length: int = 3,
+    max_length: int = 8,
+    seed: int = 0,
+) -> DatasetDict:
+    """A deterministic language-modelling corpus that counts in English words.
+
+    Each document is a run of consecutive numbers in words (`number_in_words`) joined by ", ": "seventeen,
+    eighteen, nineteen, twenty". The runs start at distinct numbers drawn from [0, max_number) with `seed`, spread
+    evenly over orders of magnitude, and are dealt into the splits: no document appears in two splits.
+
+    Args:
+        train_size, validation_size, test_size: documents per split.
+        max_number: runs start in [0, max_number) (and may count past it).
+        min_length, max_length: numbers per document, drawn uniformly.
+        seed: the same seed gives the same corpus on every machine.
+
+    Returns:
+        `DatasetDict` with "train", "validation" and "test" splits and columns "text" (the document), "start" (its
+        first number) and "length" (how many numbers it counts).
+    """
+    if not 2 <= min_length <= max_length:
+        raise ValueError(
+            f"`min_length` and `max_length` must satisfy 2 <= min_length <= max_length, got {min_length} and "
+            f"{max_length}: a document counts at least two numbers."
+        )
+    sizes = split_sizes(train_size, validation_size, test_size, max_number, f"`max_number`={max_number}")
+    rng = random.Random(seed)
+    starts = numbers_across_magnitudes(sum(sizes.values()), max_number, rng)
+    rng.shuffle(starts)
+    splits, offset = {}, 0
+    for split, size in sizes.items():
+        chosen = starts[offset : offset + size]
+        offset += size
+        lengths = [rng.randint(min_length, max_length) for _ in chosen]
+        texts = [
+            COUNTING_SEPARATOR.join(number_in_words(n) for n in range(start, start + length))
+            for start, length in zip(chosen, lengths, strict=True)
+        ]
+        splits[split] = Dataset.from_dict({"text": texts, "start": chosen, "length": lengths})
     return DatasetDict(splits)
