@@ -11,10 +11,9 @@ from datasets import Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
 from .images import digits
-from .numbers import number_in_words, numbers_across_magnitudes, split_sizes
+from .numbers import dealt_numbers, number_in_words
 
 CAPTION_FEATURES = Features({"image": Image(), "caption": Value("string"), "number": Value("int64")})
-SPLITS = ("train", "validation", "test")
 
 
 def digit_strings(
@@ -46,15 +45,12 @@ def digit_strings(
     """
     if not 1 <= max_digits <= 6:
         raise ValueError(f"`max_digits` must be between 1 and 6, got {max_digits}.")
-    sizes = split_sizes(train_size, validation_size, test_size, 10**max_digits, f"`max_digits`={max_digits}")
     rng = random.Random(seed)
-    numbers = numbers_across_magnitudes(sum(sizes.values()), 10**max_digits, rng)
-    rng.shuffle(numbers)
+    limit = f"`max_digits`={max_digits}"
+    dealt = dealt_numbers(train_size, validation_size, test_size, 10**max_digits, limit, rng)
     handwriting = digits(image_size=digit_size, seed=seed)
-    splits, start = {}, 0
-    for split in SPLITS:
-        chosen = numbers[start : start + sizes[split]]
-        start += sizes[split]
+    splits = {}
+    for split, chosen in dealt.items():
         by_digit = _images_by_digit(handwriting[split])
         images = [_digit_string_image(number, by_digit, digit_size, max_digits, rng) for number in chosen]
         captions = [number_in_words(number) for number in chosen]

@@ -28,9 +28,15 @@ def numbers_across_magnitudes(total: int, max_number: int, rng: random.Random) -
     return [n for numbers in ranges for n in rng.sample(numbers, counts[numbers])]
 
 
-def split_sizes(train_size: int, validation_size: int, test_size: int, available: int, limit: str) -> dict[str, int]:
-    """The sizes of the "train", "validation" and "test" splits, checked to be non-negative and to fit in the
-    `available` distinct numbers (`limit` names what sets that number, for the error)."""
+def dealt_numbers(
+    train_size: int, validation_size: int, test_size: int, available: int, limit: str, rng: random.Random
+) -> dict[str, list[int]]:
+    """Distinct numbers from [0, available), spread over orders of magnitude (`numbers_across_magnitudes`),
+    shuffled and dealt into "train", "validation" and "test" lists of the given sizes: no number is in two splits.
+
+    Raises:
+        ValueError: a negative size, or more numbers asked for than `available` (`limit` names what sets it).
+    """
     sizes = {"train": train_size, "validation": validation_size, "test": test_size}
     for split, size in sizes.items():
         if size < 0:
@@ -41,7 +47,13 @@ def split_sizes(train_size: int, validation_size: int, test_size: int, available
             f"The splits ask for {total} distinct numbers but {limit} allows only {available}; raise it or shrink "
             "the splits."
         )
-    return sizes
+    numbers = numbers_across_magnitudes(total, available, rng)
+    rng.shuffle(numbers)
+    dealt, start = {}, 0
+    for split, size in sizes.items():
+        dealt[split] = numbers[start : start + size]
+        start += size
+    return dealt
 
 
 def number_in_words(number: int) -> str:
@@ -81,14 +93,10 @@ def number_translation(
             raise ValueError(
                 f"`{name}` {lang!r} is not a num2words language; choose one of {sorted(CONVERTER_CLASSES)}."
             )
-    sizes = split_sizes(train_size, validation_size, test_size, max_number, f"`max_number`={max_number}")
-    rng = random.Random(seed)
-    numbers = numbers_across_magnitudes(sum(sizes.values()), max_number, rng)
-    rng.shuffle(numbers)
-    splits, start = {}, 0
-    for split, size in sizes.items():
-        chosen = numbers[start : start + size]
-        start += size
+    limit = f"`max_number`={max_number}"
+    dealt = dealt_numbers(train_size, validation_size, test_size, max_number, limit, random.Random(seed))
+    splits = {}
+    for split, chosen in dealt.items():
         splits[split] = Dataset.from_dict(
             {
                 "number": chosen,
@@ -133,14 +141,10 @@ def counting_text(
             f"`min_length` and `max_length` must satisfy 2 <= min_length <= max_length, got {min_length} and "
             f"{max_length}: a document counts at least two numbers."
         )
-    sizes = split_sizes(train_size, validation_size, test_size, max_number, f"`max_number`={max_number}")
     rng = random.Random(seed)
-    starts = numbers_across_magnitudes(sum(sizes.values()), max_number, rng)
-    rng.shuffle(starts)
-    splits, offset = {}, 0
-    for split, size in sizes.items():
-        chosen = starts[offset : offset + size]
-        offset += size
+    dealt = dealt_numbers(train_size, validation_size, test_size, max_number, f"`max_number`={max_number}", rng)
+    splits = {}
+    for split, chosen in dealt.items():
         lengths = [rng.randint(min_length, max_length) for _ in chosen]
         texts = [
             COUNTING_SEPARATOR.join(number_in_words(n) for n in range(start, start + length))
