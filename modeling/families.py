@@ -133,6 +133,7 @@ _VISION_SMALL_RUN = _frozen(
 )
 _VISION_PRESET_RUN = _frozen({"warmup_steps": 0.05, "epochs": 300, "batch_size": 64})
 _FINE_TUNING = _frozen({"learning_rate": 1e-4, "warmup_steps": 0.1, "batch_size": 32})
+_VISION_FINE_TUNING = _frozen({**_FINE_TUNING, "epochs": 5})
 
 # The Hub task of the vision heads that output features rather than labels.
 _IMAGE_PIPELINE = "image-feature-extraction"
@@ -234,7 +235,7 @@ VIT = Family(
         optimizer=_ADAMW,
         small=_VISION_SMALL_RUN,
         preset=_VISION_PRESET_RUN,
-        fine_tuning=_frozen({**_FINE_TUNING, "epochs": 5}),
+        fine_tuning=_VISION_FINE_TUNING,
         preset_learning_rate=5e-4 / 512,
     ),
     title="Vision Transformer (ViT)",
@@ -268,7 +269,7 @@ SWIN = Family(
         optimizer=_ADAMW,
         small=_VISION_SMALL_RUN,
         preset=_VISION_PRESET_RUN,
-        fine_tuning=_frozen({**_FINE_TUNING, "epochs": 5}),
+        fine_tuning=_VISION_FINE_TUNING,
         preset_learning_rate=1e-3 / 1024,
     ),
     title="Swin Transformer",

@@ -1,7 +1,8 @@
 """Accuracy: the fraction of predictions that equal their reference, computed with scikit-learn.
 
-Shipped with hf_visiontx so that it loads offline: `hf_visiontx.training.metrics.load_metric("accuracy")`. Same inputs and
-output key as the Hub's `accuracy` metric (single-label case).
+Shipped with hf_visiontx so that it loads offline:
+`hf_visiontx.training.metrics.load_metric("accuracy")`. Same inputs and output key as the Hub's `accuracy` metric
+(single-label case).
 """
 
 import datasets

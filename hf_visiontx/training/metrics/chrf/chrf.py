@@ -1,7 +1,7 @@
 """chrF (Popović 2015) and chrF++ as computed by sacreBLEU: character n-gram F-score.
 
-Shipped with hf_visiontx so that it loads offline: `hf_visiontx.training.metrics.load_metric("chrf")`. Same inputs and output
-keys as the Hub's `chrf` metric.
+Shipped with hf_visiontx so that it loads offline:
+`hf_visiontx.training.metrics.load_metric("chrf")`. Same inputs and output keys as the Hub's `chrf` metric.
 """
 
 import evaluate

@@ -1,7 +1,8 @@
 """Exact match: the fraction of predictions identical to their reference string.
 
-Shipped with hf_visiontx so that it loads offline: `hf_visiontx.training.metrics.load_metric("exact_match")`. Same inputs and
-output key as the Hub's `exact_match` metric (its `ignore_case` option; no regexes).
+Shipped with hf_visiontx so that it loads offline:
+`hf_visiontx.training.metrics.load_metric("exact_match")`. Same inputs and output key as the Hub's `exact_match`
+metric (its `ignore_case` option; no regexes).
 """
 
 import datasets

@@ -1,7 +1,8 @@
 """BLEU as computed by sacreBLEU (Post 2018): comparable scores with standard tokenization.
 
-Shipped with hf_visiontx so that it loads offline: `hf_visiontx.training.metrics.load_metric("sacrebleu")`. Same inputs and
-output keys as the Hub's `sacrebleu` metric.
+Shipped with hf_visiontx so that it loads offline:
+`hf_visiontx.training.metrics.load_metric("sacrebleu")`. Same inputs and output keys as the Hub's `sacrebleu`
+metric.
 """
 
 import evaluate
