@@ -21,6 +21,7 @@ from .modeling_swin import (
     VtxSwinPreTrainedModel,
 )
 from .modeling_transformer import (
+    VtxTransformerForCausalLM,
     VtxTransformerForConditionalGeneration,
     VtxTransformerModel,
     VtxTransformerPreTrainedModel,
@@ -43,6 +44,7 @@ __all__ = [
     "VtxSwinModel",
     "VtxSwinPreTrainedModel",
     "VtxTransformerConfig",
+    "VtxTransformerForCausalLM",
     "VtxTransformerForConditionalGeneration",
     "VtxTransformerModel",
     "VtxTransformerPreTrainedModel",

@@ -130,6 +130,18 @@ def _same(actual: Any, expected: Any) -> bool:
 def _usage_snippet(kind: str, auto_class: str, repo_id: str | None, config: Any) -> list[str]:
     """Python lines that load the model from `repo_id` and run it once."""
     load = [f'repo = "{repo_id or "path/to/this/model"}"']
+    if kind == "complete":
+        max_new_tokens = min(32, config.max_position_embeddings - 1)
+        return [
+            f"from transformers import AutoTokenizer, {auto_class}",
+            "",
+            *load,
+            "tokenizer = AutoTokenizer.from_pretrained(repo, trust_remote_code=True)",
+            f"model = {auto_class}.from_pretrained(repo, trust_remote_code=True)",
+            'prompt = tokenizer("one two three", return_tensors="pt")',
+            f"output_ids = model.generate(**prompt, max_new_tokens={max_new_tokens}, do_sample=False)",
+            "print(tokenizer.decode(output_ids[0], skip_special_tokens=True))",
+        ]
     if kind in ("generate", "encode_text"):
         load = [
             "from transformers import AutoTokenizer, " + auto_class,

@@ -2,7 +2,9 @@
 
 Paper: Vaswani et al. 2017, "Attention Is All You Need", https://arxiv.org/abs/1706.03762
 
-The defaults are the paper's base model (Table 3, row "base"); `from_preset("big")` gives the big model.
+The defaults are the paper's base model (Table 3, row "base"); `from_preset("big")` gives the big model, and
+`from_preset("gpt2")` / `from_preset("gpt2-medium")` GPT-2's decoder (pre-LN, learned positions, GELU) for
+`VtxTransformerForCausalLM`.
 Where transformers' Marian (the closest reference implementation) differs from the paper, the paper is the
 default and Marian's behaviour is an option: `position_encoding_layout="concatenated"`,
 `activation_function="silu"`, `lm_head_bias=True`, `label_smoothing=0.0`.
@@ -16,7 +18,33 @@ from transformers.activations import ACT2FN
 from .families import auto_map
 
 POSITION_ENCODING_LAYOUTS = ("interleaved", "concatenated")
+POSITION_EMBEDDING_TYPES = ("sinusoidal", "learned")
 LAYER_NORM_PLACEMENTS = ("post", "pre")
+
+
+def _gpt2_sizes(d_model: int, layers: int, heads: int) -> dict[str, Any]:
+    """GPT-2's decoder (Radford et al. 2019) in our fields: pre-LN with a final LayerNorm, learned positions, GELU
+    (tanh approximation), unscaled embeddings tied to the output, dropout 0.1 everywhere, no label smoothing."""
+    return {
+        "vocab_size": 50257,
+        "d_model": d_model,
+        **{f"{stack}_layers": layers for stack in ("encoder", "decoder")},
+        **{f"{stack}_attention_heads": heads for stack in ("encoder", "decoder")},
+        **{f"{stack}_ffn_dim": 4 * d_model for stack in ("encoder", "decoder")},
+        "max_position_embeddings": 1024,
+        "activation_function": "gelu_new",
+        "layer_norm_placement": "pre",
+        "position_embedding_type": "learned",
+        "scale_embedding": False,
+        "dropout": 0.1,
+        "attention_dropout": 0.1,
+        "label_smoothing": 0.0,
+        "pad_token_id": None,
+        "bos_token_id": 50256,
+        "eos_token_id": 50256,
+        "decoder_start_token_id": 50256,
+    }
+
 
 # Table 3 of the paper: N (layers), d_model, d_ff, h (heads), P_drop. Label smoothing is 0.1 for both.
 TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
@@ -42,11 +70,15 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         "dropout": 0.3,
         "label_smoothing": 0.1,
     },
+    # GPT-2's sizes (Radford et al. 2019, Table 2): 124.4M and 354.8M parameters as `VtxTransformerForCausalLM`.
+    "gpt2": _gpt2_sizes(d_model=768, layers=12, heads=12),
+    "gpt2-medium": _gpt2_sizes(d_model=1024, layers=24, heads=16),
 }
 
 
 class VtxTransformerConfig(PreTrainedConfig):
-    r"""Configuration of [`VtxTransformerModel`] and [`VtxTransformerForConditionalGeneration`].
+    r"""Configuration of [`VtxTransformerModel`], [`VtxTransformerForConditionalGeneration`] and the decoder alone,
+    [`VtxTransformerForCausalLM`] (which reads only the `decoder_*` sizes).
 
     Args:
         vocab_size: size of the (shared) token vocabulary. The paper used a shared BPE vocabulary of about 37,000.
@@ -60,9 +92,11 @@ class VtxTransformerConfig(PreTrainedConfig):
         dropout: residual dropout, applied to each sub-layer output and to embeddings + positions (P_drop).
         attention_dropout: dropout on the attention probabilities.
         activation_dropout: dropout after the feed-forward non-linearity.
-        max_position_embeddings: length of the fixed sinusoid table, the longest sequence either stack accepts.
-        position_encoding_layout: "interleaved" (sin on even, cos on odd features, the paper's formula) or
-            "concatenated" (all sines then all cosines, as in Marian).
+        max_position_embeddings: the number of positions, the longest sequence either stack accepts.
+        position_embedding_type: "sinusoidal" (the paper's fixed encodings, section 3.5) or "learned" (one trained
+            vector per position, as GPT-2; the paper found both equally good, Table 3 row E).
+        position_encoding_layout: of the sinusoids: "interleaved" (sin on even, cos on odd features, the paper's
+            formula) or "concatenated" (all sines then all cosines, as in Marian).
         layer_norm_placement: "post" (LayerNorm after each residual addition, the paper) or "pre" (LayerNorm
             before each sub-layer plus a final LayerNorm per stack, more stable for deep models).
         layer_norm_eps: epsilon of every LayerNorm.
@@ -75,6 +109,9 @@ class VtxTransformerConfig(PreTrainedConfig):
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special token ids; the decoder
             starts from `decoder_start_token_id`.
         use_cache: return a key/value cache from the decoder, used by `generate()`.
+        is_decoder / add_cross_attention: for `VtxTransformerForCausalLM` (which sets `is_decoder`): its layers attend
+            to `encoder_hidden_states` when `add_cross_attention` is set, as the decoder of
+            `VisionEncoderDecoderModel` or `EncoderDecoderModel`.
     """
 
     model_type = "vtx_transformer"
@@ -99,6 +136,7 @@ class VtxTransformerConfig(PreTrainedConfig):
     attention_dropout: float | int = 0.0
     activation_dropout: float | int = 0.0
     max_position_embeddings: int = 1024
+    position_embedding_type: str = "sinusoidal"
     position_encoding_layout: str = "interleaved"
     layer_norm_placement: str = "post"
     layer_norm_eps: float = 1e-5
@@ -113,6 +151,8 @@ class VtxTransformerConfig(PreTrainedConfig):
     decoder_start_token_id: int | None = 1
     use_cache: bool = True
     is_encoder_decoder: bool = True
+    is_decoder: bool = False
+    add_cross_attention: bool = False
 
     def __post_init__(self, **kwargs):
         self.auto_map = {**auto_map(self.model_type), **(getattr(self, "auto_map", None) or {})}
@@ -148,6 +188,11 @@ class VtxTransformerConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
+        if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
+            raise ValueError(
+                f"`position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, "
+                f"got {self.position_embedding_type!r}."
+            )
         if self.position_encoding_layout not in POSITION_ENCODING_LAYOUTS:
             raise ValueError(
                 f"`position_encoding_layout` must be one of {POSITION_ENCODING_LAYOUTS}, "
@@ -168,20 +213,35 @@ class VtxTransformerConfig(PreTrainedConfig):
 
     def architecture_facts(self) -> list[str]:
         """One line per defining size of the architecture (for the model card)."""
+        if self.is_decoder and not self.is_encoder_decoder:
+            cross = ", with cross-attention to an encoder" if self.add_cross_attention else ""
+            layers = (
+                f"decoder only: {self.decoder_layers} layers{cross}, d_model {self.d_model}, "
+                f"{self.decoder_attention_heads} heads, feed-forward {self.decoder_ffn_dim} ({self.activation_function})"
+            )
+        else:
+            layers = (
+                f"{self.encoder_layers} encoder and {self.decoder_layers} decoder layers, d_model {self.d_model}, "
+                f"{self.encoder_attention_heads} heads, feed-forward {self.encoder_ffn_dim} ({self.activation_function})"
+            )
+        positions = (
+            f"{self.position_encoding_layout} sinusoidal"
+            if self.position_embedding_type == "sinusoidal"
+            else self.position_embedding_type
+        )
         return [
-            f"{self.encoder_layers} encoder and {self.decoder_layers} decoder layers, d_model {self.d_model}, "
-            f"{self.encoder_attention_heads} heads, feed-forward {self.encoder_ffn_dim} ({self.activation_function})",
-            f"{self.layer_norm_placement}-LN blocks, {self.position_encoding_layout} sinusoidal positions up to "
-            f"{self.max_position_embeddings} tokens",
-            f"shared vocabulary of {self.vocab_size} tokens; label smoothing {self.label_smoothing}",
+            layers,
+            f"{self.layer_norm_placement}-LN blocks, {positions} positions up to {self.max_position_embeddings} tokens",
+            f"vocabulary of {self.vocab_size} tokens; label smoothing {self.label_smoothing}",
         ]
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "VtxTransformerConfig":
-        """Build the configuration of a model from the paper's Table 3.
+        """Build the configuration of a named size: the paper's Table 3, or GPT-2's decoder.
 
         Args:
-            name: "base" (about 63M parameters with a 37k vocabulary) or "big" (about 213M).
+            name: "base" (about 63M parameters with a 37k vocabulary) or "big" (about 213M); "gpt2" (124.4M as
+                `VtxTransformerForCausalLM`) or "gpt2-medium" (354.8M).
             **overrides: any field, applied on top of the preset (for example `vocab_size=32000`).
         """
         if name not in TRANSFORMER_PRESETS:
@@ -189,4 +249,4 @@ class VtxTransformerConfig(PreTrainedConfig):
         return cls(**{**TRANSFORMER_PRESETS[name], **overrides})
 
 
-__all__ = ["TRANSFORMER_PRESETS", "VtxTransformerConfig"]
+__all__ = ["POSITION_EMBEDDING_TYPES", "TRANSFORMER_PRESETS", "VtxTransformerConfig"]

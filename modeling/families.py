@@ -31,8 +31,8 @@ class Head:
         name: the class name in the family's `modeling_<module>.py`.
         auto_class: the transformers Auto class that loads it (`AutoModelForImageClassification`, ...).
         pipeline_tag: the Hub task its model card declares.
-        usage: which usage snippet its model card shows: "generate", "encode_text", "classify", "encode_image",
-            "reconstruct" or "backbone".
+        usage: which usage snippet its model card shows: "generate", "encode_text", "complete" (text generation
+            from a prompt), "classify", "encode_image", "reconstruct" or "backbone".
         converts_from: names of transformers classes whose models `hf_visiontx.convert` turns into this head.
     """
 
@@ -176,6 +176,13 @@ TRANSFORMER = Family(
             converts_from=("MarianMTModel",),
         ),
         Head("VtxTransformerModel", "AutoModel", "feature-extraction", "encode_text", converts_from=("MarianModel",)),
+        Head(
+            "VtxTransformerForCausalLM",
+            "AutoModelForCausalLM",
+            "text-generation",
+            "complete",
+            converts_from=("GPT2LMHeadModel",),
+        ),
     ),
     preprocessor="tokenizer",
     task="translation",

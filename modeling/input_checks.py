@@ -110,12 +110,30 @@ def check_attention_mask(name: str, attention_mask: torch.Tensor | None, expecte
         )
 
 
+def check_position_ids(name: str, position_ids: torch.Tensor | None, expected_shape: tuple[int, ...]) -> None:
+    """Raise a `ValueError` naming `name` unless the positions are integers of shape (batch, length) or (1, length)
+    and none is negative."""
+    if position_ids is None:
+        return
+    batch, length = expected_shape
+    if position_ids.is_floating_point() or position_ids.is_complex() or position_ids.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer positions, got dtype {position_ids.dtype}.")
+    if position_ids.dim() != 2 or position_ids.shape[0] not in (1, batch) or position_ids.shape[1] != length:
+        raise ValueError(
+            f"`{name}` must have shape ({batch}, {length}) or (1, {length}) (batch, sequence length), "
+            f"got {tuple(position_ids.shape)}."
+        )
+    if not torch.compiler.is_compiling() and position_ids.numel() and int(position_ids.min()) < 0:
+        raise ValueError(f"`{name}` must not hold negative positions, got {int(position_ids.min())}.")
+
+
 __all__ = [
     "IGNORE_INDEX",
     "check_attention_mask",
     "check_forward_kwargs",
     "check_mask_positions",
     "check_pixel_values",
+    "check_position_ids",
     "check_token_ids",
     "output_flags",
     "resolve_return_dict",

@@ -4,8 +4,9 @@ Paper: https://arxiv.org/abs/1706.03762
 
 Reading order: `sinusoidal_position_table` (section 3.5), `VtxTransformerAttention` (3.2; the feed-forward
 network of 3.3 is `feed_forward.VtxMLP`), the encoder and decoder layers (3.1, post-LN residual blocks), the stacks,
-then the two models; teacher forcing (`shift_tokens_right`) and the label-smoothed loss (section 5.4) close the
-file.
+then the encoder-decoder models, and the decoder alone as a language model (`VtxTransformerForCausalLM`, with
+optional cross-attention to any encoder's output); teacher forcing (`shift_tokens_right`) and the label-smoothed loss
+(section 5.4) close the file.
 Generation goes through transformers' `GenerationMixin` and its Cache API: the decoder's self-attention keys and
 values grow by one position per step, and the cross-attention keys and values are projected from the encoder
 output once, at the first step, then reused.
@@ -28,6 +29,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
+    CausalLMOutputWithCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
@@ -42,6 +44,7 @@ from .input_checks import (
     IGNORE_INDEX,
     check_attention_mask,
     check_forward_kwargs,
+    check_position_ids,
     check_token_ids,
     output_flags,
     resolve_return_dict,
@@ -103,20 +106,54 @@ class VtxTransformerSinusoidalPositions(nn.Module):
         # `from_pretrained(..., dtype=...)` and `from_config(..., dtype=...)` build the model under that default dtype
         self.register_buffer("table", table.to(torch.get_default_dtype()), persistent=False)  # [max_pos, d_model]
 
-    def forward(self, start: int | torch.Tensor, length: int) -> torch.Tensor:
-        """Encodings of positions start, ..., start + length - 1, shape [length, d_model].
+    def forward(self, start: int | torch.Tensor, length: int, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Encodings of positions start, ..., start + length - 1, shape [length, d_model]; or of `position_ids`
+        [batch, length], shape [batch, length, d_model].
 
         `start` may be a 0-d tensor (a static cache's length): the positions are then gathered, which keeps the
         output shape independent of its value under `torch.compile`.
         """
-        if not torch.compiler.is_compiling() and int(start) + length > self.table.shape[0]:
-            raise ValueError(
-                f"Sequence of {int(start) + length} positions is longer than `max_position_embeddings` "
-                f"({self.table.shape[0]}); shorten the input or raise `max_position_embeddings`."
-            )
+        check_position_range(start, length, position_ids, self.table.shape[0])
+        if position_ids is not None:
+            return self.table[position_ids]  # [B, length, d_model]
         if isinstance(start, int):
             return self.table[start : start + length]
         return self.table[torch.arange(length, device=self.table.device) + start]  # [length, d_model]
+
+
+class VtxTransformerLearnedPositions(nn.Embedding):
+    """Learned absolute positions (`position_embedding_type="learned"`, as GPT-2): one trained vector per position.
+
+    The paper (Table 3, row E) found them as good as the sinusoids; GPT-2 uses them.
+    """
+
+    def __init__(self, config: VtxTransformerConfig):
+        super().__init__(config.max_position_embeddings, config.d_model)
+
+    def forward(self, start: int | torch.Tensor, length: int, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Vectors of positions start, ..., start + length - 1 ([length, d_model]) or of `position_ids` [batch,
+        length] ([batch, length, d_model])."""
+        check_position_range(start, length, position_ids, self.num_embeddings)
+        if position_ids is None:
+            position_ids = torch.arange(length, device=self.weight.device) + start  # [length]
+        return super().forward(position_ids)
+
+
+def check_position_range(
+    start: int | torch.Tensor, length: int, position_ids: torch.Tensor | None, num_positions: int
+) -> None:
+    """Raise a `ValueError` when a position passes the table of `num_positions` (`max_position_embeddings`)."""
+    if torch.compiler.is_compiling():
+        return
+    last = int(position_ids.max()) if position_ids is not None and position_ids.numel() else int(start) + length - 1
+    if last >= num_positions:
+        raise ValueError(
+            f"Sequence of {last + 1} positions is longer than `max_position_embeddings` ({num_positions}); "
+            "shorten the input or raise `max_position_embeddings`."
+        )
+
+
+POSITION_EMBEDDINGS = {"sinusoidal": VtxTransformerSinusoidalPositions, "learned": VtxTransformerLearnedPositions}
 
 
 class VtxTransformerAttention(nn.Module):
@@ -152,9 +189,12 @@ class VtxTransformerAttention(nn.Module):
         self.o_proj = nn.Linear(config.d_model, config.d_model)
 
     def _cross_key_value(
-        self, encoder_hidden_states: torch.Tensor, cache: EncoderDecoderCache | None
+        self, encoder_hidden_states: torch.Tensor, cache: Cache | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of the encoder output, projected once per generation and then read from the cache."""
+        """Keys and values of the encoder output, projected once per generation and then read from the cache (an
+        `EncoderDecoderCache`; with any other, or none, they are projected at every call)."""
+        if not isinstance(cache, EncoderDecoderCache):
+            cache = None
         if cache is not None and cache.is_updated.get(self.layer_idx, False):
             layer = cache.cross_attention_cache.layers[self.layer_idx]
             return layer.keys, layer.values
@@ -169,10 +209,14 @@ class VtxTransformerAttention(nn.Module):
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        cache: EncoderDecoderCache | None = None,
+        cache: Cache | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from `hidden_states` [batch, q_len, d_model] to itself, or to `encoder_hidden_states`.
+
+        `cache` holds the keys and values of earlier positions: self-attention reads and extends its
+        self-attention part (the cache itself when it is not an `EncoderDecoderCache`), cross-attention its
+        cross-attention part.
 
         Returns the output [batch, q_len, d_model] and the probabilities [batch, heads, q_len, kv_len] when
         `output_attentions` is set or attention runs eager (None otherwise).
@@ -183,8 +227,10 @@ class VtxTransformerAttention(nn.Module):
             key, value = self._cross_key_value(encoder_hidden_states, cache)  # [B, H, S, D]
         else:
             query, key, value = split_heads(linear(self.qkv_proj, hidden_states), 3, self.num_heads)  # 3 x [B, H, Q, D]
+            if isinstance(cache, EncoderDecoderCache):
+                cache = cache.self_attention_cache
             if cache is not None:
-                key, value = cache.self_attention_cache.update(key, value, self.layer_idx)  # [B, H, past+Q, D]
+                key, value = cache.update(key, value, self.layer_idx)  # [B, H, past+Q, D]
 
         attn_output, attn_weights = attend(self, query, key, value, attention_mask, output_attentions)  # [B, Q, H, D]
         attn_output = attn_output.reshape(batch, q_len, d_model)  # [B, Q, H, D] -> [B, Q, d_model]
@@ -234,28 +280,36 @@ class VtxTransformerEncoderLayer(VtxTransformerResidualBlock):
 
 
 class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
-    """One decoder block: masked self-attention, cross-attention over the encoder output, feed-forward network."""
+    """One decoder block: masked self-attention, cross-attention over the encoder output, feed-forward network.
 
-    def __init__(self, config: VtxTransformerConfig, layer_idx: int):
+    Without `cross_attention` (a language model's decoder) the block is masked self-attention and the feed-forward
+    network only.
+    """
+
+    def __init__(self, config: VtxTransformerConfig, layer_idx: int, cross_attention: bool = True):
         super().__init__(config)
         heads = config.decoder_attention_heads
         self.self_attn = VtxTransformerAttention(config, heads, is_causal=True, layer_idx=layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.encoder_attn = VtxTransformerAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
-        self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        if cross_attention:
+            self.encoder_attn = VtxTransformerAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
+            self.encoder_attn_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        else:
+            self.encoder_attn = self.encoder_attn_layer_norm = None
         self.mlp = VtxMLP(config.d_model, config.decoder_ffn_dim, config.activation_function, config.activation_dropout)
         self.final_layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
     def forward(
         self,
         hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None,
         attention_mask: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        cache: EncoderDecoderCache | None = None,
+        cache: Cache | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """hidden_states [batch, tgt_len, d_model] -> same shape, plus self- and cross-attention probabilities."""
+        """hidden_states [batch, tgt_len, d_model] -> same shape, plus self- and cross-attention probabilities
+        (cross-attention runs when the block has it and `encoder_hidden_states` are given)."""
         hidden_states, self_weights = self._residual(
             hidden_states,
             self.self_attn_layer_norm,
@@ -263,17 +317,19 @@ class VtxTransformerDecoderLayer(VtxTransformerResidualBlock):
                 x, attention_mask=attention_mask, cache=cache, output_attentions=output_attentions
             ),
         )
-        hidden_states, cross_weights = self._residual(
-            hidden_states,
-            self.encoder_attn_layer_norm,
-            lambda x: self.encoder_attn(
-                x,
-                encoder_hidden_states,
-                attention_mask=encoder_attention_mask,
-                cache=cache,
-                output_attentions=output_attentions,
-            ),
-        )
+        cross_weights = None
+        if self.encoder_attn is not None and encoder_hidden_states is not None:
+            hidden_states, cross_weights = self._residual(
+                hidden_states,
+                self.encoder_attn_layer_norm,
+                lambda x: self.encoder_attn(
+                    x,
+                    encoder_hidden_states,
+                    attention_mask=encoder_attention_mask,
+                    cache=cache,
+                    output_attentions=output_attentions,
+                ),
+            )
         hidden_states, _ = self._residual(hidden_states, self.final_layer_norm, lambda x: (self.mlp(x), None))
         return hidden_states, self_weights, cross_weights
 
@@ -293,6 +349,7 @@ class VtxTransformerPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTr
     _supports_attention_backend = False
     _can_compile_fullgraph = True
     _output_projection_key: str | None = None  # the output projection's weight, in heads that have one
+    _has_encoder = True  # False for the decoder alone (`VtxTransformerForCausalLM`)
 
     @property
     def _tied_weights_keys(self) -> dict[str, str]:
@@ -306,7 +363,7 @@ class VtxTransformerPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTr
         prefix = "" if self.base_model is self else f"{self.base_model_prefix}."
         decoder_embedding = f"{prefix}decoder.embed_tokens.weight"
         tied = {}
-        if self.config.share_encoder_decoder_embeddings:
+        if self.config.share_encoder_decoder_embeddings and self._has_encoder:
             tied[decoder_embedding] = decoder_embedding = f"{prefix}encoder.embed_tokens.weight"
         if self.config.tie_word_embeddings and self._output_projection_key is not None:
             tied[self._output_projection_key] = decoder_embedding
@@ -325,7 +382,7 @@ class VtxTransformerPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTr
         """transformers' resizing of the source embedding and the output projection, plus the decoder's token
         embedding when it is not shared: source and target share one vocabulary size (`config.vocab_size`)."""
         resized = super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
-        if not self.config.share_encoder_decoder_embeddings:
+        if self._has_encoder and not self.config.share_encoder_decoder_embeddings:
             decoder = self.get_decoder()
             decoder.embed_tokens = self._get_resized_embeddings(
                 decoder.embed_tokens, resized.num_embeddings, mean_resizing=mean_resizing
@@ -349,15 +406,15 @@ class VtxTransformerPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTr
 
 
 class VtxTransformerStack(nn.Module):
-    """What the encoder and decoder stacks share: token embeddings scaled by sqrt(d_model), sinusoidal positions,
-    embedding dropout, the layers, and (pre-LN only) a final LayerNorm."""
+    """What the encoder and decoder stacks share: token embeddings scaled by sqrt(d_model), sinusoidal (or learned)
+    positions, embedding dropout, the layers, and (pre-LN only) a final LayerNorm."""
 
     def __init__(self, config: VtxTransformerConfig, layers: list[nn.Module]):
         super().__init__()
         self.config = config
         scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
         self.embed_tokens = VtxTransformerScaledEmbedding(config.vocab_size, config.d_model, config.pad_token_id, scale)
-        self.embed_positions = VtxTransformerSinusoidalPositions(config)
+        self.embed_positions = POSITION_EMBEDDINGS[config.position_embedding_type](config)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(layers)
         pre_norm = config.layer_norm_placement == "pre"
@@ -375,9 +432,12 @@ class VtxTransformerStack(nn.Module):
         check_token_ids(ids_name, input_ids, self.embed_tokens.num_embeddings)
         return self.embed_tokens(input_ids)  # [B, L, d_model]
 
-    def add_positions(self, inputs_embeds: torch.Tensor, start: int) -> torch.Tensor:
-        """Add the encodings of positions start, start + 1, ... and apply embedding dropout."""
-        positions = self.embed_positions(start, inputs_embeds.shape[1])  # [L, d_model]
+    def add_positions(
+        self, inputs_embeds: torch.Tensor, start: int | torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Add the encodings of positions start, start + 1, ... (or of `position_ids` [batch, len]) and apply
+        embedding dropout."""
+        positions = self.embed_positions(start, inputs_embeds.shape[1], position_ids)  # [L or B, L, d_model]
         return self.dropout(inputs_embeds + positions)
 
     def final_norm(self, hidden_states: torch.Tensor, all_hidden_states: tuple | None) -> tuple:
@@ -444,44 +504,64 @@ class VtxTransformerEncoder(VtxTransformerStack):
 
 
 class VtxTransformerDecoder(VtxTransformerStack):
-    """The decoder stack: N decoder layers over the embedded target, attending to the encoder output."""
+    """The decoder stack: N decoder layers over the embedded target, attending to the encoder output.
 
-    def __init__(self, config: VtxTransformerConfig):
-        super().__init__(config, [VtxTransformerDecoderLayer(config, i) for i in range(config.decoder_layers)])
+    Args:
+        config: the model's configuration.
+        standalone: the decoder of `VtxTransformerForCausalLM` rather than of the encoder-decoder model: its layers
+            have cross-attention only when `config.add_cross_attention` is set, and its errors name the causal
+            LM's arguments (`input_ids`, `attention_mask`) rather than the decoder's (`decoder_input_ids`, ...).
+    """
+
+    def __init__(self, config: VtxTransformerConfig, standalone: bool = False):
+        cross_attention = config.add_cross_attention or not standalone
+        super().__init__(
+            config, [VtxTransformerDecoderLayer(config, i, cross_attention) for i in range(config.decoder_layers)]
+        )
+        self.cross_attention = cross_attention
+        self.argument_prefix = "" if standalone else "decoder_"
 
     def forward(
         self,
         input_ids: torch.LongTensor | None,
-        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        position_ids: torch.LongTensor | None = None,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
         """Decode target positions given the encoder output.
 
         Args:
             input_ids: [batch, tgt_len] decoder input ids; with a cache, only the new positions. Or
                 `inputs_embeds` [batch, tgt_len, d_model], used as given (already scaled).
-            encoder_hidden_states: [batch, src_len, d_model].
+            encoder_hidden_states: [batch, src_len, d_model], or None for a language model's decoder.
             attention_mask: [batch, past_len + tgt_len] decoder padding mask (causality is added here).
             encoder_attention_mask: [batch, src_len] source padding mask.
-            cache: an `EncoderDecoderCache`, updated in place.
+            cache: a `Cache` of the self-attention keys and values (an `EncoderDecoderCache` also keeps the
+                cross-attention ones), updated in place.
+            position_ids: [batch, tgt_len] position of each token (left-padded prompts count from their first real
+                token); by default past_len, past_len + 1, ...
         """
-        if cache is not None and not isinstance(cache, EncoderDecoderCache):
-            raise TypeError(
-                f"`cache` must be an `EncoderDecoderCache` (self-attention and cross-attention caches), "
-                f"got {type(cache).__name__}."
+        prefix = self.argument_prefix
+        if cache is not None and not isinstance(cache, Cache):
+            raise TypeError(f"`cache` must be a transformers `Cache`, got {type(cache).__name__}.")
+        if encoder_hidden_states is not None and not self.cross_attention:
+            raise ValueError(
+                "`encoder_hidden_states` were given but the decoder has no cross-attention layers: build it with "
+                "`add_cross_attention=True` in its config."
             )
-        inputs_embeds = self.embed(input_ids, inputs_embeds, "decoder_input_ids", "decoder_inputs_embeds")
+        inputs_embeds = self.embed(input_ids, inputs_embeds, f"{prefix}input_ids", f"{prefix}inputs_embeds")
         past_length = cache.get_seq_length() if cache is not None else 0
         check_attention_mask(
-            "decoder_attention_mask", attention_mask, (inputs_embeds.shape[0], past_length + inputs_embeds.shape[1])
+            f"{prefix}attention_mask", attention_mask, (inputs_embeds.shape[0], past_length + inputs_embeds.shape[1])
         )
-        hidden_states = self.add_positions(inputs_embeds, start=past_length)
-        self_attention_cache = cache.self_attention_cache if cache is not None else None
+        check_position_ids("position_ids", position_ids, inputs_embeds.shape[:2])
+        hidden_states = self.add_positions(inputs_embeds, start=past_length, position_ids=position_ids)
+        self_attention_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
         if causal_mask_needless(inputs_embeds.shape[1], self_attention_cache, attention_mask):
             causal_mask = None  # fast path: one new position that may see every cached key
         else:
@@ -490,10 +570,11 @@ class VtxTransformerDecoder(VtxTransformerStack):
                 inputs_embeds=inputs_embeds,
                 attention_mask=attention_mask,
                 cache=self_attention_cache,
+                position_ids=position_ids,
             )
         cross_mask = (
             None
-            if padding_free(encoder_attention_mask)
+            if encoder_hidden_states is None or padding_free(encoder_attention_mask)
             else create_bidirectional_mask(
                 config=self.config,
                 inputs_embeds=inputs_embeds,
@@ -504,7 +585,7 @@ class VtxTransformerDecoder(VtxTransformerStack):
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_self_attentions = () if output_attentions else None
-        all_cross_attentions = () if output_attentions else None
+        all_cross_attentions = () if output_attentions and encoder_hidden_states is not None else None
         for layer in self.layers:
             hidden_states, self_weights, cross_weights = layer(
                 hidden_states,
@@ -518,6 +599,7 @@ class VtxTransformerDecoder(VtxTransformerStack):
                 all_hidden_states += (hidden_states,)
             if output_attentions:
                 all_self_attentions += (self_weights,)
+            if all_cross_attentions is not None:
                 all_cross_attentions += (cross_weights,)
         hidden_states, all_hidden_states = self.final_norm(hidden_states, all_hidden_states)
         return BaseModelOutputWithPastAndCrossAttentions(
@@ -604,6 +686,11 @@ class VtxTransformerModel(VtxTransformerPreTrainedModel):
             cache = None
         elif cache is None:
             cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        elif not isinstance(cache, EncoderDecoderCache):
+            raise TypeError(
+                f"`cache` must be an `EncoderDecoderCache` (self-attention and cross-attention caches), "
+                f"got {type(cache).__name__}."
+            )
         decoder_outputs = self.decoder(
             decoder_input_ids,
             encoder_outputs.last_hidden_state,
@@ -747,6 +834,158 @@ class VtxTransformerForConditionalGeneration(FastDecodingMixin, VtxTransformerPr
         return super().generate(inputs, **kwargs)
 
 
+class VtxTransformerDecoderWrapper(nn.Module):
+    """Holds the decoder as `decoder`, so the causal LM's weights are named `model.decoder.*` as in the
+    encoder-decoder model (and in transformers' `MarianForCausalLM`)."""
+
+    def __init__(self, config: VtxTransformerConfig):
+        super().__init__()
+        self.decoder = VtxTransformerDecoder(config, standalone=True)
+
+    def forward(self, *args, **kwargs) -> BaseModelOutputWithPastAndCrossAttentions:
+        """The decoder's forward."""
+        return self.decoder(*args, **kwargs)
+
+
+class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel, GenerationMixin):
+    """The Transformer's decoder alone, as a language model: next-token logits, loss from `labels`, `generate()`.
+
+    With `add_cross_attention=True` in the config, each layer also attends to `encoder_hidden_states`, which makes
+    it the decoder of `VisionEncoderDecoderModel` or `EncoderDecoderModel`. The config is marked a decoder
+    (`is_decoder=True`, `is_encoder_decoder=False`), as transformers' own causal LMs do; only its `decoder_*` sizes
+    are read. `from_preset("gpt2")` gives GPT-2's sizes, and `hf_visiontx.convert.from_transformers` turns a
+    `GPT2LMHeadModel` into this class.
+    """
+
+    _output_projection_key = "lm_head.weight"
+    _has_encoder = False
+    _no_split_modules = ["VtxTransformerDecoderLayer"]
+
+    def __init__(self, config: VtxTransformerConfig):
+        config.is_decoder = True
+        config.is_encoder_decoder = False
+        super().__init__(config)
+        self.model = VtxTransformerDecoderWrapper(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=config.lm_head_bias)
+        self.post_init()  # ties the output projection to the token embedding when `tie_word_embeddings` is set
+        if self.generation_config.max_new_tokens is None:
+            self.generation_config.max_new_tokens = min(256, config.max_position_embeddings - 1)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The token embedding."""
+        return self.model.decoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Replace the token embedding."""
+        self.model.decoder.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        """The output projection to vocabulary logits."""
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        """Replace the output projection."""
+        self.lm_head = value
+
+    def get_decoder(self) -> VtxTransformerDecoder:
+        """The decoder stack."""
+        return self.model.decoder
+
+    def set_decoder(self, decoder: VtxTransformerDecoder) -> None:
+        """Replace the decoder stack."""
+        self.model.decoder = decoder
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithCrossAttentions | tuple:
+        """Next-token logits at each position, and the loss of predicting each next token when `labels` are given.
+
+        Args:
+            input_ids: [batch, len] token ids (with a cache, only the new ones), or `inputs_embeds`
+                [batch, len, d_model] as `get_input_embeddings()` returns them.
+            attention_mask: [batch, past_len + len], 1 for real tokens and 0 for padding (left padding for
+                generation).
+            position_ids: [batch, len] positions; `generate()` derives them from `attention_mask`, so a
+                left-padded prompt is positioned as the same prompt unpadded.
+            encoder_hidden_states: [batch, src_len, encoder width] to attend to (needs `add_cross_attention=True`);
+                encoder_attention_mask: [batch, src_len] its padding mask.
+            cache: a `Cache` to read and extend (an `EncoderDecoderCache` with cross-attention); with
+                `use_cache=True` and none given, a dynamic one is created. `past_key_values` is accepted as its
+                deprecated name.
+            labels: [batch, len] token ids, -100 where ignored; as in transformers' causal LMs they are the inputs
+                themselves: position t is scored on predicting `labels[:, t + 1]`.
+            logits_to_keep: compute the logits of the last this many positions only (0: all), or of the positions
+                a 1-D tensor lists; `generate()` asks for the last one.
+            num_items_in_batch: passed by `Trainer`: the loss is the summed token loss divided by it, which keeps
+                gradient accumulation exact.
+            output_attentions: also return every attention map (computed with eager attention for this call,
+                whatever the implementation).
+            **kwargs: transformers' shared keyword arguments (`TransformersKwargs`) are accepted and have no
+                effect here; any other name raises a `TypeError`.
+        Returns:
+            `CausalLMOutputWithCrossAttentions` with `logits` [batch, kept positions, vocab_size] and `loss` when
+            `labels` are given (a tuple if `return_dict=False`).
+        """
+        check_forward_kwargs(self, kwargs)
+        output_attentions, output_hidden_states = output_flags(self.config, output_attentions, output_hidden_states)
+        if labels is not None:
+            check_token_ids("labels", labels, self.config.vocab_size, allow_ignore_index=True)
+            if not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
+                raise ValueError("`labels` score every position: leave `logits_to_keep` at 0 when passing them.")
+            use_cache = False
+        if use_cache is None:  # a cache only helps incremental decoding, never a training forward
+            use_cache = self.config.use_cache and not self.training
+        if not use_cache:
+            cache = None
+        elif cache is None:
+            cache = DynamicCache(config=self.config)
+        if cache is not None and encoder_hidden_states is not None and not isinstance(cache, EncoderDecoderCache):
+            cache = EncoderDecoderCache(cache, DynamicCache(config=self.config))  # keeps the encoder's keys/values
+        outputs = self.model(
+            input_ids,
+            encoder_hidden_states,
+            attention_mask=attention_mask,
+            encoder_attention_mask=encoder_attention_mask,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            position_ids=position_ids,
+        )
+        hidden_states = outputs.last_hidden_state  # [B, L, d_model]
+        kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = linear(self.lm_head, hidden_states[:, kept])  # [B, kept, V]
+        loss = None
+        if labels is not None:
+            next_tokens = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # [B, L]: position t predicts t + 1
+            loss = label_smoothed_cross_entropy(logits, next_tokens, self.config.label_smoothing, num_items_in_batch)
+        output = CausalLMOutputWithCrossAttentions(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+        return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+
+
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Teacher-forcing decoder inputs: the labels moved one step right, starting with `decoder_start_token_id`.
 
@@ -792,6 +1031,7 @@ def label_smoothed_cross_entropy(
 
 
 __all__ = [
+    "VtxTransformerForCausalLM",
     "VtxTransformerForConditionalGeneration",
     "VtxTransformerModel",
     "VtxTransformerPreTrainedModel",
