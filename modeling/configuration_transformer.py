@@ -117,10 +117,13 @@ class VtxTransformerConfig(PreTrainedConfig):
     model_type = "vtx_transformer"
     presets: ClassVar[dict[str, dict[str, Any]]] = TRANSFORMER_PRESETS  # the paper's named sizes, see `from_preset`
     keys_to_ignore_at_inference = ["cache"]
+    # transformers sizes key/value caches (static ones included) by `num_hidden_layers` and `num_attention_heads`:
+    # they are the decoder's, whose layers the caches serve (Marian's are the encoder's, which breaks its static
+    # cache when the stacks differ).
     attribute_map = {
         "hidden_size": "d_model",
-        "num_attention_heads": "encoder_attention_heads",
-        "num_hidden_layers": "encoder_layers",
+        "num_attention_heads": "decoder_attention_heads",
+        "num_hidden_layers": "decoder_layers",
     }
 
     vocab_size: int = 37000

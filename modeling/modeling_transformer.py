@@ -15,6 +15,7 @@ This file imports only torch, transformers and its siblings (configuration, atte
 checks, fast paths), so it travels with a saved model as Hub remote code.
 """
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -852,8 +853,8 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
 
     With `add_cross_attention=True` in the config, each layer also attends to `encoder_hidden_states`, which makes
     it the decoder of `VisionEncoderDecoderModel` or `EncoderDecoderModel`. The config is marked a decoder
-    (`is_decoder=True`, `is_encoder_decoder=False`), as transformers' own causal LMs do; only its `decoder_*` sizes
-    are read. `from_preset("gpt2")` gives GPT-2's sizes, and `hf_visiontx.convert.from_transformers` turns a
+    (`is_decoder=True`, `is_encoder_decoder=False`) as transformers' own causal LMs do, on a copy when the given
+    one is not marked; only its `decoder_*` sizes are read. `from_preset("gpt2")` gives GPT-2's sizes, and `hf_visiontx.convert.from_transformers` turns a
     `GPT2LMHeadModel` into this class.
     """
 
@@ -862,8 +863,9 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
     _no_split_modules = ["VtxTransformerDecoderLayer"]
 
     def __init__(self, config: VtxTransformerConfig):
-        config.is_decoder = True
-        config.is_encoder_decoder = False
+        if config.is_encoder_decoder or not config.is_decoder:  # a copy: the caller's config may build a translator
+            config = copy.deepcopy(config)
+            config.is_decoder, config.is_encoder_decoder = True, False
         super().__init__(config)
         self.model = VtxTransformerDecoderWrapper(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=config.lm_head_bias)

@@ -6,6 +6,8 @@ mapped in when timm is installed) and the outputs are checked to agree before an
 - ViT-B/16 and Swin-T inference at 224 px, batch 1 and 8, fp32, through each model's forward (images/s);
 - Transformer-base generation of exactly 64 tokens from 32 source tokens through `generate()`, as users call it:
   greedy at batch 1 and 16, beam 4 at batch 1, against transformers' MarianMTModel (generated tokens/s);
+- GPT-2 small as a language model (our `VtxTransformerForCausalLM` converted from `GPT2LMHeadModel`): 64 tokens
+  continuing a 32-token prompt, greedy at batch 1 and 8, against transformers' GPT2LMHeadModel (generated tokens/s);
 - one training step (forward, backward, AdamW) of ViT-S/16 and Swin-T at 224 px, batch 8, and of Transformer-base
   on 32 source and 32 target tokens, batch 16 (steps/s).
 
@@ -35,7 +37,7 @@ from functools import cache, partial
 
 import torch
 import torch.nn.functional as F
-from bench_models import logits_of, marian_models, swin_models, vit_models
+from bench_models import gpt2_models, logits_of, marian_models, swin_models, vit_models
 from benchmarking import counted_flops, eager_attention, matmul_gflops, peak_memory_mib, round_times, steady_allocator
 from transformers import CompileConfig
 
@@ -189,7 +191,8 @@ def training(models: dict[str, torch.nn.Module], loss_fn: Callable, inputs: tupl
 
 
 def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, args) -> Workload:
-    """Generate exactly `args.new_tokens` tokens from `args.source_length` source tokens through generate()."""
+    """Generate exactly `args.new_tokens` tokens from `args.source_length` source (or prompt) tokens through
+    generate()."""
     generator = torch.Generator().manual_seed(batch)
     input_ids = torch.randint(1, args.vocab_size - 1, (batch, args.source_length), generator=generator)
     settings = dict(
@@ -230,6 +233,9 @@ def workloads(args) -> Iterator[tuple[str, Callable[[], Workload]]]:
             f"Transformer-base {name} generation, batch {batch}",
             lambda b=batch, n=beams: generation(marian(), b, n, args),
         )
+    gpt2 = cache(gpt2_models)
+    for batch in (1, 8):
+        yield f"GPT-2 small greedy generation, batch {batch}", lambda b=batch: generation(gpt2(), b, 1, args)
     yield (
         "ViT-S/16 training step, batch 8",
         lambda: training(vit_small(), classification_loss, (images, labels), args),

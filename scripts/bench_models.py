@@ -3,6 +3,8 @@ converted from it, and timm's (when installed) with the same weights mapped in."
 
 import torch
 from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
     MarianConfig,
     MarianMTModel,
     SwinConfig,
@@ -76,6 +78,17 @@ def marian_models(vocab_size: int) -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
     marian = MarianMTModel(config).eval()
     return {"ours": from_transformers(marian).eval(), "transformers": marian}
+
+
+def gpt2_models() -> dict[str, torch.nn.Module]:
+    """GPT-2 small (124M parameters: 12 layers, d_model 768, 12 heads, 50,257 tokens) as transformers'
+    GPT2LMHeadModel and as ours (`VtxTransformerForCausalLM`), same weights."""
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config()).eval()
+    gpt2.generation_config.pad_token_id = gpt2.config.eos_token_id
+    ours = from_transformers(gpt2).eval()
+    ours.generation_config.pad_token_id = gpt2.config.eos_token_id
+    return {"ours": ours, "transformers": gpt2}
 
 
 def timm_vit(timm, name: str, reference: ViTForImageClassification) -> torch.nn.Module:

@@ -2,12 +2,17 @@
 
 import pytest
 import torch
+from tokenizers import ByteLevelBPETokenizer
 from transformers import (
+    AutoModelForCausalLM,
     AutoModelForImageClassification,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     BertConfig,
     BertModel,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2Tokenizer,
     MarianConfig,
     MarianModel,
     MarianMTModel,
@@ -18,6 +23,7 @@ from transformers import (
 )
 
 from hf_visiontx import (
+    VtxTransformerForCausalLM,
     VtxTransformerForConditionalGeneration,
     VtxTransformerModel,
     VtxViTForImageClassification,
@@ -190,6 +196,45 @@ def test_corrupted_weights_give_an_error_and_no_output(tmp_path, capsys):
     assert main(["convert", str(source_dir), str(out_dir)]) == 1
     assert "model.safetensors is truncated or corrupted" in capsys.readouterr().err
     assert not out_dir.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["marian"]
+
+
+# --- GPT-2 -----------------------------------------------------------------------------------------------------
+
+
+def test_cli_converts_a_saved_gpt2_with_its_tokenizer(tmp_path, capsys):
+    """A saved GPT-2 directory (byte-level BPE tokenizer included) becomes our causal LM: same tokenizer, same
+    greedy continuation."""
+    texts = ["one two three four five", "six seven eight nine ten"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=280, min_frequency=1, special_tokens=["<|endoftext|>"])
+    bpe.save_model(str(tmp_path))
+    tokenizer = GPT2Tokenizer(vocab=str(tmp_path / "vocab.json"), merges=str(tmp_path / "merges.txt"))
+    torch.manual_seed(0)
+    eos = tokenizer.eos_token_id
+    reference = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=64,
+            bos_token_id=eos,
+            eos_token_id=eos,
+        )
+    )
+    source_dir, out_dir = tmp_path / "gpt2", tmp_path / "converted"
+    reference.save_pretrained(source_dir)
+    tokenizer.save_pretrained(source_dir)
+    assert main(["convert", str(source_dir), str(out_dir)]) == 0
+    assert "converted" in capsys.readouterr().out
+    loaded = AutoModelForCausalLM.from_pretrained(out_dir)
+    assert isinstance(loaded, VtxTransformerForCausalLM)
+    prompt = AutoTokenizer.from_pretrained(out_dir)("three four", return_tensors="pt")
+    assert prompt.input_ids.tolist() == tokenizer("three four", return_tensors="pt").input_ids.tolist()
+    assert torch.equal(
+        loaded.generate(**prompt, max_new_tokens=8, do_sample=False, pad_token_id=eos),
+        reference.eval().generate(**prompt, max_new_tokens=8, do_sample=False, pad_token_id=eos),
+    )
 
 
 # --- ViT -----------------------------------------------------------------------------------------------------

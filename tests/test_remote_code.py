@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from hf_visiontx import (
     VtxSwinForImageClassification,
+    VtxTransformerForCausalLM,
     VtxTransformerForConditionalGeneration,
     VtxViTForImageClassification,
     VtxViTForMaskedImageModeling,
@@ -22,6 +24,12 @@ from support.vit_tester import pixel_batch, tiny_vit_config
 
 CASES = [
     (VtxTransformerForConditionalGeneration, tiny_transformer_config, "AutoModelForSeq2SeqLM", "logits"),
+    (
+        VtxTransformerForCausalLM,
+        partial(tiny_transformer_config, layer_norm_placement="pre", position_embedding_type="learned"),
+        "AutoModelForCausalLM",
+        "logits",
+    ),
     (VtxViTForMaskedImageModeling, tiny_vit_config, "AutoModelForMaskedImageModeling", "reconstruction"),
     (VtxSwinForImageClassification, tiny_swin_config, "AutoModelForImageClassification", "logits"),
 ]
@@ -51,6 +59,9 @@ def inputs_for(model_class) -> dict[str, torch.Tensor]:
     if model_class is VtxTransformerForConditionalGeneration:
         input_ids, attention_mask = padded_source_batch()
         return {"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": input_ids[:, :4].clone()}
+    if model_class is VtxTransformerForCausalLM:
+        input_ids, attention_mask = padded_source_batch()
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
     return {"pixel_values": pixel_batch()}
 
 

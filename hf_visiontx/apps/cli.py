@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(handler=_classify)
 
     convert = commands.add_parser(
-        "convert", help="convert a saved transformers checkpoint (Marian, ViT, Swin) into hf_visiontx classes"
+        "convert", help="convert a saved transformers checkpoint (Marian, GPT-2, ViT, Swin) into hf_visiontx classes"
     )
     convert.add_argument("src_dir", type=Path, help="directory saved with save_pretrained (config.json + weights)")
     convert.add_argument("out_dir", type=Path, help="new directory for the converted model (must not exist)")

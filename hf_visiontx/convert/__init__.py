@@ -10,8 +10,8 @@ Every converter maps weights one to one (fused projections are the separate matr
 with the source model to float rounding.
 
 Which transformers class becomes which of our heads is the family table's `Head.converts_from`; the mapping of a
-source's config and weights lives in the module named for its `model_type` (`marian.py`, `vit.py`, `swin.py`), each
-with `convert_config(model)` and `convert_state_dict(model, config)`.
+source's config and weights lives in the module named for its `model_type` (`marian.py`, `gpt2.py`, `vit.py`,
+`swin.py`), each with `convert_config(model)` and `convert_state_dict(model, config)`.
 """
 
 import copy
@@ -58,7 +58,8 @@ def from_transformers(model: PreTrainedModel) -> PreTrainedModel:
     """Convert a transformers model into the equivalent hf_visiontx model, weights included.
 
     Supported: `MarianMTModel` (Helsinki-NLP/opus-mt-* checkpoints) -> `VtxTransformerForConditionalGeneration`,
-    with its generation config; `MarianModel` -> `VtxTransformerModel`; `ViTModel`, `ViTForImageClassification`,
+    with its generation config; `MarianModel` -> `VtxTransformerModel`; `GPT2LMHeadModel` (openai-community/gpt2
+    and its kin) -> `VtxTransformerForCausalLM`; `ViTModel`, `ViTForImageClassification`,
     `ViTForMaskedImageModeling` (google/vit-* and facebook/deit-* checkpoints without distillation token) ->
     `VtxViTModel`, `VtxViTForImageClassification`, `VtxViTForMaskedImageModeling`; `SwinModel`,
     `SwinForImageClassification`, `SwinForMaskedImageModeling` (microsoft/swin-* checkpoints) -> the `VtxSwin*`
