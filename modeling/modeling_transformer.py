@@ -908,6 +908,7 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        shift_labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -932,6 +933,9 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
                 deprecated name.
             labels: [batch, len] token ids, -100 where ignored; as in transformers' causal LMs they are the inputs
                 themselves: position t is scored on predicting `labels[:, t + 1]`.
+            shift_labels: [batch, len] targets already aligned with the positions (position t predicts
+                `shift_labels[:, t]`), as sequence-parallel training passes them after shifting the whole sequence;
+                when given, they are scored instead of `labels`.
             logits_to_keep: compute the logits of the last this many positions only (0: all), or of the positions
                 a 1-D tensor lists; `generate()` asks for the last one.
             num_items_in_batch: passed by `Trainer`: the loss is the summed token loss divided by it, which keeps
@@ -946,8 +950,12 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         """
         check_forward_kwargs(self, kwargs)
         output_attentions, output_hidden_states = output_flags(self.config, output_attentions, output_hidden_states)
-        if labels is not None:
+        if shift_labels is not None:
+            check_token_ids("shift_labels", shift_labels, self.config.vocab_size, allow_ignore_index=True)
+        elif labels is not None:
             check_token_ids("labels", labels, self.config.vocab_size, allow_ignore_index=True)
+            shift_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # [B, L]: position t predicts t + 1
+        if shift_labels is not None:
             if not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
                 raise ValueError("`labels` score every position: leave `logits_to_keep` at 0 when passing them.")
             use_cache = False
@@ -974,9 +982,13 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         logits = linear(self.lm_head, hidden_states[:, kept])  # [B, kept, V]
         loss = None
-        if labels is not None:
-            next_tokens = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # [B, L]: position t predicts t + 1
-            loss = label_smoothed_cross_entropy(logits, next_tokens, self.config.label_smoothing, num_items_in_batch)
+        if shift_labels is not None:
+            if shift_labels.shape != logits.shape[:2]:
+                raise ValueError(
+                    f"`labels` / `shift_labels` must have shape {tuple(logits.shape[:2])} (batch, sequence length), "
+                    f"got {tuple(shift_labels.shape)}."
+                )
+            loss = label_smoothed_cross_entropy(logits, shift_labels, self.config.label_smoothing, num_items_in_batch)
         output = CausalLMOutputWithCrossAttentions(
             loss=loss,
             logits=logits,

@@ -222,6 +222,20 @@ def test_loss_is_divided_by_num_items_in_batch():
     torch.testing.assert_close(summed, mean * 12)  # 2 rows x 6 predicted tokens
 
 
+def test_shift_labels_are_scored_as_given_instead_of_labels():
+    """Sequence-parallel training passes targets already aligned with the positions (`shift_labels`)."""
+    torch.manual_seed(0)
+    model = VtxTransformerForCausalLM(tiny_causal_config()).eval()
+    input_ids = torch.randint(3, VOCAB, (2, 7))
+    shifted = torch.nn.functional.pad(input_ids[:, 1:], (0, 1), value=-100)
+    from_labels = model(input_ids, labels=input_ids).loss
+    torch.testing.assert_close(model(input_ids, shift_labels=shifted).loss, from_labels)
+    other_labels = torch.randint(3, VOCAB, (2, 7))
+    torch.testing.assert_close(model(input_ids, labels=other_labels, shift_labels=shifted).loss, from_labels)
+    with pytest.raises(ValueError, match=r"`shift_labels` must have shape \(2, 7\)"):
+        model(input_ids, shift_labels=shifted[:, :5])
+
+
 def test_gradient_checkpointing_gives_the_same_gradients():
     torch.manual_seed(0)
     model = VtxTransformerForCausalLM(tiny_causal_config()).train()
