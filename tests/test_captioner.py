@@ -5,6 +5,7 @@ decoder, trained with `Seq2SeqTrainer`, saved with its code, reloaded through th
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ from hf_visiontx.training.captioner import (
     captioner_image_processor,
     collate_captions,
 )
-from support.remote_code import REMOTE_LOAD_SCRIPT
+from support.remote_code import REFUSE_HF_VISIONTX
 
 IMAGE_SIZE = (8, 32)
 
@@ -67,7 +68,7 @@ def test_captioner_trains_with_seq2seq_trainer_generates_and_reloads(
     assert model.decoder.config.add_cross_attention and model.decoder.config.is_decoder
     options = tiny_options(tmp_path)
     processor = captioner_image_processor(IMAGE_SIZE)
-    train_split = captions["train"].with_transform(caption_transform(processor, tokenizer, options, max_shift=1))
+    train_split = captions["train"].with_transform(caption_transform(processor, tokenizer, options))
     evaluation = captions["validation"].with_transform(caption_transform(processor, tokenizer, options))
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     args = Seq2SeqTrainingArguments(
@@ -256,7 +257,7 @@ def test_train_captioner_saves_a_composite_with_its_code_metrics_and_card(traine
     assert set(metrics) == {"validation", "test"}
     assert set(metrics["test"]) == {"loss", "sacrebleu", "chrf", "exact_match"}
     model = AutoModelForImageTextToText.from_pretrained(trained_captioner)
-    assert type(model.encoder) is VtxSwinModel and model.config.encoder.image_height_width == [16, 16]
+    assert type(model.encoder) is VtxSwinModel and model.config.encoder.image_height_width == (16, 16)
     card = (trained_captioner / "README.md").read_text()
     assert 'pipeline_tag: "image-to-text"' in card and "Swin Transformer" in card
     assert "decoder `VtxTransformerForCausalLM`: decoder only: 2 layers, with cross-attention" in card
@@ -265,26 +266,48 @@ def test_train_captioner_saves_a_composite_with_its_code_metrics_and_card(traine
     assert saved_generation["max_new_tokens"] > 0 and "max_length" not in saved_generation
 
 
+# In a process where hf_visiontx cannot be imported: without `trust_remote_code` transformers fails on the nested
+# model types; with it, the registration module that `save_composite` wrote brings them in.
+CAPTIONER_REMOTE_SCRIPT = REFUSE_HF_VISIONTX + textwrap.dedent(
+    """
+    import torch, transformers
+    from safetensors.torch import load_file, save_file
+
+    model_dir, inputs_file, outputs_file = sys.argv[1:4]
+    try:
+        transformers.AutoModelForImageTextToText.from_pretrained(model_dir)
+    except ValueError as error:
+        assert "Unrecognized model type for subconfig" in str(error), error
+    else:
+        raise AssertionError("the nested hf_visiontx models loaded without their code")
+    model = transformers.AutoModelForImageTextToText.from_pretrained(model_dir, trust_remote_code=True).eval()
+    assert not any(name.split(".")[0] == "hf_visiontx" for name in sys.modules)
+    inputs = load_file(inputs_file)
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        generated = model.generate(inputs["pixel_values"], num_beams=2)
+    save_file({"logits": logits.contiguous(), "generated": generated.contiguous()}, outputs_file)
+    print(type(model).__name__, type(model.encoder).__name__, type(model.decoder).__name__)
+    """
+)
+
+
 @pytest.mark.slow
 def test_the_trained_captioner_loads_as_remote_code_where_hf_visiontx_is_absent(trained_captioner, tmp_path):
     pixel_values = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     inputs = {"pixel_values": pixel_values, "decoder_input_ids": torch.tensor([[1, 5, 6], [1, 7, 8]])}
     save_file(inputs, tmp_path / "inputs.safetensors")
-    arguments = [trained_captioner, "AutoModelForImageTextToText", tmp_path / "inputs.safetensors"]
-    command = [
-        sys.executable,
-        "-c",
-        REMOTE_LOAD_SCRIPT,
-        *map(str, arguments),
-        str(tmp_path / "out.safetensors"),
-        "logits",
-    ]
+    arguments = [trained_captioner, tmp_path / "inputs.safetensors", tmp_path / "out.safetensors"]
+    command = [sys.executable, "-c", CAPTIONER_REMOTE_SCRIPT, *map(str, arguments)]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split()[-1] == "PortableVisionEncoderDecoderModel"
+    assert result.stdout.split() == ["PortableVisionEncoderDecoderModel", "VtxSwinModel", "VtxTransformerForCausalLM"]
+    model = AutoModelForImageTextToText.from_pretrained(trained_captioner).eval()
     with torch.no_grad():
-        expected = AutoModelForImageTextToText.from_pretrained(trained_captioner).eval()(**inputs).logits
-    torch.testing.assert_close(load_file(tmp_path / "out.safetensors")["output"], expected)
+        expected = {"logits": model(**inputs).logits, "generated": model.generate(pixel_values, num_beams=2)}
+    outputs = load_file(tmp_path / "out.safetensors")
+    torch.testing.assert_close(outputs["logits"], expected["logits"])
+    assert torch.equal(outputs["generated"], expected["generated"])
 
 
 @pytest.mark.slow

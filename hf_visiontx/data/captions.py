@@ -25,10 +25,10 @@ from .translation import check_texts
 CAPTION_FEATURES = Features({"image": Image(), "caption": Value("string"), "number": Value("int64")})
 # The embedded captioning data as `hf-visiontx train captioner` uses it: 8-pixel digits (scikit-learn's own
 # resolution, so nothing is lost or invented by resizing), 1-4 of them in a 8x32 image.
-DIGIT_STRINGS = {"digit_size": 8, "max_digits": 4, "train_size": 4000, "validation_size": 300, "test_size": 500}
+DIGIT_STRINGS = {"digit_size": 8, "max_digits": 4, "train_size": 8000, "validation_size": 300, "test_size": 500}
 DIGIT_STRINGS_DESCRIPTION = (
     "strings of 1-4 of scikit-learn's handwritten digits side by side (8x32 px), captioned with the number in English "
-    "words (4,000 training images)"
+    "words (8,000 training images)"
 )
 
 

@@ -9,7 +9,7 @@ is 2x2 of them) and the decoder reads them through cross-attention while it writ
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -30,7 +30,6 @@ from transformers import (
 )
 
 from ..data.captions import DIGIT_STRINGS, DIGIT_STRINGS_DESCRIPTION, load_caption_data
-from ..data.images import random_shift
 from ..data.tokenizers import train_tokenizer
 from ..modeling import VtxTransformerConfig, VtxTransformerForCausalLM
 from ..registration import VISION_IMAGE_PROCESSORS
@@ -74,7 +73,9 @@ DECODER_FIELDS: dict[str, Any] = {
 VOCAB_SIZE = 80  # the number words are few: about one token per word
 IMAGE_SIZE = 32  # side of the square images of other datasets (the embedded ones are 8x32)
 
-# AdamW with warmup and cosine decay (the vision recipes' optimiser), with a random shift of up to one pixel.
+# AdamW with warmup and cosine decay (the vision recipes' optimiser). No random shift: shifting the 8-pixel digits by
+# up to one pixel kept this small model from learning to read them (its loss stayed at the level of guessing
+# captions without the image for three epochs), where without it the held-out exact match passes 90%.
 RECIPE = Recipe(
     learning_rate=2e-3,
     adam_beta1=0.9,
@@ -83,9 +84,8 @@ RECIPE = Recipe(
     weight_decay=0.05,
     lr_scheduler_type="cosine",
     warmup_steps=0.1,
-    epochs=12,
+    epochs=10,
     batch_size=32,
-    max_shift=0,
 )
 
 
@@ -145,14 +145,10 @@ def captioner_image_processor(image_size: tuple[int, int]) -> BaseImageProcessor
 
 
 def caption_transform(
-    image_processor: BaseImageProcessor,
-    tokenizer: PreTrainedTokenizerBase,
-    options: TrainOptions,
-    max_shift: int = 0,
-) -> Any:
-    """A `Dataset.with_transform` function: a batch of images and captions -> `pixel_values` (randomly shifted by up
-    to `max_shift` pixels, see `random_shift`) and the captions' token ids as `labels` (cut at the decoder's
-    positions)."""
+    image_processor: BaseImageProcessor, tokenizer: PreTrainedTokenizerBase, options: TrainOptions
+) -> Callable[[dict[str, list]], dict[str, Any]]:
+    """A `Dataset.with_transform` function: a batch of images and captions -> `pixel_values` and the captions'
+    token ids as `labels` (cut at the decoder's positions)."""
 
     def transform(batch: dict[str, list]) -> dict[str, Any]:
         images = [image.convert("RGB") for image in batch[options.image_column]]
@@ -160,7 +156,7 @@ def caption_transform(
         labels = tokenizer(
             batch[options.caption_column], truncation=True, max_length=DECODER_FIELDS["max_position_embeddings"]
         )["input_ids"]
-        return {"pixel_values": random_shift(pixel_values, max_shift), "labels": labels}
+        return {"pixel_values": pixel_values, "labels": labels}
 
     return transform
 
@@ -221,11 +217,8 @@ def train_captioner(options: TrainOptions, callbacks: Sequence[TrainerCallback] 
     processor = captioner_image_processor(image_size)
     overrides = {name: getattr(options, name) for name in ("epochs", "batch_size", "learning_rate")}
     settings = dataclasses.replace(RECIPE, **{name: value for name, value in overrides.items() if value is not None})
-    evaluation = {
-        split: data[split].with_transform(caption_transform(processor, tokenizer, options))
-        for split in ("validation", "test")
-    }
-    train_split = data["train"].with_transform(caption_transform(processor, tokenizer, options, settings.max_shift))
+    transform = caption_transform(processor, tokenizer, options)
+    evaluation = {split: data[split].with_transform(transform) for split in ("validation", "test")}
     args = training_arguments(
         options,
         settings,
@@ -238,7 +231,7 @@ def train_captioner(options: TrainOptions, callbacks: Sequence[TrainerCallback] 
     trainer = CaptionerTrainer(
         model=model,
         args=args,
-        train_dataset=train_split,
+        train_dataset=data["train"].with_transform(transform),
         eval_dataset=evaluation["validation"],
         processing_class=tokenizer,
         data_collator=collate_captions,
