@@ -3,6 +3,7 @@ decoder, trained with `Seq2SeqTrainer`, saved with its code, reloaded through th
 `image-captioning` pipeline and the `train captioner` / `caption` commands."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -24,8 +25,10 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from hf_visiontx import ImageCaptioningPipeline, VtxSwinModel, VtxTransformerForCausalLM, VtxViTModel
 from hf_visiontx.apps.cli import main
+from hf_visiontx.apps.demo import show_captions
 from hf_visiontx.data import digit_strings, load_caption_data, train_tokenizer
-from hf_visiontx.hub import save_composite
+from hf_visiontx.hub import save_composite, write_model_card
+from hf_visiontx.hub.cards import refreshed_card
 from hf_visiontx.training import TrainOptions
 from hf_visiontx.training.captioner import (
     CaptionerTrainer,
@@ -155,6 +158,18 @@ def test_image_captioning_pipeline_captions_one_image_or_a_list_like_generate(sa
     assert captioner(str(path), num_beams=2, max_new_tokens=5) == [results[0]]  # a path, a single image
     several = captioner(images[:2], num_beams=3, num_return_sequences=3, max_new_tokens=5)
     assert [len(candidates) for candidates in several] == [3, 3]
+
+
+def test_the_captioner_card_describes_the_composite_and_follows_the_repository(saved_captioner):
+    write_model_card(saved_captioner, datasets=["digit strings"], metrics={"exact_match": 0.5, "sacrebleu": 12.5})
+    card = (saved_captioner / "README.md").read_text()
+    assert card.startswith("---\n") and 'pipeline_tag: "image-to-text"' in card
+    assert "- encoder `VtxViTModel`: 4x4 patches at 8x32 px: 16 tokens + [CLS]; 3 layers, width 64" in card
+    assert "- decoder `VtxTransformerForCausalLM`: decoder only: 2 layers, with cross-attention to an encoder" in card
+    assert "| exact_match | 0.5 |" in card and "- digit strings" in card
+    assert f'pipeline("image-captioning", model="{saved_captioner}")' in card
+    refreshed = refreshed_card(saved_captioner, repo_id="me/captioner")  # what `push` uploads
+    assert 'repo = "me/captioner"' in refreshed and "# captioner" in refreshed and "| sacrebleu | 12.5 |" in refreshed
 
 
 def test_image_captioning_pipeline_rejects_what_is_not_an_image(saved_captioner):
@@ -308,6 +323,19 @@ def test_the_trained_captioner_loads_as_remote_code_where_hf_visiontx_is_absent(
     outputs = load_file(tmp_path / "out.safetensors")
     torch.testing.assert_close(outputs["logits"], expected["logits"])
     assert torch.equal(outputs["generated"], expected["generated"])
+
+
+@pytest.mark.slow
+def test_the_demo_reloads_the_captioner_and_captions_test_digit_strings(trained_captioner, capsys):
+    show_captions(trained_captioner, count=3)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        "    reloaded VisionEncoderDecoderModel (VtxSwinModel + VtxTransformerForCausalLM) from "
+    )
+    assert len(lines) == 1 + 3 + 1 and all(
+        re.match(r"    +\d+: '.*'  (ok|wrong \(it is ')", line) for line in lines[1:4]
+    )
+    assert lines[-1] == "    pipeline('image-captioning') gives the same captions"
 
 
 @pytest.mark.slow
