@@ -39,9 +39,10 @@ from .recipes import Recipe, model_config
 from .scoring import translation_metrics
 from .translation import KeepGenerationLengthUnset
 
-# The small encoders: 4x4 patches (an 8x32 digit string is a 2x8 grid of 32 tokens); ViT attends over all of them,
-# Swin within 2x2 windows, then merges 2x2 neighbours. Both end at 64 channels, the decoder's width, so the encoder's
-# states reach the cross-attention without a projection.
+# The small encoders: 4x4 patches (an 8x32 digit string is a 2x8 grid of 16 tokens); ViT attends over all of them
+# (and its [CLS] token), Swin within 2x2 windows, then merges 2x2 neighbours into a 1x4 map (a token per digit place).
+# Both end at 64 channels, the decoder's width, so the encoder's states reach the cross-attention without a
+# projection.
 ENCODER_FIELDS: dict[str, dict[str, Any]] = {
     "vit": {
         "patch_size": 4,
