@@ -88,7 +88,8 @@ class TrainOptions:
         for name, families in SIZED_BY.items():
             value = getattr(self, name)
             if value is not None and self.family not in families:
-                raise ValueError(f"`{name}` ({value}) applies to {' and '.join(families)} models, not {self.family}.")
+                runs = f"{', '.join(families[:-1])} and {families[-1]}"
+                raise ValueError(f"`{name}` ({value}) applies to {runs} models, not {self.family}.")
             if value is not None and self.from_model is not None:
                 raise ValueError(
                     f"`{name}` ({value}) sizes a new model; the model loaded with `from_model` "
