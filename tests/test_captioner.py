@@ -427,6 +427,20 @@ def test_load_caption_data_checks_columns_captions_and_images(tmp_path):
         load_caption_data([str(tmp_path / "broken.csv")], "file", "text")
 
 
+def test_load_caption_data_reads_an_image_folder_with_its_captions(tmp_path, captions):
+    folder = tmp_path / "folder"
+    (folder / "train").mkdir(parents=True)
+    rows = []
+    for index, example in enumerate(captions["train"]):
+        example["image"].save(folder / "train" / f"{index}.png")
+        rows.append(f"{index}.png,{example['caption']}")
+    (folder / "train" / "metadata.csv").write_text("file_name,caption\n" + "\n".join(rows) + "\n")
+    data = load_caption_data([str(folder)])
+    assert {name: len(split) for name, split in data.items()} == {"train": 19, "validation": 2, "test": 3}
+    seen = sorted(caption for split in data.values() for caption in split["caption"])
+    assert seen == sorted(captions["train"]["caption"]) and data["train"][0]["image"].size == (32, 8)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
