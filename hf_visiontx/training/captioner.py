@@ -42,7 +42,10 @@ from .translation import KeepGenerationLengthUnset
 # The small encoders: 4x4 patches (an 8x32 digit string is a 2x8 grid of 16 tokens); ViT attends over all of them
 # (and its [CLS] token), Swin within 2x2 windows, then merges 2x2 neighbours into a 1x4 map (a token per digit place).
 # Both end at 64 channels, the decoder's width, so the encoder's states reach the cross-attention without a
-# projection.
+# projection. Swin gets learned absolute positions (its paper's option, off by default): its relative position bias
+# only orders tokens within a window, and the decoder's cross-attention ignores the order of what it reads, so
+# without them the captions name the right digits in the wrong places (measured: "eight thousand three hundred
+# ninety-eight" for 8983, 7% exact match).
 ENCODER_FIELDS: dict[str, dict[str, Any]] = {
     "vit": {
         "patch_size": 4,
@@ -58,6 +61,7 @@ ENCODER_FIELDS: dict[str, dict[str, Any]] = {
         "num_heads": (2, 4),
         "window_size": 2,
         "drop_path_rate": 0.0,
+        "use_absolute_embeddings": True,
     },
 }
 # The small decoder: two layers of the Transformer's decoder with cross-attention. `VisionEncoderDecoderModel`
