@@ -1,4 +1,4 @@
-"""A `seq2seq-translation` pipeline task for sequence-to-sequence models.
+"""Pipeline tasks that transformers 5 removed: `seq2seq-translation` and `image-captioning`.
 
 transformers 5 removed its `translation` and `text2text-generation` pipelines (and `text-generation` silently
 returns wrong text for encoder-decoder models); it also refuses the old task names, so importing hf_visiontx
@@ -7,16 +7,28 @@ registers this one under a new name:
     translator = pipeline("seq2seq-translation", model="path/to/model")
     translator(["siebenundachtzig", "dreihundertzwölf"], batch_size=16, num_beams=4)
     # [{"translation_text": "eighty-seven"}, {"translation_text": "three hundred and twelve"}]
+
+It also removed `image-to-text`, and `pipeline("image-to-text")` now builds its chat-model `image-text-to-text`
+pipeline instead (the redirect happens before the task registry is read, so a pipeline registered as
+"image-to-text" is never reached). Image captioners (`VisionEncoderDecoderModel`, for example the one
+`hf-visiontx train captioner` saves) get this one:
+
+    captioner = pipeline("image-captioning", model="path/to/captioner")
+    captioner(["digits.png", pil_image], num_beams=4)
+    # [{"generated_text": "three hundred twelve"}, {"generated_text": "eighty-seven"}]
 """
 
 from collections.abc import Iterable
 from typing import Any
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, Pipeline
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoModelForSeq2SeqLM, Pipeline
+from transformers.image_utils import load_image
 from transformers.pipelines import PIPELINE_REGISTRY
 
 TRANSLATION_TASK = "seq2seq-translation"
+CAPTIONING_TASK = "image-captioning"
 
 
 class TranslationPipeline(Pipeline):
@@ -86,11 +98,83 @@ class TranslationPipeline(Pipeline):
         ]
 
 
+class ImageCaptioningPipeline(Pipeline):
+    """Caption images with an image-to-text encoder-decoder (`VisionEncoderDecoderModel`) that has an image processor
+    and a tokenizer.
+
+    Call it with one image or a list of them (PIL images, or paths / URLs that `transformers.image_utils.load_image`
+    opens); it returns one `{"generated_text": ...}` dict per image (a list of them per image with
+    `num_return_sequences > 1`). Generation parameters (`num_beams`, `max_new_tokens`, `do_sample`, ...) can be given
+    when the pipeline is built or on each call.
+    """
+
+    _pipeline_calls_generate = True
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.model.config.is_encoder_decoder or self.model.main_input_name != "pixel_values":
+            raise ValueError(
+                f"The image-captioning pipeline needs an image encoder-decoder model (pixel_values in, text out); "
+                f"{type(self.model).__name__} is not one."
+            )
+        for name, component in (("image_processor", self.image_processor), ("tokenizer", self.tokenizer)):
+            if component is None:
+                raise ValueError(
+                    f"The image-captioning pipeline needs a {name}: pass `{name}=` or save one with the model."
+                )
+
+    def _sanitize_parameters(self, timeout: float | None = None, **generate_kwargs: Any):
+        preprocess_params = {} if timeout is None else {"timeout": timeout}
+        return preprocess_params, generate_kwargs, {}
+
+    def __call__(
+        self, images: str | Image.Image | Iterable[str | Image.Image], **kwargs: Any
+    ) -> list[dict[str, str]] | list[list[dict[str, str]]]:
+        """Caption `images`: one image (a PIL image, a path or a URL) or a sequence of them."""
+        images = [images] if isinstance(images, (str, Image.Image)) else list(images)
+        bad = next((image for image in images if not isinstance(image, (str, Image.Image))), None)
+        if bad is not None or not images:
+            given = "an empty sequence" if not images else f"a {type(bad).__name__} ({bad!r})"
+            raise TypeError(
+                f"`images` must be an image (PIL image, path or URL) or a non-empty sequence of them, got {given}."
+            )
+        results = super().__call__(images, **kwargs)
+        return [result[0] if len(result) == 1 else result for result in results]
+
+    def preprocess(self, image: str | Image.Image, timeout: float | None = None) -> dict[str, torch.Tensor]:
+        pixel_values = self.image_processor(images=load_image(image, timeout=timeout), return_tensors="pt")
+        return {"pixel_values": pixel_values["pixel_values"].to(self.dtype)}
+
+    def _forward(self, model_inputs: dict[str, torch.Tensor], **generate_kwargs: Any) -> dict[str, torch.Tensor]:
+        batch_size = model_inputs["pixel_values"].shape[0]
+        generated = self.model.generate(**model_inputs, **self._prepare_generate_kwargs(generate_kwargs))
+        # [batch * num_return_sequences, len] -> [batch, num_return_sequences, len]
+        return {"output_ids": generated.reshape(batch_size, -1, generated.shape[-1])}
+
+    def postprocess(self, model_outputs: dict[str, torch.Tensor]) -> list[dict[str, str]]:
+        return [
+            {"generated_text": self.tokenizer.decode(ids, skip_special_tokens=True).strip()}
+            for ids in model_outputs["output_ids"][0]
+        ]
+
+
+# task -> (pipeline class, Auto class of its models, input type)
+PIPELINES = {
+    TRANSLATION_TASK: (TranslationPipeline, AutoModelForSeq2SeqLM, "text"),
+    CAPTIONING_TASK: (ImageCaptioningPipeline, AutoModelForImageTextToText, "image"),
+}
+
+
 def register_pipelines() -> None:
-    """Register the `seq2seq-translation` task with transformers' pipeline registry (idempotent)."""
-    registered = PIPELINE_REGISTRY.supported_tasks.get(TRANSLATION_TASK)
-    if registered is not None and registered["impl"] is TranslationPipeline:
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        TRANSLATION_TASK, pipeline_class=TranslationPipeline, pt_model=AutoModelForSeq2SeqLM, type="text"
-    )
+    """Register the `seq2seq-translation` and `image-captioning` tasks with transformers' pipeline registry
+    (idempotent)."""
+    for task, (pipeline_class, auto_class, input_type) in PIPELINES.items():
+        registered = PIPELINE_REGISTRY.supported_tasks.get(task)
+        if registered is None or registered["impl"] is not pipeline_class:
+            PIPELINE_REGISTRY.register_pipeline(
+                task, pipeline_class=pipeline_class, pt_model=auto_class, type=input_type
+            )

@@ -2,7 +2,8 @@
 
 - ViT and Swin as the image encoder of a `VisionEncoderDecoderModel` with a transformers text decoder (GPT-2),
   through forward, backward, generation, save/reload and a `Trainer` run (which passes `num_items_in_batch` down
-  to the encoder).
+  to the encoder); Swin with our Transformer decoder (`VtxTransformerForCausalLM`) too, saved and reloaded (the
+  captioner's own tests are in test_captioner.py).
 - `VtxSwinBackbone` in UperNet, DETR, Conditional DETR and Mask2Former. Saved by their own `save_pretrained`, every
   composite reloads in a fresh process that imports hf_visiontx first; saved by `save_composite`, it also loads with
   `trust_remote_code=True` in a process where hf_visiontx cannot be imported.
@@ -33,7 +34,7 @@ from transformers import (
     VisionEncoderDecoderModel,
 )
 
-from hf_visiontx import VtxSwinModel, VtxViTModel
+from hf_visiontx import VtxSwinModel, VtxTransformerConfig, VtxTransformerForCausalLM, VtxViTModel
 from hf_visiontx.hub import save_composite
 from support.launch import environment
 from support.remote_code import REFUSE_HF_VISIONTX
@@ -71,6 +72,32 @@ def image_captioner(family: str) -> VisionEncoderDecoderModel:
     model.generation_config.decoder_start_token_id = BOS
     model.generation_config.pad_token_id = PAD
     model.generation_config.eos_token_id = EOS
+    return model
+
+
+def our_image_captioner() -> VisionEncoderDecoderModel:
+    """Our tiny Swin encoder (32 channels at the end) with our tiny Transformer decoder attending to it."""
+    torch.manual_seed(0)
+    encoder = VtxSwinModel(
+        tiny_swin_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0)
+    )
+    decoder_config = VtxTransformerConfig(
+        d_model=32,
+        decoder_layers=2,
+        decoder_attention_heads=4,
+        decoder_ffn_dim=64,
+        vocab_size=VOCAB_SIZE,
+        max_position_embeddings=32,
+        dropout=0.0,
+        is_decoder=True,
+        add_cross_attention=True,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        decoder_start_token_id=BOS,
+    )
+    model = VisionEncoderDecoderModel(encoder=encoder, decoder=VtxTransformerForCausalLM(decoder_config))
+    model.config.decoder_start_token_id, model.config.pad_token_id = BOS, PAD
     return model
 
 
@@ -216,6 +243,12 @@ COMPOSITES = {
     ),
     "vision-encoder-decoder": (
         lambda: image_captioner("vit"),
+        "AutoModelForImageTextToText",
+        "logits",
+        {"decoder_input_ids": torch.tensor([[BOS, 5, 6]])},
+    ),
+    "vision-encoder-decoder-ours": (
+        our_image_captioner,
         "AutoModelForImageTextToText",
         "logits",
         {"decoder_input_ids": torch.tensor([[BOS, 5, 6]])},

@@ -170,7 +170,10 @@ def test_the_demo_reloads_a_classifier_and_shows_test_digits(trained_vit, capsys
         (("vit", "--label-column", "class"), "`label_column` (--label-column) 'class' is not a column"),
         (("vit", "--preset", "b/16", "--from", "somewhere"), "give one of them"),
         (("swin", "--preset", "huge"), "'huge' is not a swin preset; choose one of ['base', 'large', 'small', 'tiny']"),
-        (("transformer", "--image-size", "64"), "`image_size` (64) applies to vit and swin models, not transformer"),
+        (
+            ("transformer", "--image-size", "64"),
+            "`image_size` (64) applies to vit, swin and captioner models, not transformer",
+        ),
         (("vit", "--resume"), "`resume` (--resume): there is no checkpoint to resume from"),
     ],
 )

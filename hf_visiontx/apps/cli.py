@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..modeling.families import FAMILIES
+from ..training.options import CAPTIONER, CAPTIONER_ENCODERS, RUN_NAMES
 
 
 def _analyze(args: argparse.Namespace) -> None:
@@ -23,6 +24,20 @@ def _analyze(args: argparse.Namespace) -> None:
         raise ValueError(f"`model_dir` {args.model_dir} holds a {model_type!r} model; `analyze` draws {drawn} models.")
     for path in writers[analysis](args.model_dir, args.image, args.out):
         print(path)
+
+
+def _caption(args: argparse.Namespace) -> None:
+    from .inference import caption
+
+    captions = caption(
+        args.model,
+        args.images,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+    )
+    for path, text in zip(args.images, captions, strict=True):
+        print(f"{path}: {text}")
 
 
 def _classify(args: argparse.Namespace) -> None:
@@ -48,7 +63,7 @@ def _demo(args: argparse.Namespace) -> None:
 
     settings = DemoSettings(
         output_dir=args.output_dir,
-        families=args.only or [f.name for f in FAMILIES],
+        families=args.only or list(RUN_NAMES),
         epochs=args.epochs,
         seed=args.seed,
         progress=not args.no_progress,
@@ -98,14 +113,17 @@ def _translate(args: argparse.Namespace) -> None:
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
-        help="train a Transformer translator or a ViT / Swin image classifier (embedded data by default), evaluate "
-        "it, save it with a model card, optionally push it",
+        help="train a Transformer translator, a ViT / Swin image classifier or an image captioner (embedded data "
+        "by default), evaluate it, save it with a model card, optionally push it",
         description="Without --dataset: the Transformer learns German -> English number words, ViT and Swin the "
-        "8x8 digits (upscaled). Each epoch ends with an evaluation and a checkpoint in OUTPUT_DIR/checkpoints; the "
-        "best model is saved in OUTPUT_DIR with its tokenizer or image processor, metrics.json and README.md.",
+        "8x8 digits (upscaled), the captioner strings of 1-4 digits captioned in words. Each epoch ends with an "
+        "evaluation and a checkpoint in OUTPUT_DIR/checkpoints; the best model is saved in OUTPUT_DIR with its "
+        "tokenizer and/or image processor, metrics.json and README.md.",
     )
     train.add_argument(
-        "family", choices=[f.name for f in FAMILIES], help=", ".join(f"{f.name} ({f.task})" for f in FAMILIES)
+        "family",
+        choices=RUN_NAMES,
+        help=", ".join([*(f"{f.name} ({f.task})" for f in FAMILIES), f"{CAPTIONER} (image-to-text)"]),
     )
     data = train.add_argument_group("data")
     data.add_argument(
@@ -120,6 +138,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     data.add_argument("--label-column", default="label", help="column with the class ids or names (%(default)s)")
     data.add_argument("--source-column", default="source", help="column with the text to translate (%(default)s)")
     data.add_argument("--target-column", default="target", help="column with its translation (%(default)s)")
+    data.add_argument("--caption-column", default="caption", help="column with each image's caption (%(default)s)")
     model = train.add_argument_group("model")
     model.add_argument(
         "--preset",
@@ -133,11 +152,19 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         help="fine-tune this saved model directory or Hub id (image models get a new head when the "
         "number of classes differs)",
     )
-    model.add_argument("--image-size", type=int, help="image side of a new vision model (default: the preset's)")
+    model.add_argument(
+        "--encoder", choices=CAPTIONER_ENCODERS, help="the captioner's image encoder (default: vit); captioner only"
+    )
+    model.add_argument(
+        "--image-size",
+        type=int,
+        help="image side of a new vision model (default: the preset's); captioner: the digit size of the embedded "
+        "data (8), or the side of other images (32)",
+    )
     model.add_argument(
         "--vocab-size",
         type=int,
-        help="shared vocabulary of a new Transformer (600 for the small model, 37000 for presets)",
+        help="shared vocabulary of a new Transformer (600 for the small model, 37000 for presets; the captioner's: 80)",
     )
     run = train.add_argument_group("run")
     run.add_argument("--epochs", type=int, help="default: the recipe's")
@@ -166,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", type=Path, required=True, help="directory for the three PNG plots")
     analyze.set_defaults(handler=_analyze)
 
+    caption = commands.add_parser("caption", help="caption image files with a saved image captioner")
+    caption.add_argument("model", help="saved captioner directory or Hub id (with its tokenizer and image processor)")
+    caption.add_argument("images", nargs="+", type=Path, help="image files")
+    caption.add_argument("--num-beams", type=int, default=4, help="beam size; 1 = greedy (%(default)s)")
+    caption.add_argument("--max-new-tokens", type=int, default=32, help="longest caption, in tokens (%(default)s)")
+    caption.add_argument("--batch-size", type=int, default=16, help="images per batch (%(default)s)")
+    caption.set_defaults(handler=_caption)
+
     classify = commands.add_parser("classify", help="the most likely classes of image files")
     classify.add_argument("model", help="saved image classifier directory or Hub id")
     classify.add_argument("images", nargs="+", type=Path, help="image files")
@@ -181,19 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=_convert)
 
     demo = commands.add_parser(
-        "demo", help="train the Transformer on number words and ViT and Swin on digits, score, reload and use them"
+        "demo",
+        help="train the Transformer on number words, ViT and Swin on digits and the captioner on digit strings, "
+        "score, reload and use them",
     )
     demo.add_argument(
         "--output-dir",
         type=Path,
         default=Path("demo-output"),
-        help="each model is saved in OUTPUT_DIR/<family> (%(default)s)",
+        help="each model is saved in OUTPUT_DIR/<run> (%(default)s)",
     )
     demo.add_argument(
         "--only",
         action="append",
-        choices=[f.name for f in FAMILIES],
-        help="train only this family (repeatable; default: all three)",
+        choices=RUN_NAMES,
+        help="train only this run (repeatable; default: all)",
     )
     demo.add_argument("--epochs", type=int, help="override every recipe's number of epochs")
     demo.add_argument("--seed", type=int, default=0, help="seed of every run (%(default)s)")

@@ -1,7 +1,7 @@
-"""Using a trained model: classify image files, translate sentences (saved directories or Hub ids).
+"""Using a trained model: classify image files, caption them, translate sentences (saved directories or Hub ids).
 
-Both go through transformers' pipelines, batched: `image-classification` for ViT and Swin, hf_visiontx's
-`seq2seq-translation` for the Transformer.
+All go through pipelines, batched: transformers' `image-classification` for ViT and Swin, hf_visiontx's
+`image-captioning` for the image captioner and `seq2seq-translation` for the Transformer.
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from transformers import pipeline
 
-from ..pipelines import TRANSLATION_TASK
+from ..pipelines import CAPTIONING_TASK, TRANSLATION_TASK
 
 
 def open_images(paths: Sequence[str | Path]) -> list[Image.Image]:
@@ -30,6 +30,30 @@ def open_images(paths: Sequence[str | Path]) -> list[Image.Image]:
         except (UnidentifiedImageError, OSError, SyntaxError) as error:  # not an image, truncated, corrupt
             raise ValueError(f"`images`: {path} cannot be read as an image ({error}).") from error
     return images
+
+
+def _check_positive(**values: int) -> None:
+    """Raise a `ValueError` naming the first of `values` that is not positive."""
+    for name, value in values.items():
+        if value <= 0:
+            raise ValueError(f"`{name}` must be positive, got {value}.")
+
+
+def caption(
+    model: str, images: Sequence[str | Path], num_beams: int = 4, max_new_tokens: int = 32, batch_size: int = 16
+) -> list[str]:
+    """Caption image files with a saved image captioner (directory or Hub id) and its image processor and tokenizer.
+
+    Args:
+        num_beams: beam size (1 = greedy decoding).
+        max_new_tokens: longest caption, in tokens.
+        batch_size: images per `generate` call.
+    """
+    _check_positive(num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    pictures = open_images(images)
+    captioner = pipeline(CAPTIONING_TASK, model=model)
+    outputs = captioner(pictures, num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return [output["generated_text"] for output in outputs]
 
 
 def classify(
@@ -64,9 +88,7 @@ def translate(
         max_new_tokens: longest translation, in tokens.
         batch_size: sentences per `generate` call.
     """
-    for name, value in (("num_beams", num_beams), ("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
-        if value <= 0:
-            raise ValueError(f"`{name}` must be positive, got {value}.")
+    _check_positive(num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
     translator = pipeline(TRANSLATION_TASK, model=model)
     outputs = translator(list(texts), num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [output["translation_text"] for output in outputs]

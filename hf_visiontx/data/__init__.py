@@ -4,7 +4,7 @@ words), loading any other source with its checks, and tokenizer training.
     from hf_visiontx.data import digit_strings, digits, number_translation, train_tokenizer
 """
 
-from .captions import digit_strings
+from .captions import digit_strings, load_caption_data
 from .images import DIGITS_CLASSES, digits, load_image_classification_data
 from .numbers import counting_text, number_in_words, number_translation
 from .tokenizers import train_tokenizer
@@ -15,6 +15,7 @@ __all__ = [
     "counting_text",
     "digit_strings",
     "digits",
+    "load_caption_data",
     "load_image_classification_data",
     "load_translation_data",
     "number_in_words",

@@ -1,17 +1,30 @@
 """Write or refresh the model card (README.md) of a saved model directory, e.g. with the metrics of a training run.
 
-The card itself is built by `hf_visiontx.modeling.card_text.build_model_card`, which travels with the model code.
+The card of one of our models is built by `hf_visiontx.modeling.card_text.build_model_card`, which travels with the
+model code; the card of an image captioner (transformers' `VisionEncoderDecoderModel` holding our encoder and
+decoder) by `build_captioner_card` here.
 """
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import ModelCard
 from safetensors import safe_open
-from transformers import AutoConfig
+from transformers import AutoConfig, VisionEncoderDecoderConfig
 
-from ..modeling.card_text import build_model_card, is_generated_card
+from ..modeling.card_text import (
+    _HUB_ID,
+    CARD_MARKER,
+    _model_index,
+    _yaml_lines,
+    build_model_card,
+    is_generated_card,
+)
+from ..modeling.families import family
 from ..modeling.hub_mixin import README, recorded_card_facts
+
+CAPTIONER_PIPELINE_TAG = "image-to-text"  # the Hub's task name; in transformers 5 the pipeline is "image-captioning"
 
 
 def write_model_card(
@@ -63,9 +76,106 @@ def refreshed_card(
     given = {"datasets": datasets, "metrics": metrics, "base_model": base_model}
     facts = {**recorded, **{key: value for key, value in given.items() if value is not None}}
     config = AutoConfig.from_pretrained(directory)
-    return build_model_card(
-        config, num_parameters=count_saved_parameters(directory), repo_id=repo_id or str(directory), **facts
-    )
+    build = build_captioner_card if isinstance(config, VisionEncoderDecoderConfig) else build_model_card
+    return build(config, num_parameters=count_saved_parameters(directory), repo_id=repo_id or str(directory), **facts)
+
+
+def build_captioner_card(
+    config: VisionEncoderDecoderConfig,
+    *,
+    num_parameters: int | None = None,
+    repo_id: str | None = None,
+    datasets: Sequence[str] = (),
+    metrics: Mapping[str, float] | None = None,
+    base_model: str | None = None,
+    license_id: str = "apache-2.0",
+) -> str:
+    """The README.md text of an image captioner: a `VisionEncoderDecoderModel` whose encoder (ViT or Swin) and
+    decoder (`VtxTransformerForCausalLM`) are ours; the arguments are those of `build_model_card`.
+
+    Raises:
+        ValueError: the encoder or the decoder is not an hf_visiontx model (naming its model type).
+    """
+    encoder, decoder = config.encoder, config.decoder
+    encoder_family, decoder_family = family(encoder.model_type), family(decoder.model_type)
+    metrics = dict(metrics or {})
+    metadata: dict[str, Any] = {
+        "library_name": "transformers",
+        "pipeline_tag": CAPTIONER_PIPELINE_TAG,
+        "license": license_id,
+        "tags": ["hf_visiontx", config.model_type, encoder.model_type, decoder.model_type, "custom_code"],
+    }
+    hub_datasets = [name for name in datasets if _HUB_ID.match(name)]
+    if hub_datasets:
+        metadata["datasets"] = hub_datasets
+    if metrics:
+        metadata["metrics"] = sorted(metrics)
+    if base_model:
+        metadata["base_model"] = base_model
+    if datasets and metrics:
+        name = repo_id or "VisionEncoderDecoderModel"
+        metadata["model-index"] = [_model_index(name, CAPTIONER_PIPELINE_TAG, datasets[0], metrics)]
+    title = repo_id.rstrip("/").split("/")[-1] if repo_id else "Image captioner: VisionEncoderDecoderModel"
+    height, width = encoder.image_height_width
+    lines = ["---", *_yaml_lines(metadata), "---", CARD_MARKER, f"# {title}", ""]
+    lines += [
+        "An image captioner written with [hf_visiontx](https://github.com/hf-visiontx/hf_visiontx): transformers' "
+        f"`VisionEncoderDecoderModel` with a {encoder_family.title} ([{encoder_family.paper}]"
+        f"({encoder_family.paper_url})) as the image encoder and the decoder of the {decoder_family.title} "
+        f"([{decoder_family.paper}]({decoder_family.paper_url})) as the text decoder, which attends to the "
+        "encoder's token states through cross-attention and writes the caption one token at a time.",
+        "",
+        "## Architecture",
+        "",
+        "- `VisionEncoderDecoderModel` (loads with `AutoModelForImageTextToText`)",
+        f"- encoder `{encoder.architectures[0] if encoder.architectures else encoder_family.heads[0].name}`: "
+        + "; ".join(encoder.architecture_facts()),
+        "- decoder `VtxTransformerForCausalLM`: " + "; ".join(decoder.architecture_facts()),
+        "- loss: `VisionEncoderDecoderModel`'s own cross-entropy (the decoder's label smoothing does not apply)",
+    ]
+    if num_parameters is not None:
+        lines.append(f"- parameters: {num_parameters / 1e6:.2f}M ({num_parameters:,})")
+    if base_model:
+        lines.append(f"- starting point: `{base_model}`")
+    repo = repo_id or "path/to/this/model"
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "With hf_visiontx installed, its `image-captioning` pipeline (transformers 5 redirects `image-to-text` to its "
+        "chat-model `image-text-to-text` pipeline):",
+        "",
+        "```python",
+        "import hf_visiontx  # registers the model types and the pipeline",
+        "from transformers import pipeline",
+        "",
+        f'captioner = pipeline("image-captioning", model="{repo}")',
+        'print(captioner("image.png", num_beams=4))  # [{"generated_text": ...}]',
+        "```",
+        "",
+        "Anywhere, with the code that travels with the weights (`trust_remote_code=True`):",
+        "",
+        "```python",
+        "from PIL import Image",
+        "from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer",
+        "",
+        f'repo = "{repo}"',
+        "model = AutoModelForImageTextToText.from_pretrained(repo, trust_remote_code=True).eval()",
+        "processor = AutoImageProcessor.from_pretrained(repo)",
+        "tokenizer = AutoTokenizer.from_pretrained(repo)",
+        f'image = Image.new("RGB", ({width}, {height}))  # or Image.open("image.png")',
+        'pixel_values = processor(images=image, return_tensors="pt").pixel_values',
+        "output_ids = model.generate(pixel_values, num_beams=4)",
+        "print(tokenizer.batch_decode(output_ids, skip_special_tokens=True))",
+        "```",
+        "",
+    ]
+    if datasets:
+        lines += ["## Training data", "", *[f"- {name}" for name in datasets], ""]
+    if metrics:
+        lines += ["## Evaluation", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {name} | {value:.4g} |" for name, value in sorted(metrics.items())] + [""]
+    return "\n".join(lines)
 
 
 def count_saved_parameters(directory: str | Path) -> int:
@@ -81,4 +191,4 @@ def count_saved_parameters(directory: str | Path) -> int:
     return total
 
 
-__all__ = ["count_saved_parameters", "refreshed_card", "write_model_card"]
+__all__ = ["build_captioner_card", "count_saved_parameters", "refreshed_card", "write_model_card"]

@@ -9,19 +9,21 @@ run.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import AutoConfig, PreTrainedConfig, Trainer, TrainingArguments
+from transformers import AutoConfig, BaseImageProcessor, PreTrainedConfig, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..hub.cards import write_model_card
+from ..hub.composite import nested_models, save_composite
 from ..hub.files import verify_safetensors_files
 from ..hub.transfer import push
 from ..modeling.families import family
+from ..registration import remote_code_classes
 from .options import TrainOptions, TrainResult
 from .recipes import Recipe
 
@@ -132,27 +134,43 @@ def metrics_table(metrics: Mapping[str, Mapping[str, float]]) -> str:
 
 
 def save_model(
-    trainer: Trainer, options: TrainOptions, metrics: Mapping[str, Mapping[str, float]], dataset_description: str
+    trainer: Trainer,
+    options: TrainOptions,
+    metrics: Mapping[str, Mapping[str, float]],
+    dataset_description: str,
+    processors: Sequence[BaseImageProcessor] = (),
 ) -> Path:
     """Save the model and its tokenizer or image processor in `output_dir`, with `metrics.json` and a model card
     whose metrics are the test split's; upload it when `push_to_hub` names a repository.
+
+    A transformers composite holding our models (the image captioner) is saved with `save_composite`, which adds
+    their code so that the folder also loads as remote code. `processors` are saved next to the trainer's
+    `processing_class` (the captioner's image processor next to its tokenizer).
 
     In a multi-process run (torchrun, accelerate launch) only the main process writes and uploads; every process
     waits until the files are complete, so that any of them may read them afterwards.
     """
     if trainer.is_world_process_zero():
-        _write_model_dir(trainer, options, metrics, dataset_description)
+        _write_model_dir(trainer, options, metrics, dataset_description, processors)
     trainer.accelerator.wait_for_everyone()
     return options.output_dir
 
 
 def _write_model_dir(
-    trainer: Trainer, options: TrainOptions, metrics: Mapping[str, Mapping[str, float]], dataset_description: str
+    trainer: Trainer,
+    options: TrainOptions,
+    metrics: Mapping[str, Mapping[str, float]],
+    dataset_description: str,
+    processors: Sequence[BaseImageProcessor],
 ) -> None:
     # save_pretrained rather than Trainer.save_model, which adds the pickled training_args.bin
     directory = options.output_dir
-    trainer.model.save_pretrained(directory)
-    trainer.processing_class.save_pretrained(directory)
+    if type(trainer.model) not in remote_code_classes() and nested_models(trainer.model):
+        save_composite(trainer.model, directory)
+    else:
+        trainer.model.save_pretrained(directory)
+    for processor in (trainer.processing_class, *processors):
+        processor.save_pretrained(directory)
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     test_metrics = {name: value for name, value in metrics["test"].items() if name != "loss"}
     write_model_card(directory, datasets=[dataset_description], metrics=test_metrics, base_model=options.from_model)
@@ -167,16 +185,18 @@ def train_evaluate_save(
     resume_from: str | None,
     eval_splits: Mapping[str, Dataset],
     dataset_description: str,
+    processors: Sequence[BaseImageProcessor] = (),
     **generation: Any,
 ) -> TrainResult:
     """Train (from `resume_from` when given), evaluate the best model on `eval_splits`, print the table, save.
 
     Args:
+        processors: saved with the model next to the trainer's `processing_class` (see `save_model`).
         **generation: generation settings of the final evaluation of a `Seq2SeqTrainer`.
     """
     trainer.train(resume_from_checkpoint=resume_from)
     metrics = evaluate_splits(trainer, eval_splits, **generation)
     print(metrics_table(metrics))
-    model_dir = save_model(trainer, options, metrics, dataset_description)
+    model_dir = save_model(trainer, options, metrics, dataset_description, processors)
     print(f"saved to {model_dir}")
     return TrainResult(model_dir=model_dir, metrics=metrics)

@@ -6,10 +6,18 @@ from pathlib import Path
 from ..modeling.families import FAMILIES
 from .recipes import FAMILY_NAMES, PRESETS
 
-# The families each sizing option applies to: what their training task reads.
+# The image captioner: a run of `hf-visiontx train` that composes families (a ViT or Swin encoder, the Transformer's
+# decoder) rather than training one; `encoder` picks its image encoder.
+CAPTIONER = "captioner"
+CAPTIONER_ENCODERS = ("vit", "swin")
+
+# What `hf-visiontx train` can train: each family's task, and the runs that compose families.
+RUN_NAMES = (*FAMILY_NAMES, CAPTIONER)
+
+# The runs each sizing option applies to: what their training task reads.
 SIZED_BY = {
-    "image_size": tuple(f.name for f in FAMILIES if f.task == "image-classification"),
-    "vocab_size": tuple(f.name for f in FAMILIES if f.preprocessor == "tokenizer"),
+    "image_size": (*(f.name for f in FAMILIES if f.task == "image-classification"), CAPTIONER),
+    "vocab_size": (*(f.name for f in FAMILIES if f.preprocessor == "tokenizer"), CAPTIONER),
 }
 
 
@@ -18,18 +26,23 @@ class TrainOptions:
     """Options of one training run; None means "the recipe's default".
 
     Args:
-        family: "transformer" (translation), "vit" or "swin" (image classification).
+        family: "transformer" (translation), "vit" or "swin" (image classification), or "captioner" (images to
+            text: a ViT or Swin encoder with the Transformer's decoder).
         output_dir: the trained model is saved here; checkpoints go to `output_dir/checkpoints`.
         dataset: None for the embedded data (number words, digits), else a `datasets` name, a local folder, or CSV /
             JSON files as `FILE` or `SPLIT=FILE` items.
         image_column, label_column: columns of image-classification data.
         source_column, target_column: columns of translation data.
+        caption_column: the column of captioning data with each image's caption (the images are in `image_column`).
+        encoder: the captioner's image encoder, "vit" or "swin" (None: "vit"); captioner runs only.
         preset: a paper preset of the family's config (for example "b/16", "tiny", "base"); None for the small
             default model.
         from_model: a saved directory or Hub id of a model of the same family to fine-tune (`--from`); image models
             get a new head when the number of classes differs.
-        image_size: side of the images for a vision model trained from scratch.
-        vocab_size: size of the shared vocabulary for a Transformer trained from scratch.
+        image_size: side of the images for a vision model trained from scratch; for the captioner, the height of
+            the embedded digit strings (four digits wide) or the side of other datasets' images.
+        vocab_size: size of the shared vocabulary for a Transformer (or the captioner's decoder) trained from
+            scratch.
         epochs, batch_size, learning_rate: override the recipe.
         push_to_hub: a Hub repository id to upload the trained model to.
         resume: continue from the last checkpoint in `output_dir/checkpoints`.
@@ -44,6 +57,8 @@ class TrainOptions:
     label_column: str = "label"
     source_column: str = "source"
     target_column: str = "target"
+    caption_column: str = "caption"
+    encoder: str | None = None
     preset: str | None = None
     from_model: str | None = None
     image_size: int | None = None
@@ -58,21 +73,23 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
-        if self.family not in FAMILY_NAMES:
-            raise ValueError(f"`family` must be one of {FAMILY_NAMES}, got {self.family!r}.")
+        if self.family not in RUN_NAMES:
+            raise ValueError(f"`family` must be one of {RUN_NAMES}, got {self.family!r}.")
+        self._check_captioner_options()
         if self.preset is not None and self.from_model is not None:
             raise ValueError(
                 f"`preset` ({self.preset!r}) builds a new model and `from_model` (--from {self.from_model!r}) loads "
                 "one; give one of them."
             )
-        if self.preset is not None and self.preset not in PRESETS[self.family]:
+        if self.preset is not None and self.preset not in PRESETS.get(self.family, ()):
             raise ValueError(
                 f"`preset` {self.preset!r} is not a {self.family} preset; choose one of {PRESETS[self.family]}."
             )
         for name, families in SIZED_BY.items():
             value = getattr(self, name)
             if value is not None and self.family not in families:
-                raise ValueError(f"`{name}` ({value}) applies to {' and '.join(families)} models, not {self.family}.")
+                runs = f"{', '.join(families[:-1])} and {families[-1]}"
+                raise ValueError(f"`{name}` ({value}) applies to {runs} models, not {self.family}.")
             if value is not None and self.from_model is not None:
                 raise ValueError(
                     f"`{name}` ({value}) sizes a new model; the model loaded with `from_model` "
@@ -84,6 +101,23 @@ class TrainOptions:
                 raise ValueError(f"`{name}` must be a positive integer, got {value}.")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
+
+    def _check_captioner_options(self) -> None:
+        """`encoder` is the captioner's, and one of `CAPTIONER_ENCODERS` (None means "vit"); the captioner trains a
+        new small model, so it takes neither `preset` nor `from_model`."""
+        if self.family != CAPTIONER:
+            if self.encoder is not None:
+                raise ValueError(f"`encoder` ({self.encoder!r}) applies to {CAPTIONER} runs, not {self.family}.")
+            return
+        self.encoder = self.encoder or CAPTIONER_ENCODERS[0]
+        if self.encoder not in CAPTIONER_ENCODERS:
+            raise ValueError(f"`encoder` must be one of {CAPTIONER_ENCODERS}, got {self.encoder!r}.")
+        for name in ("preset", "from_model"):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"`{name}` ({getattr(self, name)!r}) does not apply to {CAPTIONER} runs, which train a new small "
+                    "captioner; size it with `image_size` and `vocab_size`."
+                )
 
     @property
     def checkpoints_dir(self) -> Path:
