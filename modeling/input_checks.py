@@ -10,12 +10,18 @@ from transformers.utils import TransformersKwargs
 IGNORE_INDEX = -100  # label value the losses skip
 
 
+# Passed to a model without a loss by transformers' own wrappers: `Seq2SeqTrainer` hands a batch's `labels` to
+# `generate()`, and `VisionEncoderDecoderModel.generate` hands every keyword on to its encoder.
+_ACCEPTED_BY_MODELS_WITHOUT_LOSS = ("labels",)
+
+
 def check_forward_kwargs(model: nn.Module, kwargs: dict) -> None:
     """Accept the keyword arguments of transformers' shared calling convention (`TransformersKwargs`, for example
     `num_items_in_batch`, which `Trainer` passes and wrappers such as `VisionEncoderDecoderModel` hand on to their
-    encoder); they have no effect on our models. Raise a `TypeError` naming any other, so that a misspelt argument is
-    not silently ignored."""
-    unknown = sorted(set(kwargs) - set(TransformersKwargs.__annotations__))
+    encoder), and `labels` in a model that computes no loss (heads with a loss name `labels` in their signature, so it
+    never reaches here from them); they have no effect. Raise a `TypeError` naming any other, so that a misspelt
+    argument is not silently ignored."""
+    unknown = sorted(set(kwargs) - set(TransformersKwargs.__annotations__) - set(_ACCEPTED_BY_MODELS_WITHOUT_LOSS))
     if unknown:
         raise TypeError(f"{type(model).__name__}.forward() got unexpected keyword arguments {unknown}.")
 

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from transformers import (
     AutoModelForImageTextToText,
     AutoTokenizer,
+    Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     Trainer,
     VisionEncoderDecoderModel,
@@ -31,7 +32,6 @@ from hf_visiontx.hub import save_composite, write_model_card
 from hf_visiontx.hub.cards import refreshed_card
 from hf_visiontx.training import TrainOptions
 from hf_visiontx.training.captioner import (
-    CaptionerTrainer,
     build_captioner,
     caption_transform,
     captioner_image_processor,
@@ -87,7 +87,7 @@ def test_captioner_trains_with_seq2seq_trainer_generates_and_reloads(
         use_cpu=True,
         disable_tqdm=True,
     )
-    trainer = CaptionerTrainer(
+    trainer = Seq2SeqTrainer(
         model=model,
         args=args,
         train_dataset=train_split,
@@ -101,7 +101,7 @@ def test_captioner_trains_with_seq2seq_trainer_generates_and_reloads(
             name for name, p in model.named_parameters() if name.startswith(part) and not torch.equal(p, before[name])
         ]
         assert changed, f"the {part} did not train"
-    # a generating evaluation: labels reach the loss, not our encoder (which refuses unknown arguments)
+    # a generating evaluation: Seq2SeqTrainer hands `labels` to generate(), which hands them on to our encoder
     metrics = trainer.evaluate(evaluation)
     assert metrics["eval_generated"] == 6 and torch.isfinite(torch.tensor(metrics["eval_loss"]))
 

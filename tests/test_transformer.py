@@ -488,6 +488,22 @@ def test_unknown_forward_arguments_are_rejected():
         tiny_model()(input_ids=input_ids, decoder_input_id=input_ids)
 
 
+def test_models_without_a_loss_accept_labels_as_transformers_wrappers_pass_them():
+    """`Seq2SeqTrainer` hands `labels` to `generate()`, and `VisionEncoderDecoderModel.generate` hands them on to its
+    encoder: a bare model ignores them, as transformers' own do; a misspelt name still fails."""
+    from hf_visiontx import VtxSwinModel, VtxViTModel
+    from support.swin_tester import tiny_swin_config
+    from support.vit_tester import pixel_batch, tiny_vit_config
+
+    for model in (VtxViTModel(tiny_vit_config()).eval(), VtxSwinModel(tiny_swin_config()).eval()):
+        pixels = pixel_batch()
+        with torch.no_grad():
+            expected = model(pixels).last_hidden_state
+            torch.testing.assert_close(model(pixels, labels=torch.tensor([1, 2, 3])).last_hidden_state, expected)
+        with pytest.raises(TypeError, match="'label'"):
+            model(pixels, label=torch.tensor([1, 2, 3]))
+
+
 def test_the_three_families_share_one_dropout_idiom():
     """Dropout on hidden states is an `nn.Dropout` module in every family (attention dropout is the attention
     function's argument), with the configured probabilities."""

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 from datasets import DatasetDict
-from torch import nn
 from transformers import (
     AutoModel,
     AutoTokenizer,
@@ -23,7 +22,6 @@ from transformers import (
     PreTrainedTokenizerBase,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
-    Trainer,
     TrainerCallback,
     VisionEncoderDecoderModel,
     set_seed,
@@ -176,32 +174,6 @@ def collate_captions(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
 
 
-class CaptionerTrainer(Seq2SeqTrainer):
-    """`Seq2SeqTrainer` whose generating evaluation keeps `labels` away from `generate()`.
-
-    `Seq2SeqTrainer.prediction_step` passes the whole batch, labels included, to `model.generate`, and
-    `VisionEncoderDecoderModel.generate` hands every model keyword argument to its image encoder. transformers' own
-    encoders swallow unknown keywords; ours refuse them by name (a misspelt argument must not be ignored). So the
-    loss is computed from the full batch and the captions are generated from the images alone.
-    """
-
-    def prediction_step(
-        self,
-        model: nn.Module,
-        inputs: dict[str, torch.Tensor],
-        prediction_loss_only: bool,
-        ignore_keys: list[str] | None = None,
-        **gen_kwargs: Any,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """(loss, generated token ids, label ids) of one evaluation batch."""
-        if prediction_loss_only or not self.args.predict_with_generate:
-            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys, **gen_kwargs)
-        loss, _, _ = Trainer.prediction_step(self, model, inputs, True, ignore_keys)
-        images = {name: value for name, value in inputs.items() if name != "labels"}
-        _, generated, _ = super().prediction_step(model, images, False, ignore_keys, **gen_kwargs)
-        return loss, generated, inputs["labels"]
-
-
 def train_captioner(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Train, evaluate (validation and test), save (with the code of our encoder and decoder, so that it also loads
     as remote code) and optionally push an image captioner.
@@ -233,7 +205,7 @@ def train_captioner(options: TrainOptions, callbacks: Sequence[TrainerCallback] 
         generation_num_beams=1,
         remove_unused_columns=False,
     )
-    trainer = CaptionerTrainer(
+    trainer = Seq2SeqTrainer(
         model=model,
         args=args,
         train_dataset=data["train"].with_transform(transform),
