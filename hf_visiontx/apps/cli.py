@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..modeling.families import FAMILIES
+from ..training.recipes import RUN_NAMES, run_task
 
 
 def _analyze(args: argparse.Namespace) -> None:
@@ -48,12 +49,30 @@ def _demo(args: argparse.Namespace) -> None:
 
     settings = DemoSettings(
         output_dir=args.output_dir,
-        families=args.only or [f.name for f in FAMILIES],
+        families=args.only or list(RUN_NAMES),
         epochs=args.epochs,
         seed=args.seed,
         progress=not args.no_progress,
     )
     run_demo(settings)
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from .inference import generate_text
+
+    continuations = generate_text(
+        args.model,
+        args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        num_beams=args.num_beams,
+        seed=args.seed,
+    )
+    for prompt, continuation in zip(args.prompts, continuations, strict=True):
+        print(f"{prompt} -> {continuation}")
 
 
 def _push(args: argparse.Namespace) -> None:
@@ -98,32 +117,31 @@ def _translate(args: argparse.Namespace) -> None:
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
-        help="train a Transformer translator or a ViT / Swin image classifier (embedded data by default), evaluate "
-        "it, save it with a model card, optionally push it",
+        help="train a Transformer translator, a ViT / Swin image classifier or the Transformer's decoder as a "
+        "language model (embedded data by default), evaluate it, save it with a model card, optionally push it",
         description="Without --dataset: the Transformer learns German -> English number words, ViT and Swin the "
-        "8x8 digits (upscaled). Each epoch ends with an evaluation and a checkpoint in OUTPUT_DIR/checkpoints; the "
+        "8x8 digits (upscaled), the language model (lm) counting in English words. Each epoch ends with an evaluation and a checkpoint in OUTPUT_DIR/checkpoints; the "
         "best model is saved in OUTPUT_DIR with its tokenizer or image processor, metrics.json and README.md.",
     )
-    train.add_argument(
-        "family", choices=[f.name for f in FAMILIES], help=", ".join(f"{f.name} ({f.task})" for f in FAMILIES)
-    )
+    train.add_argument("family", choices=RUN_NAMES, help=", ".join(f"{name} ({run_task(name)})" for name in RUN_NAMES))
     data = train.add_argument_group("data")
     data.add_argument(
         "--dataset",
         nargs="+",
         metavar="SOURCE",
         help="a `datasets` name, a local folder (an image folder: one sub-folder per class), or CSV / "
-        "JSON files as FILE or SPLIT=FILE (train=a.csv validation=b.csv test=c.csv); missing "
-        "validation / test splits are carved out of train",
+        "JSON files (for lm also plain text files, one document per line) as FILE or SPLIT=FILE (train=a.csv "
+        "validation=b.csv test=c.csv); missing validation / test splits are carved out of train",
     )
     data.add_argument("--image-column", default="image", help="column with the images or image paths (%(default)s)")
     data.add_argument("--label-column", default="label", help="column with the class ids or names (%(default)s)")
     data.add_argument("--source-column", default="source", help="column with the text to translate (%(default)s)")
     data.add_argument("--target-column", default="target", help="column with its translation (%(default)s)")
+    data.add_argument("--text-column", default="text", help="column with the documents of lm (%(default)s)")
     model = train.add_argument_group("model")
     model.add_argument(
         "--preset",
-        help="a paper preset: transformer base|big, vit ti/16 ... h/14, swin tiny ... large "
+        help="a paper preset: transformer base|big, vit ti/16 ... h/14, swin tiny ... large, lm gpt2|gpt2-medium "
         "(default: a small model for the embedded data)",
     )
     model.add_argument(
@@ -131,13 +149,14 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         dest="from_model",
         metavar="MODEL",
         help="fine-tune this saved model directory or Hub id (image models get a new head when the "
-        "number of classes differs)",
+        "number of classes differs; lm: a saved causal LM)",
     )
     model.add_argument("--image-size", type=int, help="image side of a new vision model (default: the preset's)")
     model.add_argument(
         "--vocab-size",
         type=int,
-        help="shared vocabulary of a new Transformer (600 for the small model, 37000 for presets)",
+        help="vocabulary of a new Transformer (600 for the small model, 37000 for presets) or language model "
+        "(byte-level BPE: 400 for the small model, 50257 for presets)",
     )
     run = train.add_argument_group("run")
     run.add_argument("--epochs", type=int, help="default: the recipe's")
@@ -181,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=_convert)
 
     demo = commands.add_parser(
-        "demo", help="train the Transformer on number words and ViT and Swin on digits, score, reload and use them"
+        "demo",
+        help="train the Transformer on number words, ViT and Swin on digits and the language model on counting, "
+        "score, reload and use them",
     )
     demo.add_argument(
         "--output-dir",
@@ -192,13 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--only",
         action="append",
-        choices=[f.name for f in FAMILIES],
-        help="train only this family (repeatable; default: all three)",
+        choices=RUN_NAMES,
+        help="train only this family or run (repeatable; default: all)",
     )
     demo.add_argument("--epochs", type=int, help="override every recipe's number of epochs")
     demo.add_argument("--seed", type=int, default=0, help="seed of every run (%(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
+
+    generate = commands.add_parser("generate", help="continue prompts with a saved language model")
+    generate.add_argument("model", help="saved causal LM directory or Hub id (with its tokenizer)")
+    generate.add_argument("prompts", nargs="+", help="texts to continue")
+    generate.add_argument("--max-new-tokens", type=int, default=32, help="longest continuation (%(default)s)")
+    generate.add_argument("--do-sample", action="store_true", help="sample instead of greedy / beam search")
+    generate.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (%(default)s)")
+    generate.add_argument("--top-k", type=int, default=50, help="sample from the k likeliest tokens (%(default)s)")
+    generate.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (%(default)s)")
+    generate.add_argument("--num-beams", type=int, default=1, help="beam size; 1 = greedy (%(default)s)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of sampling (%(default)s)")
+    generate.set_defaults(handler=_generate)
 
     token_help = "Hub token (default: HF_TOKEN or the stored login); sent to the Hub only, never printed or saved"
     push = commands.add_parser(

@@ -1,4 +1,5 @@
-"""End-to-end demo: train all three families on the embedded data, score them, reload them, use them.
+"""End-to-end demo: train all three families (and the Transformer's decoder as a language model) on the embedded
+data, score them, reload them, use them.
 
 For each family the demo runs exactly what `hf-visiontx train <family> --output-dir demo-output/<family>` runs
 (the recipe in `hf_visiontx.training.recipes`, evaluation and a checkpoint every epoch, the best model saved with a model
@@ -8,6 +9,9 @@ card), then reloads the saved model through the Auto classes and shows what it d
   match on 500 held-out numbers; reloaded with `AutoModelForSeq2SeqLM` / `AutoTokenizer`, translating new input.
 - ViT and Swin: scikit-learn's 8x8 digits upscaled to 32x32 RGB, accuracy on 360 held-out images; reloaded with
   `AutoModelForImageClassification` / `AutoImageProcessor`, classifying test images.
+- Language model (`lm`, the Transformer's decoder alone): counting in English words, perplexity and next-number
+  accuracy on 300 held-out counts; reloaded with `AutoModelForCausalLM` and used through
+  `pipeline("text-generation")`, continuing held-out prompts such as "seventeen, eighteen,".
 """
 
 import shutil
@@ -17,15 +21,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoImageProcessor, AutoModelForImageClassification, AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForCausalLM,
+    AutoModelForImageClassification,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    pipeline,
+)
 
 from ..data import digits, load_translation_data
-from ..modeling.families import family
+from ..data.language_modeling import counting_prompts, load_text_data
 from ..training import TrainOptions, TrainResult, train
-from ..training.recipes import FAMILY_NAMES
+from ..training.language_model import next_number_accuracy
+from ..training.recipes import RUN_NAMES, run_task
 
 SHOWCASE = ("siebenundachtzig", "dreihundertzwölf", "neunzehntausendvierhundertsiebenundachtzig")
-HEADLINE_METRIC = {"translation": "sacrebleu", "image-classification": "accuracy"}  # per task of the family table
+COUNTING_SHOWCASE = ("seventeen, eighteen,", "ninety-seven, ninety-eight, ninety-nine,")
+HEADLINE_METRIC = {  # per task of the family table
+    "translation": "sacrebleu",
+    "image-classification": "accuracy",
+    "text-generation": "next_number_accuracy",
+}
 
 
 @dataclass
@@ -34,14 +51,14 @@ class DemoSettings:
 
     Args:
         output_dir: each family's model is saved in `output_dir/<family>`.
-        families: the families to train, in order.
+        families: the families (and runs such as "lm") to train, in order.
         epochs: override every recipe's number of epochs (None: the recipes').
         seed: seed of every run.
         progress: show progress bars.
     """
 
     output_dir: Path = Path("demo-output")
-    families: Sequence[str] = field(default_factory=lambda: list(FAMILY_NAMES))
+    families: Sequence[str] = field(default_factory=lambda: list(RUN_NAMES))
     epochs: int | None = None
     seed: int = 0
     progress: bool = True
@@ -82,6 +99,27 @@ def show_classifications(model_dir: Path, count: int = 10) -> None:
         print(f"    digit {truth}: predicted {name} ({score:.1%})  {mark}")
 
 
+def show_continuations(model_dir: Path, seed: int, count: int = 6) -> float:
+    """Reload a saved counting language model through `AutoModelForCausalLM`, continue held-out prompts and the
+    showcase prompts with `pipeline("text-generation")` (greedy), and return its next-number accuracy on all the
+    held-out test prompts."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    print(f"    reloaded {type(model).__name__} and {type(tokenizer).__name__} from {model_dir}")
+    prompts, answers = counting_prompts(load_text_data(seed=seed)["test"])
+    generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    shown = prompts[:count] + list(COUNTING_SHOWCASE)
+    outputs = generator(shown, max_new_tokens=12, do_sample=False, return_full_text=False)
+    for prompt, output, answer in zip(shown, outputs, answers[:count] + [None] * len(COUNTING_SHOWCASE), strict=True):
+        continuation = output[0]["generated_text"]
+        right = answer is not None and continuation.split(",")[0] == f" {answer}"
+        mark = "" if answer is None else ("  ok" if right else f"  (expected {answer!r})")
+        print(f"    {prompt} ->{continuation}{mark}")
+    accuracy = next_number_accuracy(model, tokenizer, prompts, answers)
+    print(f"    next-number accuracy on {len(prompts)} held-out prompts: {accuracy:.1%}")
+    return accuracy
+
+
 def run_demo(settings: DemoSettings) -> dict[str, TrainResult]:
     """Train, score, reload and use each family of `settings.families`; return each family's training result."""
     start = time.perf_counter()
@@ -99,14 +137,16 @@ def run_demo(settings: DemoSettings) -> dict[str, TrainResult]:
         shutil.rmtree(options.checkpoints_dir, ignore_errors=True)  # a new demo run replaces an earlier one's
         results[name] = train(options)
         durations[name] = time.perf_counter() - began
-        if family(name).task == "translation":
+        if run_task(name) == "translation":
             test = _number_test_examples(settings.seed, count=6)
             show_translations(results[name].model_dir, test["source"], test["target"])
+        elif run_task(name) == "text-generation":
+            show_continuations(results[name].model_dir, settings.seed)
         else:
             show_classifications(results[name].model_dir)
     print("\nfamily       test metric        value   seconds")
     for name, result in results.items():
-        metric = HEADLINE_METRIC[family(name).task]
+        metric = HEADLINE_METRIC[run_task(name)]
         print(f"{name:<12} {metric:<15} {result.metrics['test'][metric]:>8.4f}   {durations[name]:>7.0f}")
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return results

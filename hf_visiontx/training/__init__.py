@@ -4,30 +4,34 @@
     result = train(TrainOptions("vit", output_dir="out/vit"))   # the embedded digits, small ViT
     result.metrics["test"]["accuracy"], result.model_dir
 
-`hf-visiontx train {transformer,vit,swin}` is the same with command-line options.
+`hf-visiontx train {transformer,vit,swin,lm}` is the same with command-line options.
 """
 
 from collections.abc import Sequence
 
 from transformers import TrainerCallback
 
-from ..modeling.families import family
 from .images import train_image_classifier
+from .language_model import train_language_model
 from .options import TrainOptions, TrainResult
-from .recipes import Recipe, model_config, recipe
+from .recipes import Recipe, model_config, recipe, run_task
 from .translation import train_translator
 
-# What trains each task of the family table (`Family.task`).
-TRAINERS = {"translation": train_translator, "image-classification": train_image_classifier}
+# What trains each task of the family table (`Family.task`, `TrainingRun.task`).
+TRAINERS = {
+    "translation": train_translator,
+    "image-classification": train_image_classifier,
+    "text-generation": train_language_model,
+}
 
 
 def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
-    """Train, evaluate, save (and push) the model `options` describe; the family's task picks the trainer.
+    """Train, evaluate, save (and push) the model `options` describe; the run's task picks the trainer.
 
     Args:
         callbacks: extra `TrainerCallback`s for the `Trainer` (for example to log or stop early).
     """
-    return TRAINERS[family(options.family).task](options, callbacks)
+    return TRAINERS[run_task(options.family)](options, callbacks)
 
 
 __all__ = [
@@ -38,5 +42,6 @@ __all__ = [
     "recipe",
     "train",
     "train_image_classifier",
+    "train_language_model",
     "train_translator",
 ]

@@ -3,13 +3,12 @@
 import dataclasses
 from pathlib import Path
 
-from ..modeling.families import FAMILIES
-from .recipes import FAMILY_NAMES, PRESETS
+from .recipes import PRESETS, RUN_NAMES, run_family, run_task
 
-# The families each sizing option applies to: what their training task reads.
+# The runs each sizing option applies to: what their training task reads.
 SIZED_BY = {
-    "image_size": tuple(f.name for f in FAMILIES if f.task == "image-classification"),
-    "vocab_size": tuple(f.name for f in FAMILIES if f.preprocessor == "tokenizer"),
+    "image_size": tuple(name for name in RUN_NAMES if run_task(name) == "image-classification"),
+    "vocab_size": tuple(name for name in RUN_NAMES if run_family(name).preprocessor == "tokenizer"),
 }
 
 
@@ -18,18 +17,20 @@ class TrainOptions:
     """Options of one training run; None means "the recipe's default".
 
     Args:
-        family: "transformer" (translation), "vit" or "swin" (image classification).
+        family: the run: "transformer" (translation), "vit" or "swin" (image classification), "lm" (the
+            Transformer's decoder as a language model).
         output_dir: the trained model is saved here; checkpoints go to `output_dir/checkpoints`.
-        dataset: None for the embedded data (number words, digits), else a `datasets` name, a local folder, or CSV /
-            JSON files as `FILE` or `SPLIT=FILE` items.
+        dataset: None for the embedded data (number words, digits, counting in words), else a `datasets` name, a
+            local folder, or CSV / JSON (or, for "lm", plain text) files as `FILE` or `SPLIT=FILE` items.
         image_column, label_column: columns of image-classification data.
         source_column, target_column: columns of translation data.
+        text_column: the column of language-modelling data (CSV / JSON); a plain text file has one document per line.
         preset: a paper preset of the family's config (for example "b/16", "tiny", "base"); None for the small
             default model.
         from_model: a saved directory or Hub id of a model of the same family to fine-tune (`--from`); image models
             get a new head when the number of classes differs.
         image_size: side of the images for a vision model trained from scratch.
-        vocab_size: size of the shared vocabulary for a Transformer trained from scratch.
+        vocab_size: size of the new vocabulary of a Transformer or language model trained from scratch.
         epochs, batch_size, learning_rate: override the recipe.
         push_to_hub: a Hub repository id to upload the trained model to.
         resume: continue from the last checkpoint in `output_dir/checkpoints`.
@@ -44,6 +45,7 @@ class TrainOptions:
     label_column: str = "label"
     source_column: str = "source"
     target_column: str = "target"
+    text_column: str = "text"
     preset: str | None = None
     from_model: str | None = None
     image_size: int | None = None
@@ -58,8 +60,8 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
-        if self.family not in FAMILY_NAMES:
-            raise ValueError(f"`family` must be one of {FAMILY_NAMES}, got {self.family!r}.")
+        if self.family not in RUN_NAMES:
+            raise ValueError(f"`family` must be one of {RUN_NAMES}, got {self.family!r}.")
         if self.preset is not None and self.from_model is not None:
             raise ValueError(
                 f"`preset` ({self.preset!r}) builds a new model and `from_model` (--from {self.from_model!r}) loads "
