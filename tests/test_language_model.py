@@ -2,6 +2,7 @@
 on a saved model, and `hf-visiontx generate` (quick: a tiny untrained model, its continuations checked against
 `generate()`); `hf-visiontx train lm` end to end is in test_language_model_training.py."""
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -11,16 +12,23 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, EvalPrediction, TextStreamer, pipeline
 
-from hf_visiontx import VtxTransformerConfig, VtxTransformerForCausalLM, VtxTransformerForConditionalGeneration
+from hf_visiontx import (
+    VtxTransformerConfig,
+    VtxTransformerForCausalLM,
+    VtxTransformerForConditionalGeneration,
+    VtxViTForImageClassification,
+)
 from hf_visiontx.apps.cli import main
 from hf_visiontx.apps.inference import generate_text
 from hf_visiontx.data import counting_text, train_tokenizer
 from hf_visiontx.data.language_modeling import counting_prompts, load_text_data
+from hf_visiontx.modeling.families import LANGUAGE_MODEL
 from hf_visiontx.training import TrainOptions
 from hf_visiontx.training.language_model import document_collator, next_number_accuracy
 from hf_visiontx.training.recipes import PRESETS, model_config, recipe
 from hf_visiontx.training.scoring import perplexity_metrics, token_losses
 from support.transformer_tester import tiny_transformer_config
+from support.vit_tester import tiny_vit_config
 
 ODD_TEXT = "Grüße, 世界! 👋\ttabs  and   spaces\nnew line , ending in a space "
 
@@ -57,10 +65,15 @@ def saved_lm(tokenizer, tmp_path_factory) -> Path:
     return directory
 
 
+@functools.cache
+def loaded(directory: Path) -> tuple:
+    """The saved model (in eval mode) and tokenizer, loaded once per directory."""
+    return AutoModelForCausalLM.from_pretrained(directory).eval(), AutoTokenizer.from_pretrained(directory)
+
+
 def greedy_continuation(directory: Path, prompt: str, max_new_tokens: int) -> str:
     """The reference: one unpadded prompt through `generate()` directly."""
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    model = AutoModelForCausalLM.from_pretrained(directory).eval()
+    model, tokenizer = loaded(directory)
     inputs = tokenizer(prompt, return_tensors="pt")
     with torch.no_grad():
         generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
@@ -144,12 +157,8 @@ def test_load_text_data_reads_text_files_and_names_bad_documents(tmp_path):
 
 def test_lm_run_has_its_own_small_model_recipe_and_gpt2_presets(tmp_path):
     small = model_config("lm", vocab_size=400)
-    assert (small.d_model, small.decoder_layers, small.layer_norm_placement, small.label_smoothing) == (
-        128,
-        3,
-        "pre",
-        0.0,
-    )
+    assert all(getattr(small, name) == value for name, value in LANGUAGE_MODEL.small_config.items())
+    assert (small.layer_norm_placement, small.label_smoothing) == ("pre", 0.0)  # the translator's: post-LN, 0.1
     assert model_config("lm", "gpt2").d_model == 768 and {"gpt2", "gpt2-medium"} <= set(PRESETS["lm"])
     assert recipe("lm").lr_scheduler_type == "cosine" and recipe("lm").weight_decay == 0.01
     assert recipe("lm", preset="gpt2").learning_rate == pytest.approx(2.5e-4)  # GPT's rate at batch 64
@@ -190,8 +199,7 @@ def test_text_streamer_prints_the_continuation_as_generated(saved_lm, capsys):
 
 
 def test_next_number_accuracy_scores_exact_continuations(saved_lm, corpus):
-    model = AutoModelForCausalLM.from_pretrained(saved_lm)
-    tokenizer = AutoTokenizer.from_pretrained(saved_lm)
+    model, tokenizer = loaded(saved_lm)
     prompts, _ = counting_prompts(corpus["test"].select(range(4)))
     # the answers the model does give: all right; any other number: all wrong
     given = [greedy_continuation(saved_lm, prompt, max_new_tokens=12) for prompt in prompts]
@@ -236,3 +244,37 @@ def test_generate_command_refuses_a_missing_directory_and_a_translator(tmp_path,
     error = capsys.readouterr().err
     assert "is an encoder-decoder model (VtxTransformerForConditionalGeneration)" in error
     assert json.loads((translator / "config.json").read_text())["is_encoder_decoder"] is True
+
+
+@pytest.mark.parametrize(
+    ("content", "arguments", "message"),
+    [
+        ("", (), "`dataset` file '{file}' is empty."),
+        ("one, two\n\nthree, four\n", (), "`text_column` (--text-column) 'text': row 1 of the 'train' split holds ''"),
+        (None, ("--text-column", "body"), "`text_column` (--text-column) 'body' is not a column of the 'train' split"),
+        (None, ("--preset", "huge"), "'huge' is not a lm preset; choose one of ['base', 'big', 'gpt2', 'gpt2-medium']"),
+        (None, ("--image-size", "32"), "`image_size` (32) applies to vit and swin models, not lm"),
+        (None, ("--resume",), "`resume` (--resume): there is no checkpoint to resume from"),
+    ],
+)
+def test_train_lm_rejects_bad_data_and_options_in_one_line(content, arguments, message, tmp_path, capsys):
+    file = tmp_path / "documents.txt"
+    file.write_text("one, two\nthree, four\n" if content is None else content, encoding="utf-8")
+    assert main(["train", "lm", "--dataset", str(file), "--output-dir", str(tmp_path / "out"), *arguments]) == 1
+    error = capsys.readouterr().err  # after the progress bars of `datasets` reading the file
+    last = error.splitlines()[-1]
+    assert "Traceback" not in error and last.startswith("hf-visiontx train: error: ")
+    assert message.format(file=file) in last
+
+
+def test_train_lm_refuses_to_fine_tune_a_translator_or_an_image_model(tmp_path, capsys):
+    translator = tmp_path / "translator"
+    VtxTransformerForConditionalGeneration(tiny_transformer_config()).save_pretrained(translator)
+    assert main(["train", "lm", "--from", str(translator), "--output-dir", str(tmp_path / "out")]) == 1
+    assert "is an encoder-decoder model (VtxTransformerForConditionalGeneration); `train lm` fine-tunes a causal" in (
+        capsys.readouterr().err
+    )
+    vit = tmp_path / "vit"
+    VtxViTForImageClassification(tiny_vit_config()).save_pretrained(vit)
+    assert main(["train", "lm", "--from", str(vit), "--output-dir", str(tmp_path / "out")]) == 1
+    assert "is a 'vtx_vit' model; `train lm` needs a 'vtx_transformer' one" in capsys.readouterr().err

@@ -37,10 +37,21 @@ def _tokenizer(options: TrainOptions, data: DatasetDict, resume_from: str | None
     return train_tokenizer(data["train"][options.text_column], vocab_size=size, model="byte_bpe")
 
 
+def _check_pretrained(options: TrainOptions) -> None:
+    """Raise a `ValueError` unless `from_model` is a saved causal LM of the Transformer family (a translator's
+    decoder would come without the byte-level tokenizer and its `<s>` ... `</s>` convention)."""
+    config = pretrained_config(options)
+    if config.is_encoder_decoder:
+        raise ValueError(
+            f"`from_model` (--from) {options.from_model!r} is an encoder-decoder model "
+            f"({', '.join(config.architectures or [config.model_type])}); `train lm` fine-tunes a causal language "
+            "model (VtxTransformerForCausalLM)."
+        )
+
+
 def _model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """The causal LM to fine-tune (`from_model`), or a new one (preset or small) sized for `tokenizer`."""
     if options.from_model is not None:
-        pretrained_config(options)  # checks the family
         return AutoModelForCausalLM.from_pretrained(options.from_model)
     config = model_config(
         "lm",
@@ -121,6 +132,8 @@ def train_language_model(options: TrainOptions, callbacks: Sequence[TrainerCallb
     `callbacks` are added to the `Trainer`.
     """
     resume_from = checkpoint_to_resume(options)
+    if options.from_model is not None:
+        _check_pretrained(options)
     set_seed(options.seed)
     data = load_text_data(options.dataset, options.text_column, seed=options.seed)
     tokenizer = _tokenizer(options, data, resume_from)
