@@ -18,14 +18,15 @@ from hf_visiontx import (
     VtxTransformerForConditionalGeneration,
     VtxViTForImageClassification,
 )
-from hf_visiontx.apps.cli import main
+from hf_visiontx.apps.cli import build_parser, main
+from hf_visiontx.apps.demo import DemoSettings
 from hf_visiontx.apps.inference import generate_text
 from hf_visiontx.data import counting_text, train_tokenizer
 from hf_visiontx.data.language_modeling import counting_prompts, load_text_data
 from hf_visiontx.modeling.families import LANGUAGE_MODEL
-from hf_visiontx.training import TrainOptions
+from hf_visiontx.training import TRAINERS, TrainOptions, train_language_model
 from hf_visiontx.training.language_model import document_collator, next_number_accuracy
-from hf_visiontx.training.recipes import PRESETS, model_config, recipe
+from hf_visiontx.training.recipes import PRESETS, model_config, recipe, run_task
 from hf_visiontx.training.scoring import perplexity_metrics, token_losses
 from support.transformer_tester import tiny_transformer_config
 from support.vit_tester import tiny_vit_config
@@ -278,3 +279,11 @@ def test_train_lm_refuses_to_fine_tune_a_translator_or_an_image_model(tmp_path, 
     VtxViTForImageClassification(tiny_vit_config()).save_pretrained(vit)
     assert main(["train", "lm", "--from", str(vit), "--output-dir", str(tmp_path / "out")]) == 1
     assert "is a 'vtx_vit' model; `train lm` needs a 'vtx_transformer' one" in capsys.readouterr().err
+
+
+def test_lm_is_a_run_of_train_and_of_the_demo():
+    parser = build_parser()
+    assert parser.parse_args(["train", "lm", "--output-dir", "out", "--text-column", "body"]).text_column == "body"
+    assert parser.parse_args(["demo", "--only", "lm"]).only == ["lm"]
+    assert "lm" in DemoSettings().families and run_task("lm") == "text-generation"
+    assert TRAINERS[run_task("lm")] is train_language_model

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import Trainer, pipeline
 
 from hf_visiontx.apps.cli import main
+from hf_visiontx.apps.demo import COUNTING_SHOWCASE, show_continuations
 from hf_visiontx.data import counting_text
 
 pytestmark = pytest.mark.slow  # several short training runs
@@ -91,6 +92,12 @@ def test_train_lm_on_the_embedded_corpus_scores_next_numbers(tmp_path, monkeypat
     assert set(metrics["test"]) == {"loss", "perplexity", "next_number_accuracy"}
     assert 0.0 <= metrics["test"]["next_number_accuracy"] <= 1.0
     assert "counting in English words" in (output_dir / "README.md").read_text()
+    # the demo's reload: the same held-out test prompts give the same accuracy through AutoModelForCausalLM
+    assert show_continuations(output_dir, seed=0, count=3) == metrics["test"]["next_number_accuracy"]
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith("    reloaded VtxTransformerForCausalLM and TokenizersBackend")
+    assert len(shown) == 1 + 3 + len(COUNTING_SHOWCASE) + 1 and shown[1].startswith("    ")
+    assert " -> " in shown[1] and shown[-1].startswith("    next-number accuracy on 16 held-out prompts:")
 
 
 def test_a_killed_lm_run_resumed_from_its_checkpoint_ends_with_the_same_weights(
