@@ -244,6 +244,10 @@ def test_generate_command_refuses_a_missing_directory_and_a_translator(tmp_path,
     assert main(["generate", str(translator), "one,"]) == 1
     error = capsys.readouterr().err
     assert "is an encoder-decoder model (VtxTransformerForConditionalGeneration)" in error
+    vit = tmp_path / "vit"
+    VtxViTForImageClassification(tiny_vit_config()).save_pretrained(vit)
+    assert main(["generate", str(vit), "one,"]) == 1
+    assert "is a 'vtx_vit' model, which has no causal language model head" in capsys.readouterr().err
     assert json.loads((translator / "config.json").read_text())["is_encoder_decoder"] is True
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 from transformers import AutoConfig, pipeline, set_seed
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 from ..pipelines import TRANSLATION_TASK
 
@@ -108,6 +109,11 @@ def generate_text(
     if not 0 < top_p <= 1:
         raise ValueError(f"`top_p` must be in (0, 1], got {top_p}.")
     config = AutoConfig.from_pretrained(model)
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise ValueError(
+            f"`model` {model!r} is a {config.model_type!r} model, which has no causal language model head; "
+            "`generate` continues text with one (VtxTransformerForCausalLM, GPT-2, ...)."
+        )
     if getattr(config, "is_encoder_decoder", False):
         raise ValueError(
             f"`model` {model!r} is an encoder-decoder model ({', '.join(config.architectures or [config.model_type])}); "
