@@ -114,7 +114,9 @@ def next_number_accuracy(
     model.eval()
     right = 0
     for first in range(0, len(prompts), batch_size):
-        batch = tokenizer(list(prompts[first : first + batch_size]), padding=True, return_tensors="pt")
+        batch = tokenizer(
+            list(prompts[first : first + batch_size]), padding=True, padding_side="left", return_tensors="pt"
+        )
         batch = batch.to(model.device)
         with torch.no_grad():
             generated = model.generate(**batch, do_sample=False, num_beams=1, max_new_tokens=longest)
