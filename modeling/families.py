@@ -326,7 +326,7 @@ LANGUAGE_MODEL = TrainingRun(
     small_config=_frozen(
         {
             "d_model": 128,
-            "decoder_layers": 2,
+            "decoder_layers": 3,
             "decoder_attention_heads": 4,
             "decoder_ffn_dim": 512,
             "max_position_embeddings": 128,
