@@ -64,5 +64,5 @@ def test_overrides_replace_recipe_fields_and_none_keeps_them():
     settings = recipe("vit", epochs=3, batch_size=None, learning_rate=0.01)
     assert (settings.epochs, settings.batch_size, settings.learning_rate) == (3, recipe("vit").batch_size, 0.01)
     assert recipe("swin", fine_tuning=True).learning_rate < recipe("swin").learning_rate
-    with pytest.raises(ValueError, match=r"`family` must be one of \('transformer', 'vit', 'swin'\), got 'gpt'"):
+    with pytest.raises(ValueError, match=r"`family` must be one of \('transformer', 'vit', 'swin', 'lm'\), got 'gpt'"):
         recipe("gpt")

@@ -65,7 +65,7 @@ def test_bad_sources_are_named(tmp_path):
     (tmp_path / "b.json").write_text("{}\n")
     with pytest.raises(FileNotFoundError, match=r"`dataset` file '.*missing\.csv' does not exist"):
         load_source([str(tmp_path / "missing.csv")])
-    with pytest.raises(ValueError, match="must all be CSV or all JSON"):
+    with pytest.raises(ValueError, match=r"must all be of one kind \(CSV, JSON or text\)"):
         load_source([f"train={tmp_path / 'a.csv'}", f"test={tmp_path / 'b.json'}"])
     with pytest.raises(ValueError, match="names split 'train' twice"):
         load_source([str(tmp_path / "a.csv"), f"train={tmp_path / 'a.csv'}"])

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..modeling.families import FAMILIES
-from ..training.options import CAPTIONER, CAPTIONER_ENCODERS, RUN_NAMES
+from ..training.options import CAPTIONER_ENCODERS
+from ..training.recipes import RUN_NAMES, run_task
 
 
 def _analyze(args: argparse.Namespace) -> None:
@@ -71,6 +72,24 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(settings)
 
 
+def _generate(args: argparse.Namespace) -> None:
+    from .inference import generate_text
+
+    continuations = generate_text(
+        args.model,
+        args.prompts,
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        num_beams=args.num_beams,
+        seed=args.seed,
+    )
+    for prompt, continuation in zip(args.prompts, continuations, strict=True):
+        print(f"{prompt} -> {continuation}")
+
+
 def _push(args: argparse.Namespace) -> None:
     from ..hub import push
 
@@ -113,36 +132,35 @@ def _translate(args: argparse.Namespace) -> None:
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
-        help="train a Transformer translator, a ViT / Swin image classifier or an image captioner (embedded data "
-        "by default), evaluate it, save it with a model card, optionally push it",
+        help="train a Transformer translator, a ViT / Swin image classifier, the Transformer's decoder as a "
+        "language model or an image captioner (embedded data by default), evaluate it, save it with a model card, "
+        "optionally push it",
         description="Without --dataset: the Transformer learns German -> English number words, ViT and Swin the "
-        "8x8 digits (upscaled), the captioner strings of 1-4 digits captioned in words. Each epoch ends with an "
-        "evaluation and a checkpoint in OUTPUT_DIR/checkpoints; the best model is saved in OUTPUT_DIR with its "
-        "tokenizer and/or image processor, metrics.json and README.md.",
+        "8x8 digits (upscaled), the language model (lm) counting in English words, the captioner strings of 1-4 "
+        "digits captioned in words. Each epoch ends with an evaluation and a checkpoint in OUTPUT_DIR/checkpoints; "
+        "the best model is saved in OUTPUT_DIR with its tokenizer and/or image processor, metrics.json and "
+        "README.md.",
     )
-    train.add_argument(
-        "family",
-        choices=RUN_NAMES,
-        help=", ".join([*(f"{f.name} ({f.task})" for f in FAMILIES), f"{CAPTIONER} (image-to-text)"]),
-    )
+    train.add_argument("family", choices=RUN_NAMES, help=", ".join(f"{name} ({run_task(name)})" for name in RUN_NAMES))
     data = train.add_argument_group("data")
     data.add_argument(
         "--dataset",
         nargs="+",
         metavar="SOURCE",
         help="a `datasets` name, a local folder (an image folder: one sub-folder per class), or CSV / "
-        "JSON files as FILE or SPLIT=FILE (train=a.csv validation=b.csv test=c.csv); missing "
-        "validation / test splits are carved out of train",
+        "JSON files (for lm also plain text files, one document per line) as FILE or SPLIT=FILE (train=a.csv "
+        "validation=b.csv test=c.csv); missing validation / test splits are carved out of train",
     )
     data.add_argument("--image-column", default="image", help="column with the images or image paths (%(default)s)")
     data.add_argument("--label-column", default="label", help="column with the class ids or names (%(default)s)")
     data.add_argument("--source-column", default="source", help="column with the text to translate (%(default)s)")
     data.add_argument("--target-column", default="target", help="column with its translation (%(default)s)")
     data.add_argument("--caption-column", default="caption", help="column with each image's caption (%(default)s)")
+    data.add_argument("--text-column", default="text", help="column with the documents of lm (%(default)s)")
     model = train.add_argument_group("model")
     model.add_argument(
         "--preset",
-        help="a paper preset: transformer base|big, vit ti/16 ... h/14, swin tiny ... large "
+        help="a paper preset: transformer base|big, vit ti/16 ... h/14, swin tiny ... large, lm gpt2|gpt2-medium "
         "(default: a small model for the embedded data)",
     )
     model.add_argument(
@@ -150,7 +168,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         dest="from_model",
         metavar="MODEL",
         help="fine-tune this saved model directory or Hub id (image models get a new head when the "
-        "number of classes differs)",
+        "number of classes differs; lm: a saved causal LM)",
     )
     model.add_argument(
         "--encoder", choices=CAPTIONER_ENCODERS, help="the captioner's image encoder (default: vit); captioner only"
@@ -164,7 +182,8 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     model.add_argument(
         "--vocab-size",
         type=int,
-        help="shared vocabulary of a new Transformer (600 for the small model, 37000 for presets; the captioner's: 80)",
+        help="vocabulary of a new Transformer (600 for the small model, 37000 for presets), language model "
+        "(byte-level BPE: 400 for the small model, 50257 for presets) or captioner's decoder (80)",
     )
     run = train.add_argument_group("run")
     run.add_argument("--epochs", type=int, help="default: the recipe's")
@@ -217,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="train the Transformer on number words, ViT and Swin on digits and the captioner on digit strings, "
+        help="train the Transformer on number words, ViT and Swin on digits, the language model on counting and "
+        "the captioner on digit strings, "
         "score, reload and use them",
     )
     demo.add_argument(
@@ -230,12 +250,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         choices=RUN_NAMES,
-        help="train only this run (repeatable; default: all)",
+        help="train only this family or run (repeatable; default: all)",
     )
     demo.add_argument("--epochs", type=int, help="override every recipe's number of epochs")
     demo.add_argument("--seed", type=int, default=0, help="seed of every run (%(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
+
+    generate = commands.add_parser("generate", help="continue prompts with a saved language model")
+    generate.add_argument("model", help="saved causal LM directory or Hub id (with its tokenizer)")
+    generate.add_argument("prompts", nargs="+", help="texts to continue")
+    generate.add_argument("--max-new-tokens", type=int, default=32, help="longest continuation (%(default)s)")
+    generate.add_argument("--do-sample", action="store_true", help="sample instead of greedy / beam search")
+    generate.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (%(default)s)")
+    generate.add_argument("--top-k", type=int, default=50, help="sample from the k likeliest tokens (%(default)s)")
+    generate.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (%(default)s)")
+    generate.add_argument("--num-beams", type=int, default=1, help="beam size; 1 = greedy (%(default)s)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of sampling (%(default)s)")
+    generate.set_defaults(handler=_generate)
 
     token_help = "Hub token (default: HF_TOKEN or the stored login); sent to the Hub only, never printed or saved"
     push = commands.add_parser(

@@ -1,5 +1,5 @@
-"""End-to-end demo: train all three families and the image captioner on the embedded data, score them, reload them,
-use them.
+"""End-to-end demo: train all three families, the Transformer's decoder as a language model and the image captioner
+on the embedded data, score them, reload them, use them.
 
 For each run the demo runs exactly what `hf-visiontx train <run> --output-dir demo-output/<run>` runs
 (the recipe in `hf_visiontx.training.recipes`, evaluation and a checkpoint every epoch, the best model saved with a model
@@ -9,6 +9,9 @@ card), then reloads the saved model through the Auto classes and shows what it d
   match on 500 held-out numbers; reloaded with `AutoModelForSeq2SeqLM` / `AutoTokenizer`, translating new input.
 - ViT and Swin: scikit-learn's 8x8 digits upscaled to 32x32 RGB, accuracy on 360 held-out images; reloaded with
   `AutoModelForImageClassification` / `AutoImageProcessor`, classifying test images.
+- Language model (`lm`, the Transformer's decoder alone): counting in English words, perplexity and next-number
+  accuracy on 300 held-out counts; reloaded with `AutoModelForCausalLM` and used through
+  `pipeline("text-generation")`, continuing held-out prompts such as "seventeen, eighteen,".
 - Captioner (a ViT encoder with the Transformer's decoder): strings of 1-4 handwritten digits captioned in words
   ("three hundred twelve"), sacreBLEU and exact match on 500 held-out images of numbers it never saw; reloaded with
   `AutoModelForImageTextToText` / `AutoImageProcessor` / `AutoTokenizer` and through the `image-captioning`
@@ -24,6 +27,7 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoImageProcessor,
+    AutoModelForCausalLM,
     AutoModelForImageClassification,
     AutoModelForImageTextToText,
     AutoModelForSeq2SeqLM,
@@ -33,14 +37,20 @@ from transformers import (
 
 from ..data import digit_strings, digits, load_translation_data
 from ..data.captions import DIGIT_STRINGS
-from ..modeling.families import family
+from ..data.language_modeling import counting_prompts, load_text_data
 from ..pipelines import CAPTIONING_TASK
 from ..training import TrainOptions, TrainResult, train
-from ..training.options import CAPTIONER, RUN_NAMES
+from ..training.language_model import next_number_accuracy
+from ..training.recipes import RUN_NAMES, run_task
 
 SHOWCASE = ("siebenundachtzig", "dreihundertzwölf", "neunzehntausendvierhundertsiebenundachtzig")
-HEADLINE_METRIC = {"translation": "sacrebleu", "image-classification": "accuracy"}  # per task of the family table
-CAPTIONER_HEADLINE_METRIC = "exact_match"
+COUNTING_SHOWCASE = ("seventeen, eighteen,", "ninety-seven, ninety-eight, ninety-nine,")
+HEADLINE_METRIC = {  # the test metric the summary shows, per task of a run
+    "translation": "sacrebleu",
+    "image-classification": "accuracy",
+    "text-generation": "next_number_accuracy",
+    "image-to-text": "exact_match",
+}
 
 
 @dataclass
@@ -49,7 +59,7 @@ class DemoSettings:
 
     Args:
         output_dir: each run's model is saved in `output_dir/<run>`.
-        families: the runs to train, in order: family names and "captioner".
+        families: the runs to train, in order: family names, "lm" and "captioner".
         epochs: override every recipe's number of epochs (None: the recipes').
         seed: seed of every run.
         progress: show progress bars.
@@ -124,9 +134,25 @@ def show_captions(model_dir: Path, seed: int = 0, count: int = 8) -> None:
     print(f"    pipeline({CAPTIONING_TASK!r}) gives {agreement}")
 
 
-def _headline_metric(name: str) -> str:
-    """The test metric the summary shows for the run `name`."""
-    return CAPTIONER_HEADLINE_METRIC if name == CAPTIONER else HEADLINE_METRIC[family(name).task]
+def show_continuations(model_dir: Path, seed: int, count: int = 6) -> float:
+    """Reload a saved counting language model through `AutoModelForCausalLM`, continue held-out prompts and the
+    showcase prompts with `pipeline("text-generation")` (greedy), and return its next-number accuracy on all the
+    held-out test prompts."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    print(f"    reloaded {type(model).__name__} and {type(tokenizer).__name__} from {model_dir}")
+    prompts, answers = counting_prompts(load_text_data(seed=seed)["test"])
+    generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    shown = prompts[:count] + list(COUNTING_SHOWCASE)
+    outputs = generator(shown, max_new_tokens=12, do_sample=False, return_full_text=False)
+    for prompt, output, answer in zip(shown, outputs, answers[:count] + [None] * len(COUNTING_SHOWCASE), strict=True):
+        continuation = output[0]["generated_text"]
+        right = answer is not None and continuation.split(",")[0] == f" {answer}"
+        mark = "" if answer is None else ("  ok" if right else f"  (expected {answer!r})")
+        print(f"    {prompt} ->{continuation}{mark}")
+    accuracy = next_number_accuracy(model, tokenizer, prompts, answers)
+    print(f"    next-number accuracy on {len(prompts)} held-out prompts: {accuracy:.1%}")
+    return accuracy
 
 
 def run_demo(settings: DemoSettings) -> dict[str, TrainResult]:
@@ -146,16 +172,19 @@ def run_demo(settings: DemoSettings) -> dict[str, TrainResult]:
         shutil.rmtree(options.checkpoints_dir, ignore_errors=True)  # a new demo run replaces an earlier one's
         results[name] = train(options)
         durations[name] = time.perf_counter() - began
-        if name == CAPTIONER:
-            show_captions(results[name].model_dir, settings.seed)
-        elif family(name).task == "translation":
+        task = run_task(name)
+        if task == "translation":
             test = _number_test_examples(settings.seed, count=6)
             show_translations(results[name].model_dir, test["source"], test["target"])
+        elif task == "text-generation":
+            show_continuations(results[name].model_dir, settings.seed)
+        elif task == "image-to-text":
+            show_captions(results[name].model_dir, settings.seed)
         else:
             show_classifications(results[name].model_dir)
     print("\nrun          test metric        value   seconds")
     for name, result in results.items():
-        metric = _headline_metric(name)
+        metric = HEADLINE_METRIC[run_task(name)]
         print(f"{name:<12} {metric:<15} {result.metrics['test'][metric]:>8.4f}   {durations[name]:>7.0f}")
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return results

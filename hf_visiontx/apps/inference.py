@@ -1,14 +1,17 @@
-"""Using a trained model: classify image files, caption them, translate sentences (saved directories or Hub ids).
+"""Using a trained model: classify image files, caption them, translate sentences, continue prompts (saved
+directories or Hub ids).
 
-All go through pipelines, batched: transformers' `image-classification` for ViT and Swin, hf_visiontx's
-`image-captioning` for the image captioner and `seq2seq-translation` for the Transformer.
+All go through pipelines, batched: transformers' `image-classification` for ViT and Swin and `text-generation` for a
+language model, hf_visiontx's `image-captioning` for the image captioner and `seq2seq-translation` for the
+Transformer.
 """
 
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from transformers import pipeline
+from transformers import AutoConfig, pipeline, set_seed
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 from ..pipelines import CAPTIONING_TASK, TRANSLATION_TASK
 
@@ -92,3 +95,64 @@ def translate(
     translator = pipeline(TRANSLATION_TASK, model=model)
     outputs = translator(list(texts), num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [output["translation_text"] for output in outputs]
+
+
+def generate_text(
+    model: str,
+    prompts: Sequence[str],
+    max_new_tokens: int = 32,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int = 50,
+    top_p: float = 1.0,
+    num_beams: int = 1,
+    seed: int = 0,
+    batch_size: int = 16,
+) -> list[str]:
+    """Continue each of `prompts` with a saved causal language model (directory or Hub id) and its tokenizer.
+
+    Args:
+        max_new_tokens: longest continuation, in tokens (it stops earlier at the end-of-text token).
+        do_sample: sample the next token (with `temperature`, `top_k`, `top_p`) instead of choosing the likeliest;
+            `seed` makes it reproducible.
+        num_beams: beam size (1 = greedy decoding, or plain sampling with `do_sample`).
+        batch_size: prompts per `generate` call (padded on the left).
+
+    Returns:
+        The continuation of each prompt (the generated text only, without the prompt).
+
+    Raises:
+        ValueError: a setting out of range, or a model that is not a causal language model.
+    """
+    positive = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "batch_size": batch_size, "top_k": top_k}
+    for name, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"`{name}` must be positive, got {value}.")
+    if temperature <= 0:
+        raise ValueError(f"`temperature` must be positive, got {temperature}.")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"`top_p` must be in (0, 1], got {top_p}.")
+    config = AutoConfig.from_pretrained(model)
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise ValueError(
+            f"`model` {model!r} is a {config.model_type!r} model, which has no causal language model head; "
+            "`generate` continues text with one (VtxTransformerForCausalLM, GPT-2, ...)."
+        )
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(
+            f"`model` {model!r} is an encoder-decoder model ({', '.join(config.architectures or [config.model_type])}); "
+            "`generate` continues text with a causal language model (translate with `translate`)."
+        )
+    generator = pipeline("text-generation", model=model)
+    sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample else {}
+    set_seed(seed)
+    outputs = generator(
+        list(prompts),
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        num_beams=num_beams,
+        return_full_text=False,
+        batch_size=batch_size,
+        **sampling,
+    )
+    return [output[0]["generated_text"] for output in outputs]

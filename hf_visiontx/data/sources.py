@@ -1,10 +1,11 @@
 """Where a training dataset comes from, and its train / validation / test splits.
 
 A source is a `datasets` name (from the Hub, or its local cache), a local folder (`datasets` infers the builder:
-`imagefolder` for images sorted into one folder per class, `csv` / `json` for text files), or CSV / JSON files given
-as `FILE` (the training split) or `SPLIT=FILE` items. The helpers here are shared by the image and the text data:
-they load a source, bring its splits to "train", "validation" and "test" (carving missing ones out of "train"), and
-check columns and sizes with errors that name the argument.
+`imagefolder` for images sorted into one folder per class, `csv` / `json` for text files), or CSV / JSON / plain text
+files (`.txt`: one example per line, in a column "text") given as `FILE` (the training split) or `SPLIT=FILE`
+items. The helpers here are shared by the image and the text data: they load a source, bring its splits to "train",
+"validation" and "test" (carving missing ones out of "train"), and check columns and sizes with errors that name
+the argument.
 
 The data modules check their sources' splits as loaded (so that a row number in an error is the row in the file or
 split the user has) and carve the missing splits last.
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
+from datasets.exceptions import DatasetGenerationError
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation"}
-DATA_FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
+DATA_FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".txt": "text"}  # text: a "text" column
 
 
 def _data_files(items: Sequence[str]) -> dict[str, str] | None:
@@ -37,12 +39,14 @@ def _data_files(items: Sequence[str]) -> dict[str, str] | None:
             )
         if not Path(path).is_file():
             raise FileNotFoundError(f"`dataset` file {path!r} does not exist.")
+        if Path(path).stat().st_size == 0:
+            raise ValueError(f"`dataset` file {path!r} is empty.")
         if split in files:
             raise ValueError(f"`dataset` names split {split!r} twice: {files[split]!r} and {path!r}.")
         files[split] = path
     builders = {DATA_FILE_BUILDERS[Path(path).suffix.lower()] for path in files.values()}
     if len(builders) > 1:
-        raise ValueError(f"`dataset` files must all be CSV or all JSON, got {sorted(files.values())}.")
+        raise ValueError(f"`dataset` files must all be of one kind (CSV, JSON or text), got {sorted(files.values())}.")
     return files
 
 
@@ -50,8 +54,8 @@ def load_source(source: Sequence[str]) -> DatasetDict:
     """Load a dataset source as a `DatasetDict` (its splits as the source names them).
 
     Args:
-        source: one `datasets` name (for example "cifar10"), one local folder, or one or more CSV / JSON files,
-            each `FILE` (the training split) or `SPLIT=FILE` (for example `train=a.csv test=b.csv`).
+        source: one `datasets` name (for example "cifar10"), one local folder, or one or more CSV / JSON / text
+            files, each `FILE` (the training split) or `SPLIT=FILE` (for example `train=a.csv test=b.csv`).
 
     Raises:
         FileNotFoundError: a named file does not exist.
@@ -69,7 +73,7 @@ def load_source(source: Sequence[str]) -> DatasetDict:
             options = {"keep_default_na": False} if builder == "csv" else {}
             return load_dataset(builder, data_files=files, **options)
         return load_dataset(items[0])
-    except (OSError, ValueError) as error:  # ConnectionError (offline), DatasetNotFoundError, empty files, ...
+    except (OSError, ValueError, DatasetGenerationError) as error:  # offline, DatasetNotFoundError, bad rows, ...
         what = (
             f"the files {files}"
             if files is not None

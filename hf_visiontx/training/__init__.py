@@ -4,36 +4,36 @@
     result = train(TrainOptions("vit", output_dir="out/vit"))   # the embedded digits, small ViT
     result.metrics["test"]["accuracy"], result.model_dir
 
-`hf-visiontx train {transformer,vit,swin,captioner}` is the same with command-line options.
+`hf-visiontx train {transformer,vit,swin,lm,captioner}` is the same with command-line options.
 """
 
 from collections.abc import Sequence
 
 from transformers import TrainerCallback
 
-from ..modeling.families import family
 from .captioner import train_captioner
 from .images import train_image_classifier
-from .options import CAPTIONER, TrainOptions, TrainResult
-from .recipes import Recipe, model_config, recipe
+from .language_model import train_language_model
+from .options import TrainOptions, TrainResult
+from .recipes import CAPTIONER_TASK, Recipe, model_config, recipe, run_task
 from .translation import train_translator
 
-# What trains each task of the family table (`Family.task`).
-TRAINERS = {"translation": train_translator, "image-classification": train_image_classifier}
-# What trains each run that composes families (`RUN_NAMES` beyond the family names).
-RUN_TRAINERS = {CAPTIONER: train_captioner}
+# What trains each task: the family table's (`Family.task`, `TrainingRun.task`) and the captioner's.
+TRAINERS = {
+    "translation": train_translator,
+    "image-classification": train_image_classifier,
+    "text-generation": train_language_model,
+    CAPTIONER_TASK: train_captioner,
+}
 
 
 def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
-    """Train, evaluate, save (and push) the model `options` describe; the run's trainer, else the family's task,
-    picks the trainer.
+    """Train, evaluate, save (and push) the model `options` describe; the run's task picks the trainer.
 
     Args:
         callbacks: extra `TrainerCallback`s for the `Trainer` (for example to log or stop early).
     """
-    if options.family in RUN_TRAINERS:
-        return RUN_TRAINERS[options.family](options, callbacks)
-    return TRAINERS[family(options.family).task](options, callbacks)
+    return TRAINERS[run_task(options.family)](options, callbacks)
 
 
 __all__ = [
@@ -45,5 +45,6 @@ __all__ = [
     "train",
     "train_captioner",
     "train_image_classifier",
+    "train_language_model",
     "train_translator",
 ]

@@ -9,7 +9,7 @@ run.
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,9 @@ from ..hub.cards import write_model_card
 from ..hub.composite import nested_models, save_composite
 from ..hub.files import verify_safetensors_files
 from ..hub.transfer import push
-from ..modeling.families import family
 from ..registration import remote_code_classes
 from .options import TrainOptions, TrainResult
-from .recipes import Recipe
+from .recipes import Recipe, run_family
 
 # Keys of `Trainer.evaluate` results that describe the run rather than the model.
 _RUN_STATISTICS = ("runtime", "samples_per_second", "steps_per_second", "epoch")
@@ -60,7 +59,7 @@ def pretrained_config(options: TrainOptions) -> PreTrainedConfig:
             converted with `hf-visiontx convert`).
     """
     config = AutoConfig.from_pretrained(options.from_model)
-    expected = family(options.family).model_type
+    expected = run_family(options.family).model_type
     if config.model_type != expected:
         raise ValueError(
             f"`from_model` (--from) {options.from_model!r} is a {config.model_type!r} model; `train {options.family}` "
@@ -74,12 +73,14 @@ def training_arguments(
     recipe: Recipe,
     best_metric: str,
     arguments_class: type[TrainingArguments] = TrainingArguments,
+    greater_is_better: bool = True,
     **fields: Any,
 ) -> TrainingArguments:
     """`TrainingArguments` for `recipe`: evaluate and checkpoint every epoch, keep and reload the best checkpoint.
 
     Args:
-        best_metric: the validation metric (higher is better) that picks the best checkpoint.
+        best_metric: the validation metric that picks the best checkpoint.
+        greater_is_better: whether a higher `best_metric` is better (accuracy) or a lower one (perplexity).
         arguments_class: `TrainingArguments` or `Seq2SeqTrainingArguments`.
         **fields: further fields, for example `predict_with_generate=True`.
     """
@@ -93,7 +94,7 @@ def training_arguments(
         save_total_limit=2,
         load_best_model_at_end=True,
         metric_for_best_model=best_metric,
-        greater_is_better=True,
+        greater_is_better=greater_is_better,
         logging_strategy="epoch",
         report_to=[],
         seed=options.seed,
@@ -186,16 +187,22 @@ def train_evaluate_save(
     eval_splits: Mapping[str, Dataset],
     dataset_description: str,
     processors: Sequence[BaseImageProcessor] = (),
+    extra_metrics: Callable[[str], Mapping[str, float]] | None = None,
     **generation: Any,
 ) -> TrainResult:
     """Train (from `resume_from` when given), evaluate the best model on `eval_splits`, print the table, save.
 
     Args:
         processors: saved with the model next to the trainer's `processing_class` (see `save_model`).
+        extra_metrics: split name -> further metrics of the best model on it (for example scores of generated
+            text), added to the trainer's.
         **generation: generation settings of the final evaluation of a `Seq2SeqTrainer`.
     """
     trainer.train(resume_from_checkpoint=resume_from)
     metrics = evaluate_splits(trainer, eval_splits, **generation)
+    if extra_metrics is not None:
+        for split in metrics:
+            metrics[split].update(extra_metrics(split))
     print(metrics_table(metrics))
     model_dir = save_model(trainer, options, metrics, dataset_description, processors)
     print(f"saved to {model_dir}")

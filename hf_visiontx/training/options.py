@@ -3,21 +3,17 @@
 import dataclasses
 from pathlib import Path
 
-from ..modeling.families import FAMILIES
-from .recipes import FAMILY_NAMES, PRESETS
+from .recipes import CAPTIONER, PRESETS, RUN_NAMES, run_family, run_task
 
-# The image captioner: a run of `hf-visiontx train` that composes families (a ViT or Swin encoder, the Transformer's
-# decoder) rather than training one; `encoder` picks its image encoder.
-CAPTIONER = "captioner"
-CAPTIONER_ENCODERS = ("vit", "swin")
-
-# What `hf-visiontx train` can train: each family's task, and the runs that compose families.
-RUN_NAMES = (*FAMILY_NAMES, CAPTIONER)
+CAPTIONER_ENCODERS = ("vit", "swin")  # the captioner's image encoders (`encoder`)
 
 # The runs each sizing option applies to: what their training task reads.
 SIZED_BY = {
-    "image_size": (*(f.name for f in FAMILIES if f.task == "image-classification"), CAPTIONER),
-    "vocab_size": (*(f.name for f in FAMILIES if f.preprocessor == "tokenizer"), CAPTIONER),
+    "image_size": (*(name for name in RUN_NAMES if run_task(name) == "image-classification"), CAPTIONER),
+    "vocab_size": (
+        *(name for name in RUN_NAMES if name != CAPTIONER and run_family(name).preprocessor == "tokenizer"),
+        CAPTIONER,
+    ),
 }
 
 
@@ -26,22 +22,24 @@ class TrainOptions:
     """Options of one training run; None means "the recipe's default".
 
     Args:
-        family: "transformer" (translation), "vit" or "swin" (image classification), or "captioner" (images to
-            text: a ViT or Swin encoder with the Transformer's decoder).
+        family: the run: "transformer" (translation), "vit" or "swin" (image classification), "lm" (the
+            Transformer's decoder as a language model), or "captioner" (images to text: a ViT or Swin encoder with
+            the Transformer's decoder).
         output_dir: the trained model is saved here; checkpoints go to `output_dir/checkpoints`.
-        dataset: None for the embedded data (number words, digits), else a `datasets` name, a local folder, or CSV /
-            JSON files as `FILE` or `SPLIT=FILE` items.
+        dataset: None for the embedded data (number words, digits, counting in words), else a `datasets` name, a
+            local folder, or CSV / JSON (or, for "lm", plain text) files as `FILE` or `SPLIT=FILE` items.
         image_column, label_column: columns of image-classification data.
         source_column, target_column: columns of translation data.
         caption_column: the column of captioning data with each image's caption (the images are in `image_column`).
         encoder: the captioner's image encoder, "vit" or "swin" (None: "vit"); captioner runs only.
+        text_column: the column of language-modelling data (CSV / JSON); a plain text file has one document per line.
         preset: a paper preset of the family's config (for example "b/16", "tiny", "base"); None for the small
             default model.
         from_model: a saved directory or Hub id of a model of the same family to fine-tune (`--from`); image models
             get a new head when the number of classes differs.
         image_size: side of the images for a vision model trained from scratch; for the captioner, the height of
             the embedded digit strings (four digits wide) or the side of other datasets' images.
-        vocab_size: size of the shared vocabulary for a Transformer (or the captioner's decoder) trained from
+        vocab_size: size of the new vocabulary of a Transformer, language model or captioner's decoder trained from
             scratch.
         epochs, batch_size, learning_rate: override the recipe.
         push_to_hub: a Hub repository id to upload the trained model to.
@@ -59,6 +57,7 @@ class TrainOptions:
     target_column: str = "target"
     caption_column: str = "caption"
     encoder: str | None = None
+    text_column: str = "text"
     preset: str | None = None
     from_model: str | None = None
     image_size: int | None = None
