@@ -908,7 +908,6 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        shift_labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -933,9 +932,11 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
                 deprecated name.
             labels: [batch, len] token ids, -100 where ignored; as in transformers' causal LMs they are the inputs
                 themselves: position t is scored on predicting `labels[:, t + 1]`.
-            shift_labels: [batch, len] targets already aligned with the positions (position t predicts
+            shift_labels (keyword): [batch, len] targets already aligned with the positions (position t predicts
                 `shift_labels[:, t]`), as sequence-parallel training passes them after shifting the whole sequence;
-                when given, they are scored instead of `labels`.
+                when given, they are scored instead of `labels`. A keyword rather than a named parameter, as in
+                transformers' causal LMs: `Trainer` takes every named parameter with "label" in it for a label
+                it must find in each batch.
             logits_to_keep: compute the logits of the last this many positions only (0: all), or of the positions
                 a 1-D tensor lists; `generate()` asks for the last one.
             num_items_in_batch: passed by `Trainer`: the loss is the summed token loss divided by it, which keeps
@@ -948,6 +949,7 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
             `CausalLMOutputWithCrossAttentions` with `logits` [batch, kept positions, vocab_size] and `loss` when
             `labels` are given (a tuple if `return_dict=False`).
         """
+        shift_labels = kwargs.pop("shift_labels", None)
         check_forward_kwargs(self, kwargs)
         output_attentions, output_hidden_states = output_flags(self.config, output_attentions, output_hidden_states)
         if shift_labels is not None:

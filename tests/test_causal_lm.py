@@ -10,10 +10,15 @@ import pytest
 import torch
 from transformers import (
     AutoModelForCausalLM,
+    BertConfig,
+    BertModel,
     DynamicCache,
     EncoderDecoderCache,
+    EncoderDecoderModel,
     GPT2Config,
     GPT2LMHeadModel,
+    Trainer,
+    TrainingArguments,
 )
 
 from hf_visiontx import VtxTransformerConfig, VtxTransformerForCausalLM, VtxTransformerForConditionalGeneration
@@ -234,6 +239,50 @@ def test_shift_labels_are_scored_as_given_instead_of_labels():
     torch.testing.assert_close(model(input_ids, labels=other_labels, shift_labels=shifted).loss, from_labels)
     with pytest.raises(ValueError, match=r"`shift_labels` must have shape \(2, 7\)"):
         model(input_ids, shift_labels=shifted[:, :5])
+
+
+def test_the_decoder_serves_an_encoder_decoder_model_with_a_text_encoder(tmp_path):
+    """`EncoderDecoderModel`: a BERT encoder (width 24) with our decoder (width 32): transformers adds the projection,
+    computes the loss, generates with the cached cross-attention, saves and reloads."""
+    torch.manual_seed(0)
+    encoder = BertModel(
+        BertConfig(vocab_size=VOCAB, hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    )
+    decoder = VtxTransformerForCausalLM(tiny_causal_config(add_cross_attention=True))
+    model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+    model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = BOS, PAD, EOS
+    input_ids, labels = torch.randint(3, VOCAB, (2, 6)), torch.randint(3, VOCAB, (2, 4))
+    loss = model(input_ids=input_ids, labels=labels).loss
+    loss.backward()
+    assert torch.isfinite(loss) and decoder.model.decoder.layers[0].encoder_attn.kv_proj.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        cached = model.generate(input_ids, max_new_tokens=5, do_sample=False)
+        uncached = model.generate(input_ids, max_new_tokens=5, do_sample=False, use_cache=False)
+    assert torch.equal(cached, uncached) and cached.shape[1] > 1
+    model.save_pretrained(tmp_path)
+    reloaded = EncoderDecoderModel.from_pretrained(tmp_path).eval()
+    assert type(reloaded.decoder) is VtxTransformerForCausalLM
+    assert torch.equal(reloaded.generate(input_ids, max_new_tokens=5, do_sample=False), cached)
+
+
+def test_trainer_finds_labels_as_the_only_label_and_evaluates(tmp_path):
+    """`Trainer` takes every named forward parameter with "label" in it for a label each batch must hold: only
+    `labels` may be one (`shift_labels` is a keyword), or evaluation passes no label ids to the metrics."""
+    torch.manual_seed(0)
+    model = VtxTransformerForCausalLM(tiny_causal_config())
+    rows = [{"input_ids": ids, "labels": ids} for ids in torch.randint(3, VOCAB, (4, 6))]
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2, report_to=[], use_cpu=True)
+    seen = {}
+
+    def metrics(prediction):
+        seen["labels"] = prediction.label_ids
+        return {}
+
+    trainer = Trainer(model=model, args=args, eval_dataset=rows, compute_metrics=metrics)
+    assert trainer.label_names == ["labels"]
+    assert trainer.evaluate()["eval_loss"] > 0
+    assert seen["labels"].shape == (4, 6)
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():

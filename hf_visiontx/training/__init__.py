@@ -9,6 +9,7 @@
 
 from collections.abc import Sequence
 
+import datasets
 from transformers import TrainerCallback
 
 from .captioner import train_captioner
@@ -33,7 +34,15 @@ def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> T
     Args:
         callbacks: extra `TrainerCallback`s for the `Trainer` (for example to log or stop early).
     """
-    return TRAINERS[run_task(options.family)](options, callbacks)
+    if options.progress:
+        return TRAINERS[run_task(options.family)](options, callbacks)
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # `progress=False` hides the data preparation's bars too
+    try:
+        return TRAINERS[run_task(options.family)](options, callbacks)
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
 
 
 __all__ = [
