@@ -18,7 +18,6 @@ from transformers import (
     AutoTokenizer,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
-    Trainer,
     VisionEncoderDecoderModel,
     pipeline,
 )
@@ -37,6 +36,7 @@ from hf_visiontx.training.captioner import (
     captioner_image_processor,
     collate_captions,
 )
+from support.interruption import run_killed_after_the_first_checkpoint
 from support.remote_code import REFUSE_HF_VISIONTX
 
 IMAGE_SIZE = (8, 32)
@@ -342,15 +342,6 @@ def test_the_demo_reloads_the_captioner_and_captions_test_digit_strings(trained_
 def test_a_killed_captioner_run_resumed_from_its_checkpoint_ends_with_the_same_weights(
     trained_captioner, caption_csvs, tmp_path, monkeypatch
 ):
-    class Killed(Exception):
-        pass
-
-    save_checkpoint = Trainer._save_checkpoint
-
-    def save_then_die(self, *args, **kwargs):
-        save_checkpoint(self, *args, **kwargs)
-        raise Killed
-
     output_dir = tmp_path / "captioner"
     columns = ("--image-column", "file", "--caption-column", "text")
     arguments = (
@@ -365,10 +356,7 @@ def test_a_killed_captioner_run_resumed_from_its_checkpoint_ends_with_the_same_w
         output_dir,
         *RUN,
     )
-    with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "_save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            cli(*arguments)
+    run_killed_after_the_first_checkpoint(monkeypatch, lambda: cli(*arguments))
     assert [path.name for path in (output_dir / "checkpoints").iterdir()] == ["checkpoint-4"]
     assert cli(*arguments, "--resume") == 0
     uninterrupted = load_file(trained_captioner / "model.safetensors")

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import Trainer, pipeline
+from transformers import pipeline
 
 from hf_visiontx.apps.cli import main
 from hf_visiontx.apps.demo import COUNTING_SHOWCASE, show_continuations
 from hf_visiontx.data import counting_text
+from support.interruption import run_killed_after_the_first_checkpoint
 
 pytestmark = pytest.mark.slow  # several short training runs
 
@@ -105,21 +106,9 @@ def test_train_lm_on_the_embedded_corpus_scores_next_numbers(tmp_path, monkeypat
 def test_a_killed_lm_run_resumed_from_its_checkpoint_ends_with_the_same_weights(
     trained_lm, documents, tmp_path, monkeypatch
 ):
-    class Killed(Exception):
-        pass
-
-    save_checkpoint = Trainer._save_checkpoint
-
-    def save_then_die(self, *args, **kwargs):
-        save_checkpoint(self, *args, **kwargs)
-        raise Killed
-
     output_dir = tmp_path / "lm"
     arguments = ("train", "lm", "--dataset", documents, "--output-dir", output_dir, *RUN)
-    with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "_save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            cli(*arguments)
+    run_killed_after_the_first_checkpoint(monkeypatch, lambda: cli(*arguments))
     assert len(list((output_dir / "checkpoints").iterdir())) == 1
     assert cli(*arguments, "--resume") == 0
     uninterrupted = load_file(last_checkpoint(trained_lm) / "model.safetensors")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForImageClassification, AutoModelForSeq2SeqLM, AutoTokenizer, Trainer
+from transformers import AutoModelForImageClassification, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from hf_visiontx.apps.cli import main
 from hf_visiontx.apps.demo import SHOWCASE, show_classifications, show_translations
+from support.interruption import run_killed_after_the_first_checkpoint
 from support.training_data import write_image_folder, write_translation_csvs
 
 pytestmark = pytest.mark.slow  # multi-epoch training runs and the CLI's train command
@@ -76,21 +77,9 @@ def test_classify_names_an_unreadable_image(trained_vit, tmp_path, capsys):
 def test_a_killed_run_resumed_from_its_checkpoint_ends_with_the_same_weights(
     trained_vit, image_folder, tmp_path, monkeypatch
 ):
-    class Killed(Exception):
-        pass
-
-    save_checkpoint = Trainer._save_checkpoint
-
-    def save_then_die(self, *args, **kwargs):
-        save_checkpoint(self, *args, **kwargs)
-        raise Killed
-
     output_dir = tmp_path / "vit"
     arguments = ("train", "vit", "--dataset", image_folder, "--output-dir", output_dir, *VIT_RUN)
-    with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "_save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            cli(*arguments)
+    run_killed_after_the_first_checkpoint(monkeypatch, lambda: cli(*arguments))
     assert [path.name for path in (output_dir / "checkpoints").iterdir()] == ["checkpoint-3"]
     assert cli(*arguments, "--resume") == 0
     uninterrupted = load_file(last_checkpoint(trained_vit) / "model.safetensors")

@@ -13,6 +13,7 @@ Two conventions, one per use:
 """
 
 from collections.abc import Iterable
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -98,14 +99,7 @@ def train_tokenizer(
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"$A {EOS_TOKEN}", pair=f"$A {EOS_TOKEN} $B {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, eos_id)]
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        pad_token=PAD_TOKEN,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        unk_token=UNK_TOKEN,
-        model_max_length=model_max_length,
-    )
+    return _transformers_tokenizer(tokenizer, model_max_length)
 
 
 def _byte_level_tokenizer(
@@ -122,6 +116,11 @@ def _byte_level_tokenizer(
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A $B", special_tokens=[(BOS_TOKEN, bos_id)]
     )
+    return _transformers_tokenizer(tokenizer, model_max_length, padding_side="left", clean_up_tokenization_spaces=False)
+
+
+def _transformers_tokenizer(tokenizer: Tokenizer, model_max_length: int, **options: Any) -> PreTrainedTokenizerFast:
+    """`tokenizer` wrapped for transformers with our special tokens (`<pad>`, `<s>`, `</s>`, `<unk>`) and `options`."""
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token=PAD_TOKEN,
@@ -129,6 +128,5 @@ def _byte_level_tokenizer(
         eos_token=EOS_TOKEN,
         unk_token=UNK_TOKEN,
         model_max_length=model_max_length,
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
+        **options,
     )

@@ -33,7 +33,7 @@ from ..modeling import VtxTransformerConfig, VtxTransformerForCausalLM
 from ..registration import VISION_IMAGE_PROCESSORS
 from .loop import checkpoint_to_resume, train_evaluate_save, training_arguments
 from .options import CAPTIONER_ENCODERS, TrainOptions, TrainResult
-from .recipes import Recipe, model_config
+from .recipes import Recipe, model_config, tokenizer_fields
 from .scoring import translation_metrics
 from .translation import KeepGenerationLengthUnset
 
@@ -114,18 +114,12 @@ def build_captioner(
     if encoder not in CAPTIONER_ENCODERS:
         raise ValueError(f"`encoder` must be one of {CAPTIONER_ENCODERS}, got {encoder!r}.")
     image_encoder = AutoModel.from_config(model_config(encoder, **ENCODER_FIELDS[encoder], image_size=image_size))
-    special_tokens = {
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "decoder_start_token_id": tokenizer.bos_token_id,
-    }
-    decoder_config = VtxTransformerConfig(
-        **DECODER_FIELDS, **special_tokens, vocab_size=len(tokenizer), is_decoder=True, add_cross_attention=True
-    )
+    token_fields = tokenizer_fields(tokenizer)
+    decoder_config = VtxTransformerConfig(**DECODER_FIELDS, **token_fields, is_decoder=True, add_cross_attention=True)
     model = VisionEncoderDecoderModel(encoder=image_encoder, decoder=VtxTransformerForCausalLM(decoder_config))
     model.config.decoder_start_token_id = tokenizer.bos_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
+    special_tokens = {name: value for name, value in token_fields.items() if name.endswith("_token_id")}
     model.generation_config = GenerationConfig(**special_tokens, max_new_tokens=max_new_tokens)
     return model
 

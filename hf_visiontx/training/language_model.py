@@ -24,7 +24,7 @@ from ..data.language_modeling import COUNTING_CORPUS_DESCRIPTION, counting_promp
 from ..data.tokenizers import train_tokenizer
 from .loop import checkpoint_to_resume, pretrained_config, train_evaluate_save, training_arguments
 from .options import TrainOptions, TrainResult
-from .recipes import default_vocab_size, model_config, recipe
+from .recipes import default_vocab_size, model_config, recipe, tokenizer_fields
 from .scoring import IGNORED_TOKEN, perplexity_metrics, token_losses
 
 
@@ -53,15 +53,7 @@ def _model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> PreTrai
     """The causal LM to fine-tune (`from_model`), or a new one (preset or small) sized for `tokenizer`."""
     if options.from_model is not None:
         return AutoModelForCausalLM.from_pretrained(options.from_model)
-    config = model_config(
-        "lm",
-        options.preset,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.bos_token_id,
-    )
+    config = model_config("lm", options.preset, **tokenizer_fields(tokenizer))
     return AutoModelForCausalLM.from_config(config)
 
 

@@ -161,3 +161,15 @@ def default_vocab_size(preset: str | None, family: str = "transformer") -> int:
     """Size of a new tokenizer's vocabulary: the Transformer's shared one, or a language model's (`family="lm"`)."""
     sizes = LM_VOCAB_SIZES if run_task(family) == "text-generation" else VOCAB_SIZES
     return sizes["small" if preset is None else "preset"]
+
+
+def tokenizer_fields(tokenizer: Any) -> dict[str, int | None]:
+    """The fields of a new Transformer config that its tokenizer decides: `vocab_size` and the special ids (the
+    decoder starts from `<s>`)."""
+    return {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.bos_token_id,
+    }

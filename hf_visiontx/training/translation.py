@@ -23,7 +23,7 @@ from ..data.tokenizers import train_tokenizer
 from ..data.translation import NUMBER_CORPUS_DESCRIPTION, load_translation_data
 from .loop import checkpoint_to_resume, pretrained_config, train_evaluate_save, training_arguments
 from .options import TrainOptions, TrainResult
-from .recipes import default_vocab_size, model_config, recipe
+from .recipes import default_vocab_size, model_config, recipe, tokenizer_fields
 from .scoring import translation_metrics
 
 # Beam size of the final evaluation (the paper's); the per-epoch evaluation decodes greedily, which is faster.
@@ -44,15 +44,7 @@ def _model(options: TrainOptions, tokenizer: PreTrainedTokenizerBase) -> PreTrai
     if options.from_model is not None:
         pretrained_config(options)  # checks the family
         return AutoModelForSeq2SeqLM.from_pretrained(options.from_model)
-    config = model_config(
-        "transformer",
-        options.preset,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.bos_token_id,
-    )
+    config = model_config("transformer", options.preset, **tokenizer_fields(tokenizer))
     return AutoModelForSeq2SeqLM.from_config(config)
 
 
