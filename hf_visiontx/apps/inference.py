@@ -35,7 +35,7 @@ def open_images(paths: Sequence[str | Path]) -> list[Image.Image]:
     return images
 
 
-def _check_positive(**values: int) -> None:
+def _check_positive(**values: float) -> None:
     """Raise a `ValueError` naming the first of `values` that is not positive."""
     for name, value in values.items():
         if value <= 0:
@@ -124,12 +124,9 @@ def generate_text(
     Raises:
         ValueError: a setting out of range, or a model that is not a causal language model.
     """
-    positive = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "batch_size": batch_size, "top_k": top_k}
-    for name, value in positive.items():
-        if value <= 0:
-            raise ValueError(f"`{name}` must be positive, got {value}.")
-    if temperature <= 0:
-        raise ValueError(f"`temperature` must be positive, got {temperature}.")
+    _check_positive(
+        max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size, top_k=top_k, temperature=temperature
+    )
     if not 0 < top_p <= 1:
         raise ValueError(f"`top_p` must be in (0, 1], got {top_p}.")
     config = AutoConfig.from_pretrained(model)
