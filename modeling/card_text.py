@@ -64,26 +64,22 @@ def build_model_card(
     architecture = (config.architectures or [declared.heads[0].name])[0]
     head = declared.head(architecture)
     pipeline_tag, auto_class = head.pipeline_tag, head.auto_class
-    metrics = dict(metrics or {})
     preset = matching_preset(config)
 
-    metadata: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": pipeline_tag, "license": license_id}
     own_tags = ["hf_visiontx", config.model_type, "custom_code"] + (
         [f"preset-{preset.replace('/', '-')}"] if preset else []
     )
-    metadata["tags"] = own_tags + [tag for tag in tags if tag not in own_tags]
-    hub_datasets = [name for name in datasets if _HUB_ID.match(name)]
-    if hub_datasets:  # the YAML field links Hub datasets; descriptions go to the "Training data" section only
-        metadata["datasets"] = hub_datasets
-    if metrics:
-        metadata["metrics"] = sorted(metrics)
-    if base_model:
-        metadata["base_model"] = base_model
-    if datasets and metrics:
-        metadata["model-index"] = [_model_index(repo_id or architecture, pipeline_tag, datasets[0], metrics)]
-
     title = repo_id.rstrip("/").split("/")[-1] if repo_id else f"{declared.title}: {architecture}"
-    lines = ["---", *_yaml_lines(metadata), "---", CARD_MARKER, f"# {title}", ""]
+    lines = card_header(
+        title,
+        pipeline_tag,
+        own_tags + [tag for tag in tags if tag not in own_tags],
+        repo_id or architecture,
+        datasets=datasets,
+        metrics=metrics,
+        base_model=base_model,
+        license_id=license_id,
+    )
     lines += [
         f"A {declared.title} ([{declared.paper}]({declared.paper_url})) written from scratch in "
         f"[hf_visiontx](https://github.com/hf-visiontx/hf_visiontx): {declared.summary}.",
@@ -103,12 +99,45 @@ def build_model_card(
         "Auto classes know it without remote code.",
         "",
     ]
+    return "\n".join(lines + card_results(datasets, metrics))
+
+
+def card_header(
+    title: str,
+    pipeline_tag: str,
+    tags: Sequence[str],
+    index_name: str,
+    *,
+    datasets: Sequence[str] = (),
+    metrics: Mapping[str, float] | None = None,
+    base_model: str | None = None,
+    license_id: str = "apache-2.0",
+) -> list[str]:
+    """The first lines of a card: the YAML metadata (pipeline tag, tags, Hub datasets, metrics and their
+    `model-index` entry named `index_name`, base model, license), the generated-card marker and the title."""
+    metadata: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": pipeline_tag, "license": license_id}
+    metadata["tags"] = list(tags)
+    hub_datasets = [name for name in datasets if _HUB_ID.match(name)]
+    if hub_datasets:  # the YAML field links Hub datasets; descriptions go to the "Training data" section only
+        metadata["datasets"] = hub_datasets
+    if metrics:
+        metadata["metrics"] = sorted(metrics)
+    if base_model:
+        metadata["base_model"] = base_model
+    if datasets and metrics:
+        metadata["model-index"] = [_model_index(index_name, pipeline_tag, datasets[0], metrics)]
+    return ["---", *_yaml_lines(metadata), "---", CARD_MARKER, f"# {title}", ""]
+
+
+def card_results(datasets: Sequence[str], metrics: Mapping[str, float] | None) -> list[str]:
+    """The last sections of a card: its training data and its evaluation table (each only when given)."""
+    lines = []
     if datasets:
         lines += ["## Training data", "", *[f"- {name}" for name in datasets], ""]
     if metrics:
         lines += ["## Evaluation", "", "| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value:.4g} |" for name, value in sorted(metrics.items())] + [""]
-    return "\n".join(lines)
+    return lines
 
 
 def matching_preset(config: Any) -> str | None:
@@ -239,4 +268,12 @@ def _yaml_lines(value: Any, indent: str = "") -> list[str]:
     return lines
 
 
-__all__ = ["CARD_MARKER", "TRANSFORMERS_PLACEHOLDER", "build_model_card", "is_generated_card", "matching_preset"]
+__all__ = [
+    "CARD_MARKER",
+    "TRANSFORMERS_PLACEHOLDER",
+    "build_model_card",
+    "card_header",
+    "card_results",
+    "is_generated_card",
+    "matching_preset",
+]

@@ -7,20 +7,12 @@ decoder) by `build_captioner_card` here.
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from huggingface_hub import ModelCard
 from safetensors import safe_open
 from transformers import AutoConfig, VisionEncoderDecoderConfig
 
-from ..modeling.card_text import (
-    _HUB_ID,
-    CARD_MARKER,
-    _model_index,
-    _yaml_lines,
-    build_model_card,
-    is_generated_card,
-)
+from ..modeling.card_text import build_model_card, card_header, card_results, is_generated_card
 from ..modeling.families import family
 from ..modeling.hub_mixin import README, recorded_card_facts
 
@@ -98,26 +90,18 @@ def build_captioner_card(
     """
     encoder, decoder = config.encoder, config.decoder
     encoder_family, decoder_family = family(encoder.model_type), family(decoder.model_type)
-    metrics = dict(metrics or {})
-    metadata: dict[str, Any] = {
-        "library_name": "transformers",
-        "pipeline_tag": CAPTIONER_PIPELINE_TAG,
-        "license": license_id,
-        "tags": ["hf_visiontx", config.model_type, encoder.model_type, decoder.model_type, "custom_code"],
-    }
-    hub_datasets = [name for name in datasets if _HUB_ID.match(name)]
-    if hub_datasets:
-        metadata["datasets"] = hub_datasets
-    if metrics:
-        metadata["metrics"] = sorted(metrics)
-    if base_model:
-        metadata["base_model"] = base_model
-    if datasets and metrics:
-        name = repo_id or "VisionEncoderDecoderModel"
-        metadata["model-index"] = [_model_index(name, CAPTIONER_PIPELINE_TAG, datasets[0], metrics)]
     title = repo_id.rstrip("/").split("/")[-1] if repo_id else "Image captioner: VisionEncoderDecoderModel"
     height, width = encoder.image_height_width
-    lines = ["---", *_yaml_lines(metadata), "---", CARD_MARKER, f"# {title}", ""]
+    lines = card_header(
+        title,
+        CAPTIONER_PIPELINE_TAG,
+        ["hf_visiontx", config.model_type, encoder.model_type, decoder.model_type, "custom_code"],
+        repo_id or "VisionEncoderDecoderModel",
+        datasets=datasets,
+        metrics=metrics,
+        base_model=base_model,
+        license_id=license_id,
+    )
     lines += [
         "An image captioner written with [hf_visiontx](https://github.com/hf-visiontx/hf_visiontx): transformers' "
         f"`VisionEncoderDecoderModel` with a {encoder_family.title} ([{encoder_family.paper}]"
@@ -170,12 +154,7 @@ def build_captioner_card(
         "```",
         "",
     ]
-    if datasets:
-        lines += ["## Training data", "", *[f"- {name}" for name in datasets], ""]
-    if metrics:
-        lines += ["## Evaluation", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {name} | {value:.4g} |" for name, value in sorted(metrics.items())] + [""]
-    return "\n".join(lines)
+    return "\n".join(lines + card_results(datasets, metrics))
 
 
 def count_saved_parameters(directory: str | Path) -> int:
