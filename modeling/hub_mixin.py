@@ -1,6 +1,8 @@
 """What every hf_visiontx model adds to `PreTrainedModel` for the Hub: a model card and safetensors-only loading.
 
-- `save_pretrained` writes README.md (see `card_text.py`) unless the directory already has one.
+- `save_pretrained` writes README.md (see `card_text.py`) unless the directory already has one, and leaves only the
+  weight files of the model it saved: an earlier save's `model.safetensors` beside new shards (or an index and
+  shards beside a new single file, or a `pytorch_model.bin`) would be loaded or uploaded in place of the new weights.
 - `push_to_hub` (and `save_pretrained(..., push_to_hub=True)`) uploads the card with the usage snippet pointing at
   the repository. A card the user wrote on the Hub is kept; ours or transformers' placeholder is regenerated,
   keeping the datasets and evaluation results that the earlier card recorded.
@@ -18,6 +20,14 @@ from transformers.utils.hub import create_and_tag_model_card, hf_api
 from .card_text import build_model_card, is_generated_card
 
 README = "README.md"
+# The weight files a save writes, in one file or in shards, and the pickled ones of older saves.
+WEIGHT_FILE_PATTERNS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*-of-*.safetensors",
+    "pytorch_model*.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 class VtxHubMixin:
@@ -43,10 +53,17 @@ class VtxHubMixin:
             ) from error
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, push_to_hub: bool = False, **kwargs: Any):
-        """`PreTrainedModel.save_pretrained`, plus README.md (the model card) when the directory has none."""
+        """`PreTrainedModel.save_pretrained`, plus README.md (the model card) when the directory has none; weight
+        files of an earlier save into the directory that this save did not rewrite are removed."""
         push_arguments = {key: kwargs.pop(key) for key in _PUSH_ARGUMENTS if key in kwargs} if push_to_hub else {}
+        earlier_weights = weight_file_versions(save_directory)
         super().save_pretrained(save_directory, *args, **kwargs)
         is_main_process = args[0] if args else kwargs.get("is_main_process", True)
+        if is_main_process:
+            saved_weights = weight_file_versions(save_directory)
+            for path, version in earlier_weights.items():  # what this save did not (re)write is an earlier model's
+                if saved_weights.get(path) == version:
+                    path.unlink()
         readme = Path(save_directory) / README
         if is_main_process and not readme.exists():
             card = build_model_card(self.config, num_parameters=self.num_parameters(), repo_id=str(save_directory))
@@ -135,6 +152,17 @@ _PUSH_ARGUMENTS = (
 )
 
 
+def weight_file_versions(directory: str | os.PathLike) -> dict[Path, tuple[int, int]]:
+    """Each weight file in `directory` (`WEIGHT_FILE_PATTERNS`) with its inode and modification time in ns: a file
+    that a save writes or replaces gets a new pair."""
+    versions = {}
+    for pattern in WEIGHT_FILE_PATTERNS:
+        for path in Path(directory).glob(pattern):
+            status = path.stat()
+            versions[path] = (status.st_ino, status.st_mtime_ns)
+    return versions
+
+
 def recorded_card_facts(card_data: Any) -> dict[str, Any]:
     """Datasets, evaluation results and base model that an earlier card recorded, as `build_model_card` kwargs."""
     results = getattr(card_data, "eval_results", None) or []
@@ -147,4 +175,4 @@ def recorded_card_facts(card_data: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["VtxHubMixin", "recorded_card_facts"]
+__all__ = ["WEIGHT_FILE_PATTERNS", "VtxHubMixin", "recorded_card_facts", "weight_file_versions"]
