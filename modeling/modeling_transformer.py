@@ -114,7 +114,6 @@ class VtxTransformerSinusoidalPositions(nn.Module):
         `start` may be a 0-d tensor (a static cache's length): the positions are then gathered, which keeps the
         output shape independent of its value under `torch.compile`.
         """
-        check_position_range(start, length, position_ids, self.table.shape[0])
         if position_ids is not None:
             return self.table[position_ids]  # [B, length, d_model]
         if isinstance(start, int):
@@ -134,24 +133,32 @@ class VtxTransformerLearnedPositions(nn.Embedding):
     def forward(self, start: int | torch.Tensor, length: int, position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Vectors of positions start, ..., start + length - 1 ([length, d_model]) or of `position_ids` [batch,
         length] ([batch, length, d_model])."""
-        check_position_range(start, length, position_ids, self.num_embeddings)
         if position_ids is None:
             position_ids = torch.arange(length, device=self.weight.device) + start  # [length]
         return super().forward(position_ids)
 
 
 def check_position_range(
-    start: int | torch.Tensor, length: int, position_ids: torch.Tensor | None, num_positions: int
+    start: int | torch.Tensor, length: int, position_ids: torch.Tensor | None, num_positions: int, argument: str
 ) -> None:
-    """Raise a `ValueError` when a position passes the table of `num_positions` (`max_position_embeddings`)."""
+    """Raise a `ValueError` when a position passes the table of `num_positions` (`max_position_embeddings`), saying
+    what is too long: the tokens given as `argument`, or, after cached positions (`start` > 0), the text being
+    generated."""
     if torch.compiler.is_compiling():
         return
     last = int(position_ids.max()) if position_ids is not None and position_ids.numel() else int(start) + length - 1
-    if last >= num_positions:
+    if last < num_positions:
+        return
+    if int(start) > 0:  # incremental decoding: the new positions are generated ones
         raise ValueError(
-            f"Sequence of {last + 1} positions is longer than `max_position_embeddings` ({num_positions}); "
-            "shorten the input or raise `max_position_embeddings`."
+            f"The generated text is longer than `max_position_embeddings` ({num_positions}) allows: it reached "
+            f"position {last + 1} after {int(start)} cached positions; lower `max_new_tokens` (or `max_length`) or "
+            "raise `max_position_embeddings`."
         )
+    raise ValueError(
+        f"`{argument}` is longer than `max_position_embeddings` ({num_positions}): {last + 1} positions; shorten it "
+        "or raise `max_position_embeddings`."
+    )
 
 
 POSITION_EMBEDDINGS = {"sinusoidal": VtxTransformerSinusoidalPositions, "learned": VtxTransformerLearnedPositions}
@@ -434,11 +441,18 @@ class VtxTransformerStack(nn.Module):
         return self.embed_tokens(input_ids)  # [B, L, d_model]
 
     def add_positions(
-        self, inputs_embeds: torch.Tensor, start: int | torch.Tensor, position_ids: torch.Tensor | None = None
+        self,
+        inputs_embeds: torch.Tensor,
+        start: int | torch.Tensor,
+        argument: str,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Add the encodings of positions start, start + 1, ... (or of `position_ids` [batch, len]) and apply
-        embedding dropout."""
-        positions = self.embed_positions(start, inputs_embeds.shape[1], position_ids)  # [L or B, L, d_model]
+        embedding dropout; positions past `max_position_embeddings` are refused, naming `argument` (the tokens
+        given) or the generated text."""
+        length = inputs_embeds.shape[1]
+        check_position_range(start, length, position_ids, self.config.max_position_embeddings, argument)
+        positions = self.embed_positions(start, length, position_ids)  # [L or B, L, d_model]
         return self.dropout(inputs_embeds + positions)
 
     def final_norm(self, hidden_states: torch.Tensor, all_hidden_states: tuple | None) -> tuple:
@@ -481,7 +495,7 @@ class VtxTransformerEncoder(VtxTransformerStack):
         output_attentions = bool(output_attentions)
         inputs_embeds = self.embed(input_ids, inputs_embeds, "input_ids", "inputs_embeds")
         check_attention_mask("attention_mask", attention_mask, inputs_embeds.shape[:2])
-        hidden_states = self.add_positions(inputs_embeds, start=0)
+        hidden_states = self.add_positions(inputs_embeds, start=0, argument="input_ids")
         mask = (
             None
             if padding_free(attention_mask)
@@ -561,7 +575,9 @@ class VtxTransformerDecoder(VtxTransformerStack):
             f"{prefix}attention_mask", attention_mask, (inputs_embeds.shape[0], past_length + inputs_embeds.shape[1])
         )
         check_position_ids("position_ids", position_ids, inputs_embeds.shape[:2])
-        hidden_states = self.add_positions(inputs_embeds, start=past_length, position_ids=position_ids)
+        hidden_states = self.add_positions(
+            inputs_embeds, start=past_length, argument=f"{prefix}input_ids", position_ids=position_ids
+        )
         self_attention_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
         if causal_mask_needless(inputs_embeds.shape[1], self_attention_cache, attention_mask):
             causal_mask = None  # fast path: one new position that may see every cached key

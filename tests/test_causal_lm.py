@@ -218,6 +218,23 @@ def test_a_plain_cache_with_encoder_states_becomes_an_encoder_decoder_cache():
     torch.testing.assert_close(rest, full[:, 4:])
 
 
+@pytest.mark.parametrize("model_class", [VtxTransformerForCausalLM, VtxTransformerForConditionalGeneration])
+def test_generation_past_the_positions_names_the_generated_text_not_the_input(model_class):
+    model = model_class(tiny_causal_config()).eval()
+    input_ids = torch.randint(3, VOCAB, (1, 10))
+    with pytest.raises(ValueError, match=r"generated text is longer than `max_position_embeddings` \(64\)") as error:
+        model.generate(input_ids, max_new_tokens=80, min_new_tokens=80)
+    assert "lower `max_new_tokens`" in str(error.value) and "shorten" not in str(error.value)
+
+
+def test_too_long_inputs_of_a_translator_are_named_by_stack():
+    model = VtxTransformerForConditionalGeneration(tiny_causal_config()).eval()
+    with pytest.raises(ValueError, match=r"`input_ids` is longer than `max_position_embeddings` \(64\): 65 positions"):
+        model(input_ids=torch.randint(3, VOCAB, (1, 65)), labels=torch.randint(3, VOCAB, (1, 5)))
+    with pytest.raises(ValueError, match=r"`decoder_input_ids` is longer than `max_position_embeddings` \(64\)"):
+        model(input_ids=torch.randint(3, VOCAB, (1, 5)), labels=torch.randint(3, VOCAB, (1, 70)))  # teacher forcing
+
+
 def test_loss_is_divided_by_num_items_in_batch():
     torch.manual_seed(0)
     model = VtxTransformerForCausalLM(tiny_causal_config())
@@ -335,7 +352,7 @@ def test_bad_inputs_are_named():
         model(input_ids, position_ids=torch.zeros(2, 5))
     with pytest.raises(ValueError, match=r"`attention_mask` must have shape \(2, 5\)"):
         model(input_ids, attention_mask=torch.ones(2, 4))
-    with pytest.raises(ValueError, match="longer than `max_position_embeddings` \\(64\\)"):
+    with pytest.raises(ValueError, match=r"`input_ids` is longer than `max_position_embeddings` \(64\): 65 positions"):
         model(torch.randint(3, VOCAB, (1, 65)))
     with pytest.raises(ValueError, match="leave `logits_to_keep` at 0"):
         model(input_ids, labels=input_ids, logits_to_keep=1)
