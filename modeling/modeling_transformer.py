@@ -976,6 +976,12 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         if shift_labels is not None:
             if not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
                 raise ValueError("`labels` score every position: leave `logits_to_keep` at 0 when passing them.")
+            tokens = input_ids if input_ids is not None else inputs_embeds
+            if tokens is not None and shift_labels.shape != tokens.shape[:2]:
+                raise ValueError(
+                    f"`labels` / `shift_labels` must have shape {tuple(tokens.shape[:2])} (batch, sequence length), "
+                    f"got {tuple(shift_labels.shape)}."
+                )
             use_cache = False
         if use_cache is None:  # a cache only helps incremental decoding, never a training forward
             use_cache = self.config.use_cache and not self.training
@@ -1001,11 +1007,6 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         logits = linear(self.lm_head, hidden_states[:, kept])  # [B, kept, V]
         loss = None
         if shift_labels is not None:
-            if shift_labels.shape != logits.shape[:2]:
-                raise ValueError(
-                    f"`labels` / `shift_labels` must have shape {tuple(logits.shape[:2])} (batch, sequence length), "
-                    f"got {tuple(shift_labels.shape)}."
-                )
             loss = label_smoothed_cross_entropy(logits, shift_labels, self.config.label_smoothing, num_items_in_batch)
         output = CausalLMOutputWithCrossAttentions(
             loss=loss,
