@@ -3,15 +3,23 @@
 - `save_pretrained` writes README.md (see `card_text.py`) unless the directory already has one, and leaves only the
   weight files of the model it saved: an earlier save's `model.safetensors` beside new shards (or an index and
   shards beside a new single file, or a `pytorch_model.bin`) would be loaded or uploaded in place of the new weights.
+- A save is all or nothing (`staged_directory`): the files are written into a staging folder inside the target
+  and moved into place only once all of them are complete, so a full disk or a failing write leaves the earlier
+  model as it was. While the files are moved, the directory has no `config.json`: a save killed in that instant
+  leaves a folder that refuses to load, never a mixture of two models that loads.
 - `push_to_hub` (and `save_pretrained(..., push_to_hub=True)`) uploads the card with the usage snippet pointing at
   the repository. A card the user wrote on the Hub is kept; ours or transformers' placeholder is regenerated,
   keeping the datasets and evaluation results that the earlier card recorded.
-- `from_pretrained` reads safetensors only: unpickling a `pytorch_model.bin` can run arbitrary code, so a
+- `from_pretrained` refuses a local folder without config.json (transformers would load the weights into a default
+  configuration), and reads safetensors only: unpickling a `pytorch_model.bin` can run arbitrary code, so a
   checkpoint that has nothing else is refused with an explanation.
 """
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,10 @@ WEIGHT_FILE_PATTERNS = (
     "pytorch_model*.bin",
     "pytorch_model.bin.index.json",
 )
+CONFIG = "config.json"
+# The staging folders of `staged_directory`, inside the directory being saved; one left by a killed save is removed
+# by the next save there (`push` uploads only the directory's files, not its folders).
+STAGING_PREFIX = ".hf_visiontx-saving-"
 
 
 class VtxHubMixin:
@@ -39,6 +51,8 @@ class VtxHubMixin:
         if kwargs.get("use_safetensors") is False:
             raise ValueError("`use_safetensors=False` is not supported: hf_visiontx models load safetensors only.")
         kwargs["use_safetensors"] = True
+        if kwargs.get("config") is None:
+            refuse_folder_without_config(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except OSError as error:
@@ -53,22 +67,18 @@ class VtxHubMixin:
             ) from error
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, push_to_hub: bool = False, **kwargs: Any):
-        """`PreTrainedModel.save_pretrained`, plus README.md (the model card) when the directory has none; weight
-        files of an earlier save into the directory that this save did not rewrite are removed."""
+        """`PreTrainedModel.save_pretrained`, plus README.md (the model card) when the directory has none; all or
+        nothing, and weight files of an earlier save into the directory are removed (see `staged_directory`)."""
         push_arguments = {key: kwargs.pop(key) for key in _PUSH_ARGUMENTS if key in kwargs} if push_to_hub else {}
-        earlier_weights = weight_file_versions(save_directory)
-        super().save_pretrained(save_directory, *args, **kwargs)
         is_main_process = args[0] if args else kwargs.get("is_main_process", True)
-        if is_main_process:
-            saved_weights = weight_file_versions(save_directory)
-            for path, version in earlier_weights.items():  # what this save did not (re)write is an earlier model's
-                if saved_weights.get(path) == version:
-                    path.unlink()
-        readme = Path(save_directory) / README
-        if is_main_process and not readme.exists():
-            card = build_model_card(self.config, num_parameters=self.num_parameters(), repo_id=str(save_directory))
-            readme.write_text(card, encoding="utf-8")
-        if push_to_hub and is_main_process:
+        if not is_main_process:  # the main process writes the files
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        with staged_directory(save_directory) as staging:
+            super().save_pretrained(staging, *args, **kwargs)
+            if not (Path(save_directory) / README).exists():
+                card = build_model_card(self.config, num_parameters=self.num_parameters(), repo_id=str(save_directory))
+                (staging / README).write_text(card, encoding="utf-8")
+        if push_to_hub:
             repo_id = push_arguments.pop("repo_id", None) or Path(save_directory).name
             return self._upload_saved_model(save_directory, repo_id, **push_arguments)
         return None
@@ -152,15 +162,84 @@ _PUSH_ARGUMENTS = (
 )
 
 
-def weight_file_versions(directory: str | os.PathLike) -> dict[Path, tuple[int, int]]:
-    """Each weight file in `directory` (`WEIGHT_FILE_PATTERNS`) with its inode and modification time in ns: a file
-    that a save writes or replaces gets a new pair."""
-    versions = {}
-    for pattern in WEIGHT_FILE_PATTERNS:
-        for path in Path(directory).glob(pattern):
-            status = path.stat()
-            versions[path] = (status.st_ino, status.st_mtime_ns)
-    return versions
+@contextmanager
+def staged_directory(directory: str | os.PathLike) -> Iterator[Path]:
+    """Save into `directory` all or nothing: yields an empty staging folder (inside `directory`, so on the same
+    filesystem) to write the new files into; when the block ends without an error they replace their namesakes in
+    `directory` (`commit_staged_files`), and the staging folder is removed either way.
+
+    A full disk or any error while the files are written leaves `directory` as it was.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for abandoned in directory.glob(f"{STAGING_PREFIX}*"):  # left by a save that was killed
+        shutil.rmtree(abandoned, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
+    try:
+        yield staging
+        commit_staged_files(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def commit_staged_files(staging: Path, directory: Path) -> None:
+    """Move every file written in `staging` to the same place in `directory`, replacing what is there, and remove
+    the weight files (`WEIGHT_FILE_PATTERNS`) of `directory` that the staged save did not write.
+
+    Only renames within one filesystem, so no disk space is needed. `config.json` goes first out of the way and
+    last into place: the directory is a loadable model only before and after. If a move fails, the moves made so
+    far are undone and the error is raised.
+    """
+    new_files = sorted(path.relative_to(staging) for path in staging.rglob("*") if path.is_file())
+    stale_weights = sorted(
+        {path.relative_to(directory) for pattern in WEIGHT_FILE_PATTERNS for path in directory.glob(pattern)}
+        - set(new_files)
+    )
+    replaced = staging / f"{STAGING_PREFIX}replaced"  # where the files being replaced wait until the end
+    config = Path(CONFIG)
+    journal: list[tuple[Path, Path | None]] = []  # (path in `directory`, where its earlier file went or None)
+
+    def set_aside(name: Path) -> None:
+        if (directory / name).exists():
+            (replaced / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(directory / name, replaced / name)
+            journal.append((directory / name, replaced / name))
+
+    def put_in_place(name: Path) -> None:
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / name, directory / name)
+        journal.append((directory / name, None))
+
+    try:
+        if config in new_files:
+            set_aside(config)
+        for name in new_files:
+            if name != config:
+                set_aside(name)
+                put_in_place(name)
+        for name in stale_weights:
+            set_aside(name)
+        if config in new_files:
+            put_in_place(config)
+    except BaseException:
+        for target, backup in reversed(journal):
+            if backup is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(backup, target)
+        raise
+
+
+def refuse_folder_without_config(path: str | os.PathLike, subfolder: str = "") -> None:
+    """Raise `OSError` when `path` is a local directory without config.json: transformers would build a default
+    config and load the weights into it, while the folder is not a saved model, or one whose save was killed while
+    its files were moved into place (see `commit_staged_files`)."""
+    folder = Path(path) / subfolder
+    if folder.is_dir() and not (folder / CONFIG).is_file():
+        raise OSError(
+            f"{folder} has no {CONFIG}: it is not a saved model, or a save into it was interrupted. Save the model "
+            "into it again, or pass `config=` to load these weights with a configuration you choose."
+        )
 
 
 def recorded_card_facts(card_data: Any) -> dict[str, Any]:
@@ -175,4 +254,12 @@ def recorded_card_facts(card_data: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["WEIGHT_FILE_PATTERNS", "VtxHubMixin", "recorded_card_facts", "weight_file_versions"]
+__all__ = [
+    "STAGING_PREFIX",
+    "WEIGHT_FILE_PATTERNS",
+    "VtxHubMixin",
+    "commit_staged_files",
+    "recorded_card_facts",
+    "refuse_folder_without_config",
+    "staged_directory",
+]

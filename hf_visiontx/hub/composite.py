@@ -25,6 +25,7 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.models.auto import modeling_auto
 
 from ..modeling.families import family
+from ..modeling.hub_mixin import staged_directory
 from ..registration import remote_code_classes
 
 COMPOSITE_MODULE = "composite_code"
@@ -41,7 +42,8 @@ def nested_models(model: PreTrainedModel) -> list[PreTrainedModel]:
 
 def save_composite(model: PreTrainedModel, directory: str | os.PathLike, **save_kwargs) -> Path:
     """`model.save_pretrained(directory, **save_kwargs)`, plus what lets the folder load as remote code where
-    hf_visiontx is not installed (see the module docstring).
+    hf_visiontx is not installed (see the module docstring). Like our models' saves, it is all or nothing and leaves
+    no weight files of an earlier save (`staged_directory`).
 
     Args:
         model: a transformers composite model holding at least one hf_visiontx model (a backbone or an encoder).
@@ -64,16 +66,16 @@ def save_composite(model: PreTrainedModel, directory: str | os.PathLike, **save_
             f"`save_composite` takes transformers' own composite classes; {architecture.__module__}."
             f"{architecture.__name__} is not one."
         )
-    directory = Path(directory)
-    model.save_pretrained(directory, **save_kwargs)
-    for module in nested:  # each model file with the sibling modules it imports
-        custom_object_save(module, directory)
-    nested_configs = list(dict.fromkeys(type(module.config) for module in nested))
-    (directory / f"{COMPOSITE_MODULE}.py").write_text(
-        _composite_module(architecture, type(model.config), nested_configs), encoding="utf-8"
-    )
-    _add_auto_map(directory / "config.json", architecture, type(model.config), model.config.model_type)
-    return directory
+    with staged_directory(directory) as staging:  # all or nothing, and no weight files of an earlier save
+        model.save_pretrained(staging, **save_kwargs)
+        for module in nested:  # each model file with the sibling modules it imports
+            custom_object_save(module, staging)
+        nested_configs = list(dict.fromkeys(type(module.config) for module in nested))
+        (staging / f"{COMPOSITE_MODULE}.py").write_text(
+            _composite_module(architecture, type(model.config), nested_configs), encoding="utf-8"
+        )
+        _add_auto_map(staging / "config.json", architecture, type(model.config), model.config.model_type)
+    return Path(directory)
 
 
 def _family_registrations(config_class: type, auto_classes: set[str]) -> tuple[list[str], list[str]]:

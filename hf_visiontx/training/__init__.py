@@ -17,6 +17,7 @@ from .images import train_image_classifier
 from .language_model import train_language_model
 from .options import TrainOptions, TrainResult
 from .recipes import CAPTIONER_TASK, Recipe, model_config, recipe, run_task
+from .run_directory import exclusive_output_dir
 from .translation import train_translator
 
 # What trains each task: the family table's (`Family.task`, `TrainingRun.task`) and the captioner's.
@@ -31,18 +32,21 @@ TRAINERS = {
 def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Train, evaluate, save (and push) the model `options` describe; the run's task picks the trainer.
 
+    One run at a time per `output_dir`: a second is refused (`ValueError`) while the first runs.
+
     Args:
         callbacks: extra `TrainerCallback`s for the `Trainer` (for example to log or stop early).
     """
-    if options.progress:
-        return TRAINERS[run_task(options.family)](options, callbacks)
-    shown = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()  # `progress=False` hides the data preparation's bars too
-    try:
-        return TRAINERS[run_task(options.family)](options, callbacks)
-    finally:
-        if shown:
-            datasets.enable_progress_bars()
+    with exclusive_output_dir(options):  # a second run into the same directory is refused while this one runs
+        if options.progress:
+            return TRAINERS[run_task(options.family)](options, callbacks)
+        shown = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # `progress=False` hides the data preparation's bars too
+        try:
+            return TRAINERS[run_task(options.family)](options, callbacks)
+        finally:
+            if shown:
+                datasets.enable_progress_bars()
 
 
 __all__ = [

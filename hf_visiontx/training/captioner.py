@@ -31,9 +31,10 @@ from ..data.captions import DIGIT_STRINGS, DIGIT_STRINGS_DESCRIPTION, load_capti
 from ..data.tokenizers import train_tokenizer
 from ..modeling import VtxTransformerConfig, VtxTransformerForCausalLM
 from ..registration import VISION_IMAGE_PROCESSORS
-from .loop import checkpoint_to_resume, train_evaluate_save, training_arguments
+from .loop import train_evaluate_save, training_arguments
 from .options import CAPTIONER_ENCODERS, TrainOptions, TrainResult
 from .recipes import Recipe, model_config, tokenizer_fields
+from .run_directory import checkpoint_to_resume
 from .scoring import translation_metrics
 from .translation import KeepGenerationLengthUnset
 

@@ -17,9 +17,10 @@ from transformers import (
 
 from ..data.images import DIGITS_DESCRIPTION, image_transform, load_image_classification_data
 from ..registration import VISION_IMAGE_PROCESSORS
-from .loop import checkpoint_to_resume, pretrained_config, train_evaluate_save, training_arguments
+from .loop import pretrained_config, train_evaluate_save, training_arguments
 from .options import TrainOptions, TrainResult
 from .recipes import model_config, recipe
+from .run_directory import checkpoint_to_resume
 from .scoring import classification_metrics
 
 logger = logging.getLogger(__name__)

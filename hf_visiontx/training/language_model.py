@@ -22,9 +22,10 @@ from transformers import (
 
 from ..data.language_modeling import COUNTING_CORPUS_DESCRIPTION, counting_prompts, load_text_data
 from ..data.tokenizers import train_tokenizer
-from .loop import checkpoint_to_resume, pretrained_config, train_evaluate_save, training_arguments
+from .loop import pretrained_config, train_evaluate_save, training_arguments
 from .options import TrainOptions, TrainResult
 from .recipes import default_vocab_size, model_config, recipe, tokenizer_fields
+from .run_directory import checkpoint_to_resume
 from .scoring import IGNORED_TOKEN, perplexity_metrics, token_losses
 
 

@@ -3,12 +3,13 @@ table, saving, the model card and the upload.
 
 Checkpoints are written to `output_dir/checkpoints` at the end of every epoch, after evaluating the validation
 split; the best one (by the family's metric) and the last one are kept (two checkpoints at most), and the best
-is loaded at the end. A run killed between checkpoints and restarted with `resume=True` continues from the last
-one (weights, optimiser, schedule, RNG states and data order) and ends with the same weights as an uninterrupted
-run.
+is loaded at the end. A run killed and restarted with `resume=True` continues from the last complete checkpoint
+(weights, optimiser, schedule, RNG states and data order; see `run_directory.py`) and ends with the same weights as
+an uninterrupted run. The final save is all or nothing (`staged_directory`).
 """
 
 import json
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,39 +17,17 @@ from typing import Any
 import torch
 from datasets import Dataset
 from transformers import AutoConfig, BaseImageProcessor, PreTrainedConfig, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from ..hub.cards import write_model_card
 from ..hub.composite import nested_models, save_composite
-from ..hub.files import verify_safetensors_files
 from ..hub.transfer import push
+from ..modeling.hub_mixin import README, staged_directory
 from ..registration import remote_code_classes
 from .options import TrainOptions, TrainResult
 from .recipes import Recipe, run_family
 
 # Keys of `Trainer.evaluate` results that describe the run rather than the model.
 _RUN_STATISTICS = ("runtime", "samples_per_second", "steps_per_second", "epoch")
-
-
-def checkpoint_to_resume(options: TrainOptions) -> str | None:
-    """The checkpoint a run continues from: the last one with `resume`, None for a fresh run.
-
-    Raises:
-        ValueError: `resume` without a checkpoint, or with one whose weights are truncated or corrupted (naming the
-            file); or a fresh run into a directory that holds a checkpoint (it would mix two runs' checkpoints).
-    """
-    checkpoints = options.checkpoints_dir
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    if options.resume and last is None:
-        raise ValueError(f"`resume` (--resume): there is no checkpoint to resume from in {checkpoints}.")
-    if not options.resume and last is not None:
-        raise ValueError(
-            f"`output_dir` (--output-dir) {options.output_dir} already holds the checkpoint {last}; pass --resume "
-            "to continue that run, or choose a new --output-dir."
-        )
-    if last is not None:
-        verify_safetensors_files(last)
-    return last
 
 
 def pretrained_config(options: TrainOptions) -> PreTrainedConfig:
@@ -164,17 +143,21 @@ def _write_model_dir(
     dataset_description: str,
     processors: Sequence[BaseImageProcessor],
 ) -> None:
-    # save_pretrained rather than Trainer.save_model, which adds the pickled training_args.bin
+    # All or nothing: a failure leaves the directory's earlier model, processors, metrics and card as they were.
     directory = options.output_dir
-    if type(trainer.model) not in remote_code_classes() and nested_models(trainer.model):
-        save_composite(trainer.model, directory)
-    else:
-        trainer.model.save_pretrained(directory)
-    for processor in (trainer.processing_class, *processors):
-        processor.save_pretrained(directory)
-    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    test_metrics = {name: value for name, value in metrics["test"].items() if name != "loss"}
-    write_model_card(directory, datasets=[dataset_description], metrics=test_metrics, base_model=options.from_model)
+    with staged_directory(directory) as staging:
+        if (directory / README).exists():  # the card keeps what the earlier one recorded (or refuses a hand-written)
+            shutil.copy2(directory / README, staging / README)
+        # save_pretrained rather than Trainer.save_model, which adds the pickled training_args.bin
+        if type(trainer.model) not in remote_code_classes() and nested_models(trainer.model):
+            save_composite(trainer.model, staging)
+        else:
+            trainer.model.save_pretrained(staging)
+        for processor in (trainer.processing_class, *processors):
+            processor.save_pretrained(staging)
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        test_metrics = {name: value for name, value in metrics["test"].items() if name != "loss"}
+        write_model_card(staging, datasets=[dataset_description], metrics=test_metrics, base_model=options.from_model)
     if options.push_to_hub is not None:
         push(directory, options.push_to_hub)
         print(f"pushed {directory} to {options.push_to_hub}")

@@ -21,9 +21,10 @@ from transformers import (
 
 from ..data.tokenizers import train_tokenizer
 from ..data.translation import NUMBER_CORPUS_DESCRIPTION, load_translation_data
-from .loop import checkpoint_to_resume, pretrained_config, train_evaluate_save, training_arguments
+from .loop import pretrained_config, train_evaluate_save, training_arguments
 from .options import TrainOptions, TrainResult
 from .recipes import default_vocab_size, model_config, recipe, tokenizer_fields
+from .run_directory import checkpoint_to_resume
 from .scoring import translation_metrics
 
 # Beam size of the final evaluation (the paper's); the per-epoch evaluation decodes greedily, which is faster.
