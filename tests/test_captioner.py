@@ -436,7 +436,7 @@ def test_load_caption_data_reads_an_image_folder_with_its_captions(tmp_path, cap
         (("vit", "--encoder", "swin"), "error: `encoder` ('swin') applies to captioner runs, not vit."),
         (("captioner", "--preset", "tiny"), "error: `preset` ('tiny') does not apply to captioner runs"),
         (("captioner", "--from", "somewhere"), "error: `from_model` ('somewhere') does not apply to captioner runs"),
-        (("captioner", "--resume"), "error: `resume` (--resume): there is no checkpoint to resume from"),
+        (("captioner", "--resume"), "error: `resume` (--resume): there is no complete checkpoint to resume from"),
     ],
 )
 def test_bad_captioner_requests_fail_with_one_line(arguments, message, tmp_path, capsys):

@@ -259,7 +259,7 @@ def test_generate_command_refuses_a_missing_directory_and_a_translator(tmp_path,
         (None, ("--text-column", "body"), "`text_column` (--text-column) 'body' is not a column of the 'train' split"),
         (None, ("--preset", "huge"), "'huge' is not a lm preset; choose one of ['base', 'big', 'gpt2', 'gpt2-medium']"),
         (None, ("--image-size", "32"), "`image_size` (32) applies to vit, swin and captioner models, not lm"),
-        (None, ("--resume",), "`resume` (--resume): there is no checkpoint to resume from"),
+        (None, ("--resume",), "`resume` (--resume): there is no complete checkpoint to resume from"),
     ],
 )
 def test_train_lm_rejects_bad_data_and_options_in_one_line(content, arguments, message, tmp_path, capsys):

@@ -88,6 +88,22 @@ def test_a_killed_run_resumed_from_its_checkpoint_ends_with_the_same_weights(
     assert all(torch.equal(uninterrupted[name], resumed[name]) for name in uninterrupted)
 
 
+def test_resume_skips_a_checkpoint_whose_writing_was_cut_short(trained_vit, image_folder, tmp_path, capsys):
+    """The last checkpoint lost what Trainer writes after the weights: resume from the one before, and end with
+    the uninterrupted run's weights."""
+    output_dir = tmp_path / "vit"
+    shutil.copytree(trained_vit / "checkpoints", output_dir / "checkpoints")
+    cut_short = last_checkpoint(output_dir)
+    for name in ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        (cut_short / name).unlink()
+    arguments = ("train", "vit", "--dataset", image_folder, "--output-dir", output_dir, *VIT_RUN, "--resume")
+    assert cli(*arguments) == 0
+    assert f"skipping the incomplete checkpoint {cut_short}" in capsys.readouterr().err
+    uninterrupted = load_file(last_checkpoint(trained_vit) / "model.safetensors")
+    resumed = load_file(last_checkpoint(output_dir) / "model.safetensors")
+    assert all(torch.equal(uninterrupted[name], resumed[name]) for name in uninterrupted)
+
+
 def test_swin_fine_tunes_from_a_saved_model_with_other_classes(image_folder, tmp_path, monkeypatch):
     first, second = tmp_path / "swin-2", tmp_path / "swin-3"
     run = ("--epochs", "1", "--batch-size", "8", "--no-progress")
@@ -163,7 +179,7 @@ def test_the_demo_reloads_a_classifier_and_shows_test_digits(trained_vit, capsys
             ("transformer", "--image-size", "64"),
             "`image_size` (64) applies to vit, swin and captioner models, not transformer",
         ),
-        (("vit", "--resume"), "`resume` (--resume): there is no checkpoint to resume from"),
+        (("vit", "--resume"), "`resume` (--resume): there is no complete checkpoint to resume from"),
     ],
 )
 def test_bad_training_requests_fail_with_a_message(arguments, message, image_folder, tmp_path, capsys):

@@ -5,9 +5,13 @@
   single process on the same global batch.
 - `hf-visiontx train` killed with SIGKILL between two checkpoints and rerun with `--resume` ends with the same
   weights as an uninterrupted run.
+- Killed while writing a checkpoint, it resumes from the last complete one and again ends with those weights.
+- A second run into a directory that a run is using is refused.
 - A truncated checkpoint is named in a clear error; the earlier checkpoint stays loadable.
 """
 
+import contextlib
+import io
 import json
 import shutil
 import signal
@@ -22,6 +26,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
 
 from hf_visiontx import VtxViTForImageClassification
+from hf_visiontx.apps.cli import main
+from hf_visiontx.training.run_directory import LOCK_FILE
 from support.launch import SUPPORT, environment, torchrun_command
 from support.training_data import write_image_folder
 from support.vit_tester import tiny_vit_config
@@ -134,7 +140,8 @@ def complete_checkpoints(output_dir: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
-    """An uninterrupted run and, in parallel, a run SIGKILLed once its first checkpoint is complete."""
+    """An uninterrupted run and, in parallel, a run SIGKILLed once its first checkpoint is complete (and a third
+    run tried into the uninterrupted one's directory while it runs)."""
     root = tmp_path_factory.mktemp("resume")
     uninterrupted = subprocess.Popen(
         train_command(root / "uninterrupted"),
@@ -146,8 +153,13 @@ def killed_and_resumed(tmp_path_factory):
     killed = subprocess.Popen(
         train_command(root / "killed"), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    # A second run into the uninterrupted run's directory, started once that run holds the directory.
+    lock, concurrent = root / "uninterrupted" / LOCK_FILE, None
     deadline = time.monotonic() + 240
     while not complete_checkpoints(root / "killed") and killed.poll() is None and time.monotonic() < deadline:
+        if concurrent is None and lock.exists() and lock.read_text().strip():
+            with contextlib.redirect_stderr(io.StringIO()) as stderr:  # in this process, so that it starts at once
+                concurrent = (main(train_command(root / "uninterrupted")[3:]), stderr.getvalue())
         time.sleep(0.01)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
@@ -155,6 +167,8 @@ def killed_and_resumed(tmp_path_factory):
         "checkpoints": complete_checkpoints(root / "killed"),
         "return_code": killed.returncode,
         "finished": (root / "killed" / "model.safetensors").exists(),
+        "concurrent": concurrent,
+        "first_process": uninterrupted.pid,
     }
     resumed = subprocess.run(
         train_command(root / "killed", "--resume"), env=environment(), capture_output=True, text=True, timeout=300
@@ -181,6 +195,46 @@ def test_sigkill_between_checkpoints_then_resume_gives_the_uninterrupted_weights
             assert torch.equal(resumed[name], tensor), (resumed_file, name)
     metrics = [json.loads((root / run / "metrics.json").read_text()) for run in ("killed", "uninterrupted")]
     assert metrics[0] == metrics[1]
+
+
+def test_a_second_run_into_a_directory_in_use_is_refused(killed_and_resumed):
+    """The second run fails at once with one line naming the first run's process; the first run's results (checked
+    above against the resumed run's) are its own. (The second run is started in the test's process, where
+    hf_visiontx is already imported, so that it reaches the directory while the first one runs.)"""
+    root, at_kill = killed_and_resumed
+    return_code, stderr = at_kill["concurrent"]
+    assert return_code == 1 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"hf-visiontx train: error: `output_dir` (--output-dir) {root / 'uninterrupted'} is in use by another `train` "
+        f"run (process {at_kill['first_process']}); wait for it to end, or choose another --output-dir."
+    )
+
+
+def test_sigkill_while_a_checkpoint_is_written_then_resume_continues_from_the_last_complete_one(
+    killed_and_resumed, tmp_path
+):
+    """Killed after the second checkpoint's weights, before its trainer_state.json: `--resume` says it skips that
+    folder, continues from the first checkpoint and ends with the uninterrupted run's weights and metrics."""
+    root, _ = killed_and_resumed
+    run_dir = tmp_path / "run"
+    killed = subprocess.run(
+        [sys.executable, str(SUPPORT / "killed_mid_checkpoint.py"), *train_command(run_dir)[3:]],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
+    folders = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    assert len(folders) == 2 and complete_checkpoints(run_dir) == folders[:1]
+    assert (folders[1] / "model.safetensors").exists() and not (folders[1] / "optimizer.pt").exists()
+    resumed = subprocess.run(
+        train_command(run_dir, "--resume"), env=environment(), capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert f"skipping the incomplete checkpoint {folders[1]}" in resumed.stderr
+    for name in ("model.safetensors", "metrics.json"):
+        assert (run_dir / name).read_bytes() == (root / "uninterrupted" / name).read_bytes(), name
 
 
 def test_truncated_checkpoint_is_named_and_the_earlier_one_still_loads(killed_and_resumed, tmp_path):
