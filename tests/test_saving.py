@@ -14,9 +14,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import VisionEncoderDecoderModel, ViTImageProcessor
+from transformers import VisionEncoderDecoderModel, ViTConfig, ViTImageProcessor, ViTModel
 
 from hf_visiontx import VtxTransformerForCausalLM, VtxViTForImageClassification, VtxViTModel
+from hf_visiontx.convert import convert_checkpoint
 from hf_visiontx.hub.composite import save_composite
 from hf_visiontx.modeling.hub_mixin import STAGING_PREFIX
 from hf_visiontx.training import TrainOptions
@@ -224,3 +225,17 @@ def test_the_train_command_s_final_save_leaves_the_earlier_results_when_the_disk
     assert json.loads((tmp_path / "metrics.json").read_text())["test"]["accuracy"] == 0.75
     assert "0.75" in (tmp_path / "README.md").read_text()
     assert_loads_as(tmp_path, later.model)
+
+
+def test_a_conversion_that_runs_out_of_space_leaves_no_output(tmp_path):
+    torch.manual_seed(0)
+    ViTModel(ViTConfig(**tiny_vit_config().to_dict())).save_pretrained(tmp_path / "vit")
+    out_dir = tmp_path / "converted"
+    exit_code, outcome = run_forked(lambda: convert_checkpoint(tmp_path / "vit", out_dir), file_size_limit=16 * 1024)
+    assert exit_code == 0 and "File too large" in outcome
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["vit"]  # no output, no staging folder
+    convert_checkpoint(tmp_path / "vit", out_dir)
+    assert (
+        VtxViTModel.from_pretrained(out_dir).num_parameters()
+        == ViTModel.from_pretrained(tmp_path / "vit").num_parameters()
+    )
