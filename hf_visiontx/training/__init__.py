@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import datasets
 from transformers import TrainerCallback
 
+from ..hub.cards import check_card_writable
 from .captioner import train_captioner
 from .images import train_image_classifier
 from .language_model import train_language_model
@@ -29,11 +30,13 @@ TRAINERS = {
 
 
 def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
-    """Train, evaluate, save (and push) the model `options` describe; the run's task picks the trainer.
+    """Train, evaluate, save (and push) the model `options` describe; the run's task picks the trainer. A README.md
+    written by hand in `output_dir`, which the model card would replace, is refused before anything starts.
 
     Args:
         callbacks: extra `TrainerCallback`s for the `Trainer` (for example to log or stop early).
     """
+    check_card_writable(options.output_dir, "`output_dir` (--output-dir)")
     if options.progress:
         return TRAINERS[run_task(options.family)](options, callbacks)
     shown = datasets.is_progress_bar_enabled()
