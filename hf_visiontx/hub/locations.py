@@ -33,7 +33,7 @@ def check_model_location(label: str, model: str | os.PathLike) -> None:
         ValueError: the directory has no safetensors weights, or a damaged weight file.
     """
     text = os.fspath(model)
-    path = Path(text).expanduser()
+    path = Path(text)
     if path.is_dir():
         _check_weights(label, path)
         return
