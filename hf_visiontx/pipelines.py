@@ -31,6 +31,25 @@ TRANSLATION_TASK = "seq2seq-translation"
 CAPTIONING_TASK = "image-captioning"
 
 
+def checked_texts(texts: str | Iterable[str]) -> list[str]:
+    """`texts` (a string or a sequence of them) as a list of strings to translate.
+
+    Raises:
+        TypeError: an item is not a string, or there is none.
+        ValueError: a text is empty or only whitespace: there would be nothing to translate, and a model given only
+            the end-of-sequence token still generates something (naming the text's index).
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    bad = next((text for text in texts if not isinstance(text, str)), None)
+    if bad is not None or not texts:
+        given = "an empty sequence" if not texts else f"a {type(bad).__name__} ({bad!r})"
+        raise TypeError(f"`texts` must be a string or a non-empty sequence of strings, got {given}.")
+    blank = next((index for index, text in enumerate(texts) if not text.strip()), None)
+    if blank is not None:
+        raise ValueError(f"`texts`[{blank}] is {texts[blank]!r}: there is nothing to translate.")
+    return texts
+
+
 class TranslationPipeline(Pipeline):
     """Translate strings with any encoder-decoder model that has a tokenizer and `generate()`.
 
@@ -68,12 +87,7 @@ class TranslationPipeline(Pipeline):
 
     def __call__(self, texts: str | Iterable[str], **kwargs: Any) -> list[dict[str, str]] | list[list[dict[str, str]]]:
         """Translate `texts` (a string, or any sequence of strings such as a list or a dataset column)."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        bad = next((text for text in texts if not isinstance(text, str)), None)
-        if bad is not None or not texts:
-            given = "an empty sequence" if not texts else f"a {type(bad).__name__} ({bad!r})"
-            raise TypeError(f"`texts` must be a string or a non-empty sequence of strings, got {given}.")
-        results = super().__call__(texts, **kwargs)
+        results = super().__call__(checked_texts(texts), **kwargs)
         return [result[0] if len(result) == 1 else result for result in results]
 
     def preprocess(self, text: str, truncation: bool = False) -> dict[str, torch.Tensor]:

@@ -5,9 +5,10 @@ model carries this file along."""
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PreTrainedConfig
 from transformers.modeling_outputs import ImageClassifierOutput, MaskedImageModelingOutput
 
-from .input_checks import resolve_return_dict
+from .input_checks import check_shape, resolve_return_dict
 
 
 def linear_classifier(hidden_size: int, num_labels: int) -> nn.Module:
@@ -110,53 +111,89 @@ def classification_loss(
     labels: torch.Tensor | None,
     num_items_in_batch: torch.Tensor | int | None = None,
 ) -> torch.Tensor | None:
-    """The loss of an image classifier, for the problem type `config.problem_type` names (inferred as transformers
-    does when unset: regression for one label, single-label classification for integer labels, multi-label
-    otherwise): cross-entropy, mean squared error or binary cross-entropy with logits, computed in float32.
+    """The loss of an image classifier, for the problem type `problem_type` names (cross-entropy, mean squared error
+    or binary cross-entropy with logits), computed in float32; the labels' shape is checked for it first.
 
     Without `num_items_in_batch` the loss is the mean over the labelled elements. `Trainer` passes the number of
     labelled elements over all devices and accumulation steps, and then treats the loss as already normalised by it;
     so it is the summed loss divided by that number, for every problem type (transformers' own heads do this for
     single-label classification only, which misscales the other two under gradient accumulation or several
-    processes). Integer labels are checked to name a class first (skipped under `torch.compile`, where reading the
-    values back would break the graph).
+    processes). Class ids are checked to name a class (skipped under `torch.compile`, where reading the values back
+    would break the graph).
     """
     if labels is None:
         return None
-    config, num_labels = model.config, model.config.num_labels
-    checkable = not (torch.compiler.is_compiling() or labels.is_floating_point() or not labels.numel())
+    num_labels = model.config.num_labels
+    kind = problem_type(model.config, labels)
+    check_classification_labels(labels, kind, logits.shape[0], num_labels, inferred=model.config.problem_type is None)
+    checkable = kind == "single_label_classification" and labels.numel() and not torch.compiler.is_compiling()
     if checkable and (labels.min() < 0 or labels.max() >= num_labels):
         raise ValueError(
             f"`labels` must lie in [0, num_labels={num_labels}), got values in "
             f"[{int(labels.min())}, {int(labels.max())}]."
         )
-    if config.problem_type is None:
-        if num_labels == 1:
-            config.problem_type = "regression"
-        elif labels.dtype in (torch.long, torch.int):
-            config.problem_type = "single_label_classification"
-        else:
-            config.problem_type = "multi_label_classification"
     labels = labels.to(logits.device)
-    if config.problem_type == "single_label_classification":
-        labels = labels.reshape(-1)  # [B]
-        summed = F.cross_entropy(logits.reshape(-1, num_labels).float(), labels, reduction="sum")
-    elif config.problem_type == "regression":
-        labels = labels.to(torch.float32).reshape(logits.shape)  # [B] or [B, num_labels] -> [B, num_labels]
+    if kind == "single_label_classification":
+        labels = labels.reshape(-1)  # [B] or [B, 1] -> [B]
+        summed = F.cross_entropy(logits.float(), labels, reduction="sum")
+    elif kind == "regression":
+        labels = labels.to(torch.float32).reshape(logits.shape)  # [B] (one label) or [B, num_labels]
         summed = F.mse_loss(logits.float(), labels, reduction="sum")
-    elif config.problem_type == "multi_label_classification":
+    else:
         labels = labels.to(torch.float32)  # [B, num_labels]
         summed = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="sum")
-    else:
-        raise ValueError(
-            f"`config.problem_type` must be 'regression', 'single_label_classification' or "
-            f"'multi_label_classification', got {config.problem_type!r}."
-        )
     if num_items_in_batch is None:
         num_items_in_batch = labels.numel()
     elif isinstance(num_items_in_batch, torch.Tensor):
         num_items_in_batch = num_items_in_batch.to(summed.device)
     return summed / num_items_in_batch
+
+
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+
+def problem_type(config: PreTrainedConfig, labels: torch.Tensor) -> str:
+    """`config.problem_type`, or when it is unset, the problem type of this call's `labels` as transformers infers
+    it: regression for one label, single-label classification for integer labels, multi-label otherwise.
+
+    The config is never changed (transformers' own heads store the inferred type in it, so that one batch of float
+    labels turns every later call into multi-label classification).
+    """
+    if config.problem_type is not None:
+        if config.problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"`config.problem_type` must be one of {PROBLEM_TYPES}, got {config.problem_type!r}.")
+        return config.problem_type
+    if config.num_labels == 1:
+        return "regression"
+    if labels.dtype in (torch.long, torch.int):
+        return "single_label_classification"
+    return "multi_label_classification"
+
+
+def check_classification_labels(labels: torch.Tensor, kind: str, batch: int, num_labels: int, inferred: bool) -> None:
+    """Raise a `ValueError` naming `labels` unless they suit the problem type `kind` for `batch` images: integer
+    class ids [batch] (or [batch, 1]) for single-label classification, values [batch, num_labels] for multi-label
+    classification and regression ([batch] too for regression with one label). `inferred`: `kind` was inferred
+    from the labels (`config.problem_type` is unset), which the error then says."""
+    hint = (
+        f" (config.problem_type is unset, so {labels.dtype} labels mean {kind}; single-label classification takes "
+        "integer class ids [batch])"
+        if inferred and kind == "multi_label_classification"
+        else ""
+    )
+    if kind == "single_label_classification":
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(
+                f"`labels` of single-label classification must hold integer class ids, got dtype {labels.dtype}."
+            )
+        if labels.dim() == 2:  # [batch, 1], as transformers' heads accept it
+            check_shape("labels", labels, ("batch", "1"), (batch, 1))
+        else:
+            check_shape("labels", labels, ("batch",), (batch,))
+    elif kind == "regression" and num_labels == 1 and labels.dim() == 1:
+        check_shape("labels", labels, ("batch",), (batch,))
+    else:
+        check_shape("labels", labels, ("batch", "num_labels"), (batch, num_labels), hint)
 
 
 def simmim_decoder(hidden_size: int, encoder_stride: int, num_channels: int) -> nn.Sequential:
@@ -198,8 +235,10 @@ def masked_pixel_l1_loss(
 __all__ = [
     "ImageClassificationHead",
     "MaskedImageModelingHead",
+    "check_classification_labels",
     "classification_loss",
     "linear_classifier",
     "masked_pixel_l1_loss",
+    "problem_type",
     "simmim_decoder",
 ]

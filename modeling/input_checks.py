@@ -2,6 +2,8 @@
 shape or range and what was given, instead of a bare shape mismatch deep inside a matmul. Imported with a
 single-dot import, so each model's saved remote code carries this file along."""
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from transformers import PreTrainedConfig
@@ -73,15 +75,84 @@ def check_pixel_values(pixel_values: torch.Tensor | None, num_channels: int, min
 def check_mask_positions(
     bool_masked_pos: torch.Tensor, has_mask_token: bool, num_patches: tuple[int, int], masking_head: str
 ) -> None:
-    """Raise a `ValueError` unless `bool_masked_pos` can mask the patches: a [batch, num_patches] mask, on a model
-    with a mask token (else the error points to `masking_head`, the class that has one)."""
+    """Raise a `ValueError` unless `bool_masked_pos` can mask the patches: a [batch, num_patches] boolean mask (or
+    integers 0 and 1), on a model with a mask token (else the error points to `masking_head`, the class that has
+    one). Any other value would weigh the mask token into the patch instead of replacing it.
+
+    The values of an integer mask are not read under `torch.compile`, where that would break the graph.
+    """
     if not has_mask_token:
         raise ValueError(f"`bool_masked_pos` needs a model with a mask token: use {masking_head}.")
-    if tuple(bool_masked_pos.shape) != tuple(num_patches):
+    check_shape("bool_masked_pos", bool_masked_pos, ("batch", "num_patches"), tuple(num_patches))
+    if bool_masked_pos.dtype == torch.bool:
+        return
+    if bool_masked_pos.is_floating_point() or bool_masked_pos.is_complex():
         raise ValueError(
-            f"`bool_masked_pos` must have shape (batch, num_patches) = {tuple(num_patches)}, "
-            f"got {tuple(bool_masked_pos.shape)}."
+            f"`bool_masked_pos` must be a boolean mask (True where a patch is masked) or hold integers 0 and 1, "
+            f"got dtype {bool_masked_pos.dtype}."
         )
+    if torch.compiler.is_compiling():
+        return
+    others = bool_masked_pos[(bool_masked_pos != 0) & (bool_masked_pos != 1)]
+    if others.numel():
+        raise ValueError(
+            f"`bool_masked_pos` must hold only 0 and 1 (or True and False; 1 where a patch is masked), found "
+            f"{sorted(set(others.unique().tolist()))[:5]}."
+        )
+
+
+def check_shape(
+    name: str,
+    tensor: torch.Tensor | None,
+    dims: tuple[str, ...],
+    sizes: tuple[int | None, ...] | None = None,
+    hint: str = "",
+) -> None:
+    """Raise a `ValueError` naming `name` unless `tensor` (when given) has one dimension per name in `dims`, of the
+    size `sizes` gives (None: any size), for example "`labels` must have shape (batch, target_length) = (2, 7),
+    got (3, 7)"; `hint` is added to the message."""
+    if tensor is None:
+        return
+    sizes = sizes or (None,) * len(dims)
+    shape = tuple(tensor.shape)
+    if len(shape) == len(dims) and all(size is None or given == size for given, size in zip(shape, sizes, strict=True)):
+        return
+    expected = _tuple_text(dims)
+    if any(size is not None for size in sizes):
+        expected += " = " + _tuple_text(
+            [dim if size is None else str(size) for dim, size in zip(dims, sizes, strict=True)]
+        )
+    raise ValueError(f"`{name}` must have shape {expected}, got {shape}{hint}.")
+
+
+def _tuple_text(items: Sequence[str]) -> str:
+    """Items written as Python writes a tuple: "(batch, length)", "(batch,)"."""
+    return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+
+
+def token_shape(
+    ids_name: str,
+    input_ids: torch.Tensor | None,
+    embeds_name: str,
+    inputs_embeds: torch.Tensor | None,
+    length_name: str,
+    d_model: int,
+    batch: int | None = None,
+) -> tuple[int, int] | None:
+    """The (batch, length) of a token sequence given as ids [batch, length] or as embeddings [batch, length,
+    d_model] (None when neither is given), after checking that shape (and the batch size `batch`, when known) with
+    `check_shape`; `length_name` names the length in the error (for example "target_length")."""
+    check_shape(ids_name, input_ids, ("batch", length_name), (batch, None))
+    check_shape(embeds_name, inputs_embeds, ("batch", length_name, "d_model"), (batch, None, d_model))
+    tokens = input_ids if input_ids is not None else inputs_embeds
+    return None if tokens is None else (tokens.shape[0], tokens.shape[1])
+
+
+def check_not_empty(name: str, shape: tuple[int, int], needed: str) -> None:
+    """Raise a `ValueError` naming `name` when a (batch, length) token batch holds no token; `needed` says what
+    it must hold instead."""
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"`{name}` is empty (shape {tuple(shape)}): {needed}.")
 
 
 def check_token_ids(
@@ -138,9 +209,12 @@ __all__ = [
     "check_attention_mask",
     "check_forward_kwargs",
     "check_mask_positions",
+    "check_not_empty",
     "check_pixel_values",
     "check_position_ids",
+    "check_shape",
     "check_token_ids",
     "output_flags",
     "resolve_return_dict",
+    "token_shape",
 ]

@@ -45,10 +45,13 @@ from .input_checks import (
     IGNORE_INDEX,
     check_attention_mask,
     check_forward_kwargs,
+    check_not_empty,
     check_position_ids,
+    check_shape,
     check_token_ids,
     output_flags,
     resolve_return_dict,
+    token_shape,
 )
 
 
@@ -415,7 +418,13 @@ class VtxTransformerPreTrainedModel(SwitchableAttentionMixin, VtxHubMixin, PreTr
 
 class VtxTransformerStack(nn.Module):
     """What the encoder and decoder stacks share: token embeddings scaled by sqrt(d_model), sinusoidal (or learned)
-    positions, embedding dropout, the layers, and (pre-LN only) a final LayerNorm."""
+    positions, embedding dropout, the layers, and (pre-LN only) a final LayerNorm.
+
+    Subclasses set `length_name` (the sequence dimension's name in shape errors) and `empty_hint` (what a batch
+    without tokens lacks)."""
+
+    length_name = "sequence_length"
+    empty_hint = "at least one token is needed"
 
     def __init__(self, config: VtxTransformerConfig, layers: list[nn.Module]):
         super().__init__()
@@ -429,12 +438,24 @@ class VtxTransformerStack(nn.Module):
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if pre_norm else None
 
     def embed(
-        self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, ids_name: str, embeds_name: str
+        self,
+        input_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        ids_name: str,
+        embeds_name: str,
+        batch: int | None = None,
+        refuse_empty: bool = True,
     ) -> torch.Tensor:
         """Token embeddings [batch, len, d_model] of `input_ids` (scaled by the embedding), or `inputs_embeds` as
-        given."""
+        given; their shape is checked (and their batch size, when `batch` is given), and with `refuse_empty` a
+        batch without tokens is refused (`self.empty_hint` says what it needs)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError(f"Pass exactly one of `{ids_name}` and `{embeds_name}`.")
+        shape = token_shape(
+            ids_name, input_ids, embeds_name, inputs_embeds, self.length_name, self.config.d_model, batch
+        )
+        if refuse_empty:
+            check_not_empty(ids_name if input_ids is not None else embeds_name, shape, self.empty_hint)
         if inputs_embeds is not None:
             return inputs_embeds
         check_token_ids(ids_name, input_ids, self.embed_tokens.num_embeddings)
@@ -467,6 +488,9 @@ class VtxTransformerStack(nn.Module):
 
 class VtxTransformerEncoder(VtxTransformerStack):
     """The encoder stack: N encoder layers over the embedded source."""
+
+    length_name = "source_length"
+    empty_hint = "the source must hold at least one token"
 
     def __init__(self, config: VtxTransformerConfig):
         super().__init__(config, [VtxTransformerEncoderLayer(config, i) for i in range(config.encoder_layers)])
@@ -535,6 +559,14 @@ class VtxTransformerDecoder(VtxTransformerStack):
         )
         self.cross_attention = cross_attention
         self.argument_prefix = "" if standalone else "decoder_"
+        self.length_name = "sequence_length" if standalone else "target_length"
+        self.empty_hint = (
+            f"with nothing cached, a language model needs at least one token to continue, for example the "
+            f"beginning-of-sequence token (config.bos_token_id={config.bos_token_id})"
+            if standalone
+            else f"with nothing cached, the decoder needs at least its start token "
+            f"(config.decoder_start_token_id={config.decoder_start_token_id})"
+        )
 
     def forward(
         self,
@@ -569,8 +601,15 @@ class VtxTransformerDecoder(VtxTransformerStack):
                 "`encoder_hidden_states` were given but the decoder has no cross-attention layers: build it with "
                 "`add_cross_attention=True` in its config."
             )
-        inputs_embeds = self.embed(input_ids, inputs_embeds, f"{prefix}input_ids", f"{prefix}inputs_embeds")
         past_length = cache.get_seq_length() if cache is not None else 0
+        inputs_embeds = self.embed(
+            input_ids,
+            inputs_embeds,
+            f"{prefix}input_ids",
+            f"{prefix}inputs_embeds",
+            batch=encoder_hidden_states.shape[0] if encoder_hidden_states is not None else None,
+            refuse_empty=not torch.compiler.is_compiling() and int(past_length) == 0,
+        )
         check_attention_mask(
             f"{prefix}attention_mask", attention_mask, (inputs_embeds.shape[0], past_length + inputs_embeds.shape[1])
         )
@@ -798,6 +837,9 @@ class VtxTransformerForConditionalGeneration(FastDecodingMixin, VtxTransformerPr
         """
         check_forward_kwargs(self, kwargs)
         if labels is not None:
+            self._check_labels_shape(
+                labels, input_ids, inputs_embeds, encoder_outputs, decoder_input_ids, decoder_inputs_embeds
+            )
             check_token_ids("labels", labels, self.config.vocab_size, allow_ignore_index=True)
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -831,6 +873,35 @@ class VtxTransformerForConditionalGeneration(FastDecodingMixin, VtxTransformerPr
             encoder_attentions=outputs.encoder_attentions,
         )
         return output if resolve_return_dict(self.config, return_dict) else output.to_tuple()
+
+    def _check_labels_shape(
+        self,
+        labels: torch.Tensor,
+        input_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        encoder_outputs: BaseModelOutput | tuple | None,
+        decoder_input_ids: torch.Tensor | None,
+        decoder_inputs_embeds: torch.Tensor | None,
+    ) -> None:
+        """Raise a `ValueError` unless `labels` are [batch, target_len] for the source's batch size and, when the
+        decoder inputs are given as well, their length (checking the shapes of source and decoder inputs first)."""
+        d_model = self.config.d_model
+        if encoder_outputs is not None:
+            batch = encoder_outputs[0].shape[0]
+        else:
+            source = token_shape("input_ids", input_ids, "inputs_embeds", inputs_embeds, "source_length", d_model)
+            batch = source[0] if source is not None else None
+        target = token_shape(
+            "decoder_input_ids",
+            decoder_input_ids,
+            "decoder_inputs_embeds",
+            decoder_inputs_embeds,
+            "target_length",
+            d_model,
+            batch,
+        )
+        check_shape("labels", labels, ("batch", "target_length"), (batch, target[1] if target is not None else None))
+        check_not_empty("labels", labels.shape, "the loss needs at least one target token")
 
     def generate(self, inputs: torch.Tensor | None = None, **kwargs) -> torch.LongTensor:
         """`GenerationMixin.generate` (through `fast_paths.FastDecodingMixin`), with a clear error when no source
@@ -913,6 +984,24 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         """Replace the decoder stack."""
         self.model.decoder = decoder
 
+    def generate(self, inputs: torch.Tensor | None = None, **kwargs) -> torch.LongTensor:
+        """`GenerationMixin.generate` (through `fast_paths.FastDecodingMixin`), with a clear error for a prompt
+        without tokens (without any prompt, generation starts from `config.bos_token_id`).
+
+        Args:
+            inputs: [batch, prompt_len] prompt ids (or pass `input_ids=` or `inputs_embeds=`).
+            **kwargs: anything `GenerationMixin.generate` accepts.
+        """
+        prompt = inputs if inputs is not None else kwargs.get("input_ids")
+        shape = token_shape(
+            "input_ids", prompt, "inputs_embeds", kwargs.get("inputs_embeds"), "sequence_length", self.config.d_model
+        )
+        if shape is not None:
+            check_not_empty(
+                "input_ids" if prompt is not None else "inputs_embeds", shape, self.get_decoder().empty_hint
+            )
+        return super().generate(inputs, **kwargs)
+
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
@@ -968,20 +1057,17 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         shift_labels = kwargs.pop("shift_labels", None)
         check_forward_kwargs(self, kwargs)
         output_attentions, output_hidden_states = output_flags(self.config, output_attentions, output_hidden_states)
-        if shift_labels is not None:
-            check_token_ids("shift_labels", shift_labels, self.config.vocab_size, allow_ignore_index=True)
-        elif labels is not None:
-            check_token_ids("labels", labels, self.config.vocab_size, allow_ignore_index=True)
-            shift_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # [B, L]: position t predicts t + 1
-        if shift_labels is not None:
+        if shift_labels is not None or labels is not None:
             if not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
                 raise ValueError("`labels` score every position: leave `logits_to_keep` at 0 when passing them.")
-            tokens = input_ids if input_ids is not None else inputs_embeds
-            if tokens is not None and shift_labels.shape != tokens.shape[:2]:
-                raise ValueError(
-                    f"`labels` / `shift_labels` must have shape {tuple(tokens.shape[:2])} (batch, sequence length), "
-                    f"got {tuple(shift_labels.shape)}."
-                )
+            tokens = token_shape(
+                "input_ids", input_ids, "inputs_embeds", inputs_embeds, "sequence_length", self.config.d_model
+            )
+            name, targets = ("shift_labels", shift_labels) if shift_labels is not None else ("labels", labels)
+            check_shape(name, targets, ("batch", "sequence_length"), tokens)
+            check_token_ids(name, targets, self.config.vocab_size, allow_ignore_index=True)
+            if shift_labels is None:
+                shift_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # [B, L]: position t predicts t + 1
             use_cache = False
         if use_cache is None:  # a cache only helps incremental decoding, never a training forward
             use_cache = self.config.use_cache and not self.training

@@ -254,7 +254,7 @@ def test_shift_labels_are_scored_as_given_instead_of_labels():
     torch.testing.assert_close(model(input_ids, shift_labels=shifted).loss, from_labels)
     other_labels = torch.randint(3, VOCAB, (2, 7))
     torch.testing.assert_close(model(input_ids, labels=other_labels, shift_labels=shifted).loss, from_labels)
-    with pytest.raises(ValueError, match=r"`shift_labels` must have shape \(2, 7\)"):
+    with pytest.raises(ValueError, match=r"`shift_labels` must have shape \(batch, sequence_length\) = \(2, 7\)"):
         model(input_ids, shift_labels=shifted[:, :5])
 
 

@@ -243,11 +243,11 @@ def test_generate_command_refuses_a_missing_directory_and_a_translator(tmp_path,
     VtxTransformerForConditionalGeneration(tiny_transformer_config()).save_pretrained(translator)
     assert main(["generate", str(translator), "one,"]) == 1
     error = capsys.readouterr().err
-    assert "is an encoder-decoder model (VtxTransformerForConditionalGeneration)" in error
+    assert "is a 'vtx_transformer' model (VtxTransformerForConditionalGeneration); `generate` needs a causal" in error
     vit = tmp_path / "vit"
     VtxViTForImageClassification(tiny_vit_config()).save_pretrained(vit)
     assert main(["generate", str(vit), "one,"]) == 1
-    assert "is a 'vtx_vit' model, which has no causal language model head" in capsys.readouterr().err
+    assert "is a 'vtx_vit' model (VtxViTForImageClassification); `generate` needs a causal" in capsys.readouterr().err
     assert json.loads((translator / "config.json").read_text())["is_encoder_decoder"] is True
 
 

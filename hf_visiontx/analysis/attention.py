@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .figures import new_figure, open_image, require_matplotlib, save_figure, write_all_or_nothing
+from ..data.images import open_rgb_image
+from .figures import new_figure, require_matplotlib, save_figure, write_all_or_nothing
 
 HEAD_FUSIONS = {"mean": torch.mean, "max": torch.amax, "min": torch.amin}  # reductions over the head dimension
 PLOT_FILE_NAMES = ("mean_attention_distance.png", "attention_rollout.png", "position_embedding_similarity.png")
@@ -525,7 +526,7 @@ def write_analysis(
     from transformers import AutoImageProcessor, AutoModel
 
     require_matplotlib()  # fail before the slow part if plots cannot be drawn
-    image = open_image(image_path)
+    image = open_rgb_image(image_path, "image")
     model = AutoModel.from_pretrained(model_dir)
     processor = AutoImageProcessor.from_pretrained(model_dir)
     image = image.convert("L") if getattr(model.config, "num_channels", 3) == 1 else image

@@ -39,20 +39,6 @@ def save_figure(figure: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def open_image(image_path: str | os.PathLike) -> Any:
-    """The image file as an RGB PIL image; a ValueError naming the file if it is missing or cannot be decoded."""
-    from PIL import Image
-
-    image_path = Path(image_path)
-    if not image_path.is_file():
-        raise ValueError(f"image file not found: {image_path}")
-    try:
-        with Image.open(image_path) as image:
-            return image.convert("RGB")
-    except OSError as error:  # PIL.UnidentifiedImageError, truncated or unreadable files
-        raise ValueError(f"cannot read image file {image_path}: {error}") from error
-
-
 def write_all_or_nothing(out_dir: str | os.PathLike, draw: Callable[[Path], list[Path]]) -> list[Path]:
     """Runs draw(staging_dir) in a temporary directory next to `out_dir`, then moves the files it returns into
     `out_dir` (created if needed, existing files of the same name replaced); returns their new paths.

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ..data.images import open_rgb_image
 from ..modeling.modeling_swin import (
     MASKED_LOGIT,
     effective_window,
@@ -41,7 +42,7 @@ from ..modeling.modeling_swin import (
     shifted_window_attention_mask,
     window_partition,
 )
-from .figures import new_figure, open_image, require_matplotlib, save_figure, write_all_or_nothing
+from .figures import new_figure, require_matplotlib, save_figure, write_all_or_nothing
 
 PICTURE_FILE_NAMES = ("shifted_windows.png", "relative_position_index.png")
 
@@ -62,6 +63,9 @@ GAP_COLOUR = "#ffffff"  # between mask tiles
 MAX_CELLS_WITH_LINES = 32  # thin cell borders and coordinate ticks only up to this many cells per side
 MAX_LABELS = 100  # text labels per panel only up to this many
 MAX_WINDOW_WITH_NUMBERS = 4  # the relative position index has its values written in the cells up to this M
+# The attention mask drawn has height x width x M² entries: at most this many (a 256x256 map with 8x8 windows, about
+# 1 GB to draw), so that an impossible size is refused up front rather than failing to allocate.
+MAX_MASK_ENTRIES = 1 << 22
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -78,13 +82,20 @@ def _check_int(value: Any, name: str, minimum: int) -> None:
 def _check_map_and_window(height: int, width: int, window_size: int, shift_size: int) -> None:
     """ValueErrors naming the argument for a feature map and window that SW-MSA cannot partition.
 
-    The map must hold a whole number of windows per side (the model pads to that before partitioning) and the
-    shift must be in [0, window_size).
+    The map must hold a whole number of windows per side (the model pads to that before partitioning), the
+    shift must be in [0, window_size), and the attention mask must have at most `MAX_MASK_ENTRIES` entries.
     """
     _check_int(height, "height", 1)
     _check_int(width, "width", 1)
     _check_int(window_size, "window_size", 1)
     _check_int(shift_size, "shift_size", 0)
+    entries = height * width * window_size**2
+    if entries > MAX_MASK_ENTRIES:
+        raise ValueError(
+            f"`height` x `width` x `window_size`² = {height} x {width} x {window_size}² = {entries} attention-mask "
+            f"entries to draw; the pictures draw at most {MAX_MASK_ENTRIES} (for example a 256x256 map with "
+            "window 8): choose a smaller map or window"
+        )
     if window_size > min(height, width):
         raise ValueError(
             f"`window_size`={window_size} is larger than the feature map ({height}x{width}): it must be at most "
@@ -391,7 +402,7 @@ def write_swin_model_pictures(
     from transformers import AutoConfig, AutoImageProcessor
 
     config = AutoConfig.from_pretrained(model_dir)
-    image = open_image(image_path)
+    image = open_rgb_image(image_path, "image")
     pixel_values = AutoImageProcessor.from_pretrained(model_dir)(images=image, return_tensors="pt")["pixel_values"]
     grid = tuple(-(-side // config.patch_size) for side in pixel_values.shape[-2:])  # first-stage tokens
     window, shift = effective_window(grid, config.window_size, config.window_size // 2)

@@ -9,14 +9,17 @@ from pathlib import Path
 from ..modeling.families import FAMILIES
 from ..training.options import CAPTIONER_ENCODERS
 from ..training.recipes import RUN_NAMES, run_task
+from .errors import debugging, error_line
 
 
 def _analyze(args: argparse.Namespace) -> None:
     from transformers import AutoConfig
 
     from ..analysis import write_analysis, write_swin_model_pictures
+    from ..hub.locations import check_model_location
 
     writers = {"attention": write_analysis, "windows": write_swin_model_pictures}  # `Family.analysis` -> writer
+    check_model_location("`model_dir`", args.model_dir)
     model_type = AutoConfig.from_pretrained(args.model_dir).model_type
     # Other ViT-like models (transformers' ViT, DeiT) share our ViT's outputs: the attention analysis reads them.
     analysis = {f.model_type: f.analysis for f in FAMILIES}.get(model_type, "attention")
@@ -312,12 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit status (errors are printed, not raised)."""
+    """Run the command line; returns the process exit status. A failure is printed as one line and returns 1 (with
+    `HF_VISIONTX_DEBUG=1` it is raised with its traceback instead); an interruption (Ctrl-C) returns 130."""
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ValueError, OSError) as error:  # bad input or files: a message, not a traceback
-        print(f"hf-visiontx {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"hf-visiontx {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debugging():
+            raise
+        print(f"hf-visiontx {args.command}: error: {error_line(error)}", file=sys.stderr)
         return 1
     return 0
 

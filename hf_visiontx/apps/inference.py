@@ -6,14 +6,68 @@ language model, hf_visiontx's `image-captioning` for the image captioner and `se
 Transformer.
 """
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-from transformers import AutoConfig, pipeline, set_seed
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from PIL import Image
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageClassification,
+    AutoModelForImageTextToText,
+    AutoModelForSeq2SeqLM,
+    PreTrainedModel,
+    pipeline,
+    set_seed,
+)
 
-from ..pipelines import CAPTIONING_TASK, TRANSLATION_TASK
+from ..data.images import open_rgb_image
+from ..hub.locations import check_model_location
+from ..pipelines import CAPTIONING_TASK, TRANSLATION_TASK, checked_texts
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelKind:
+    """What a command needs: a model that `auto_class` loads and, when `encoder_decoder` is not None, that is (True)
+    or is not (False) an encoder-decoder; `description` names it in errors."""
+
+    auto_class: type
+    encoder_decoder: bool | None
+    description: str
+
+
+IMAGE_CLASSIFIER = ModelKind(
+    AutoModelForImageClassification, None, "an image classifier (VtxViTForImageClassification, ...)"
+)
+CAPTIONER = ModelKind(
+    AutoModelForImageTextToText, True, "an image captioner (a VisionEncoderDecoderModel, as `train captioner` saves)"
+)
+TRANSLATOR = ModelKind(
+    AutoModelForSeq2SeqLM, True, "an encoder-decoder model (VtxTransformerForConditionalGeneration, Marian, ...)"
+)
+LANGUAGE_MODEL = ModelKind(
+    AutoModelForCausalLM, False, "a causal language model (VtxTransformerForCausalLM, GPT-2, ...)"
+)
+
+
+def load_model(model: str, kind: ModelKind, command: str) -> PreTrainedModel:
+    """The model saved in `model` (a directory or a Hub id), checked to be of `kind` before its weights are read;
+    only safetensors weights are read.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError, ValueError: naming `model`: no such directory, a damaged or missing
+            weight file, or a model of another kind than `command` uses.
+    """
+    check_model_location("`model`", model)
+    config = AutoConfig.from_pretrained(model)
+    encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    if type(config) not in kind.auto_class._model_mapping or kind.encoder_decoder not in (None, encoder_decoder):
+        classes = ", ".join(config.architectures or [type(config).__name__])
+        raise ValueError(
+            f"`model` {model} is a {config.model_type!r} model ({classes}); `{command}` needs {kind.description}."
+        )
+    return kind.auto_class.from_pretrained(model, use_safetensors=True)
 
 
 def open_images(paths: Sequence[str | Path]) -> list[Image.Image]:
@@ -23,22 +77,13 @@ def open_images(paths: Sequence[str | Path]) -> list[Image.Image]:
         FileNotFoundError: a file does not exist (naming it).
         ValueError: a file is not an image Pillow can decode (naming it).
     """
-    images = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"`images`: {path} does not exist or is not a file.")
-        try:
-            with Image.open(path) as image:
-                images.append(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:  # not an image, truncated, corrupt
-            raise ValueError(f"`images`: {path} cannot be read as an image ({error}).") from error
-    return images
+    return [open_rgb_image(path, "images") for path in paths]
 
 
 def _check_positive(**values: float) -> None:
     """Raise a `ValueError` naming the first of `values` that is not positive."""
     for name, value in values.items():
-        if value <= 0:
+        if not value > 0:  # also refuses NaN
             raise ValueError(f"`{name}` must be positive, got {value}.")
 
 
@@ -54,7 +99,9 @@ def caption(
     """
     _check_positive(num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
     pictures = open_images(images)
-    captioner = pipeline(CAPTIONING_TASK, model=model)
+    captioner = pipeline(
+        CAPTIONING_TASK, model=load_model(model, CAPTIONER, "caption"), tokenizer=model, image_processor=model
+    )
     outputs = captioner(pictures, num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [output["generated_text"] for output in outputs]
 
@@ -76,7 +123,9 @@ def classify(
     if top_k <= 0 or batch_size <= 0:
         raise ValueError(f"`top_k` and `batch_size` must be positive, got {top_k} and {batch_size}.")
     pictures = open_images(images)
-    classifier = pipeline("image-classification", model=model)
+    classifier = pipeline(
+        "image-classification", model=load_model(model, IMAGE_CLASSIFIER, "classify"), image_processor=model
+    )
     top_k = min(top_k, classifier.model.config.num_labels)
     return classifier(pictures, top_k=top_k, batch_size=batch_size)
 
@@ -92,8 +141,9 @@ def translate(
         batch_size: sentences per `generate` call.
     """
     _check_positive(num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    translator = pipeline(TRANSLATION_TASK, model=model)
-    outputs = translator(list(texts), num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    texts = checked_texts(texts)
+    translator = pipeline(TRANSLATION_TASK, model=load_model(model, TRANSLATOR, "translate"), tokenizer=model)
+    outputs = translator(texts, num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [output["translation_text"] for output in outputs]
 
 
@@ -129,18 +179,7 @@ def generate_text(
     )
     if not 0 < top_p <= 1:
         raise ValueError(f"`top_p` must be in (0, 1], got {top_p}.")
-    config = AutoConfig.from_pretrained(model)
-    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
-        raise ValueError(
-            f"`model` {model!r} is a {config.model_type!r} model, which has no causal language model head; "
-            "`generate` continues text with one (VtxTransformerForCausalLM, GPT-2, ...)."
-        )
-    if getattr(config, "is_encoder_decoder", False):
-        raise ValueError(
-            f"`model` {model!r} is an encoder-decoder model ({', '.join(config.architectures or [config.model_type])}); "
-            "`generate` continues text with a causal language model (translate with `translate`)."
-        )
-    generator = pipeline("text-generation", model=model)
+    generator = pipeline("text-generation", model=load_model(model, LANGUAGE_MODEL, "generate"), tokenizer=model)
     sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p} if do_sample else {}
     set_seed(seed)
     outputs = generator(

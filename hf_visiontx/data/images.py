@@ -8,7 +8,9 @@ and every image decodes; each error names the split, row or file.
 """
 
 import io
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,10 @@ from PIL import Image as PILImage
 from sklearn.datasets import load_digits
 
 from .sources import carve_missing_splits, load_source, named_splits, require_columns
+
+# What Pillow raises for a file it cannot decode: not an image, truncated or corrupt, or larger than its
+# decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`), which is not an OSError.
+UNDECODABLE_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError)
 
 DIGITS_CLASSES = [str(digit) for digit in range(10)]
 DIGITS_FEATURES = Features({"image": Image(), "label": ClassLabel(names=DIGITS_CLASSES)})
@@ -109,11 +115,27 @@ def check_images_decode(data: DatasetDict, image_column: str) -> None:
                 try:
                     with PILImage.open(io.BytesIO(image["bytes"]) if image["bytes"] else image["path"]) as opened:
                         opened.load()
-                except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for unreadable/truncated files
+                except UNDECODABLE_IMAGE_ERRORS as error:
                     raise ValueError(
                         f"`image_column` (--image-column) {image_column!r}: the image {where} cannot be decoded "
                         f"({error})."
                     ) from error
+
+
+def open_rgb_image(path: str | os.PathLike, argument: str) -> PILImage.Image:
+    """The image file `path` decoded as an RGB image.
+
+    Raises:
+        FileNotFoundError: `path` is not a file (naming `argument`, the option that gave it, and the path).
+        ValueError: Pillow cannot decode it: not an image, truncated, corrupt, or a decompression bomb.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"`{argument}`: {path} does not exist or is not a file.")
+    try:
+        with PILImage.open(path) as image:
+            return image.convert("RGB")
+    except UNDECODABLE_IMAGE_ERRORS as error:
+        raise ValueError(f"`{argument}`: {path} cannot be read as an image ({error}).") from error
 
 
 def load_image_classification_data(

@@ -47,6 +47,27 @@ def write_model_card(
     return readme
 
 
+def hand_written_card(directory: str | Path) -> Path | None:
+    """`directory`/README.md when a person wrote it (it has neither hf_visiontx's mark nor transformers'
+    placeholder), which `write_model_card` never overwrites; None when there is none or it was generated."""
+    readme = Path(directory) / README
+    if readme.is_file() and not is_generated_card(readme.read_text(encoding="utf-8")):
+        return readme
+    return None
+
+
+def check_card_writable(directory: str | Path, label: str) -> None:
+    """Raise a `ValueError` naming the argument (`label`) when `directory` holds a README.md written by hand, which
+    `write_model_card` would refuse to replace: a training run calls this first, so that the refusal comes
+    before the training rather than after it."""
+    readme = hand_written_card(directory)
+    if readme is not None:
+        raise ValueError(
+            f"{label} {directory} holds a README.md written by hand ({readme}), which the trained model's card would "
+            "replace; hf_visiontx does not overwrite it: move it away or choose another directory."
+        )
+
+
 def refreshed_card(
     directory: str | Path,
     *,
@@ -59,12 +80,9 @@ def refreshed_card(
     written by hand."""
     directory = Path(directory)
     readme = directory / README
-    recorded = {}
-    if readme.exists():
-        card = ModelCard.load(readme)
-        if not is_generated_card(card.content):
-            return None
-        recorded = recorded_card_facts(card.data)
+    if hand_written_card(directory) is not None:
+        return None
+    recorded = recorded_card_facts(ModelCard.load(readme).data) if readme.exists() else {}
     given = {"datasets": datasets, "metrics": metrics, "base_model": base_model}
     facts = {**recorded, **{key: value for key, value in given.items() if value is not None}}
     config = AutoConfig.from_pretrained(directory)

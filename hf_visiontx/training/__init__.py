@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import datasets
 from transformers import TrainerCallback
 
+from ..hub.cards import check_card_writable
 from .captioner import train_captioner
 from .images import train_image_classifier
 from .language_model import train_language_model
@@ -30,13 +31,15 @@ TRAINERS = {
 
 
 def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
-    """Train, evaluate, save (and push) the model `options` describe; the run's task picks the trainer.
+    """Train, evaluate, save (and push) the model `options` describe; the run's task picks the trainer. A README.md
+    written by hand in `output_dir`, which the model card would replace, is refused before anything starts.
 
     One run at a time per `output_dir`: a second is refused (`ValueError`) while the first runs.
 
     Args:
         callbacks: extra `TrainerCallback`s for the `Trainer` (for example to log or stop early).
     """
+    check_card_writable(options.output_dir, "`output_dir` (--output-dir)")
     with exclusive_output_dir(options):  # a second run into the same directory is refused while this one runs
         if options.progress:
             return TRAINERS[run_task(options.family)](options, callbacks)

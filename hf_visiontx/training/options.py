@@ -1,8 +1,10 @@
 """What a training run is asked to do (the options of `hf-visiontx train`) and what it returns."""
 
 import dataclasses
+import math
 from pathlib import Path
 
+from ..hub.locations import check_model_location
 from .recipes import CAPTIONER, PRESETS, RUN_NAMES, run_family, run_task
 
 CAPTIONER_ENCODERS = ("vit", "swin")  # the captioner's image encoders (`encoder`)
@@ -98,8 +100,10 @@ class TrainOptions:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer, got {value}.")
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate}.")
+        if self.learning_rate is not None and not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"`learning_rate` must be a positive finite number, got {self.learning_rate}.")
+        if self.from_model is not None:
+            check_model_location("`from_model` (--from)", self.from_model)
 
     def _check_captioner_options(self) -> None:
         """`encoder` is the captioner's, and one of `CAPTIONER_ENCODERS` (None means "vit"); the captioner trains a
