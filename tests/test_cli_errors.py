@@ -89,6 +89,9 @@ def test_a_pickled_checkpoint_is_refused_without_being_unpickled(saved, tmp_path
         in (error_line(capsys, "classify"))
     )
     assert not marker.exists()
+    assert cli("convert", model_dir, tmp_path / "converted") == 1  # `convert` does not unpickle either
+    assert "`src_dir`" in error_line(capsys, "convert") and not marker.exists()
+    assert not (tmp_path / "converted").exists()
 
 
 # --- images -----------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import transformers
 from transformers import PreTrainedModel
 
 from ..hub.files import verify_safetensors_files
+from ..hub.locations import check_model_location
 from ..modeling.families import FAMILIES, Head
 from ..registration import head_class
 
@@ -92,15 +93,22 @@ def _load_source_model(src_dir: Path) -> PreTrainedModel:
     sources = [getattr(transformers, name) for name in convertible_classes()]
     for cls in sources:
         if cls.__name__ in architectures:
-            return cls.from_pretrained(src_dir)
+            return _read_source(cls, src_dir)
     model_type = config.get("model_type")
     for cls in sources:  # table order: the family's default head first
         if cls.config_class.model_type == model_type:
-            return cls.from_pretrained(src_dir)
+            return _read_source(cls, src_dir)
     supported = ", ".join(cls.__name__ for cls in sources)
     raise ValueError(
         f"{config_file} describes {architectures or model_type!r}; `hf-visiontx convert` supports {supported}."
     )
+
+
+def _read_source(source_class: type[PreTrainedModel], src_dir: Path) -> PreTrainedModel:
+    """`source_class.from_pretrained(src_dir)` from safetensors weights only: a checkpoint that has only pickled
+    weights is refused with their names, unread (unpickling can run arbitrary code)."""
+    check_model_location("`src_dir`", src_dir)
+    return source_class.from_pretrained(src_dir, use_safetensors=True)
 
 
 def convert_checkpoint(src_dir: str | Path, out_dir: str | Path) -> Path:
