@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
-from .config_checks import check_field_types, check_positive, check_probabilities, check_token_ids
+from .config_checks import check_field_types, check_positive, check_probabilities, check_token_ids, check_type
 from .families import auto_map
 
 POSITION_ENCODING_LAYOUTS = ("interleaved", "concatenated")
@@ -163,6 +163,9 @@ class VtxTransformerConfig(PreTrainedConfig):
         self.auto_map = {**auto_map(self.model_type), **(getattr(self, "auto_map", None) or {})}
         self._validate_fields()
         super().__post_init__(**kwargs)
+        if hasattr(self, "initializer_range"):  # no field (the paper's init is used), but transformers' reads it
+            check_type("initializer_range", self.initializer_range, float)
+            check_positive(self, ("initializer_range",))
 
     def _validate_fields(self) -> None:
         """Raise a `ValueError` naming the field when the configuration cannot build a working model."""

@@ -98,6 +98,8 @@ def test_every_declared_field_is_type_checked(family):
         ("transformer", {"eos_token_id": [2, 150]}, r"`eos_token_id` \(\[2, 150\]\) must lie in \[0, vocab_size=99\)"),
         ("transformer", {"layer_norm_eps": 0}, "`layer_norm_eps` must be a positive number, got 0"),
         ("transformer", {"layer_norm_eps": -1e-5}, "`layer_norm_eps` must be a positive number"),
+        ("transformer", {"initializer_range": -0.02}, "`initializer_range` must be a positive number"),
+        ("transformer", {"initializer_range": "0.02"}, "`initializer_range` must be a number"),
         ("vit", {"layer_norm_eps": 0.0}, "`layer_norm_eps` must be a positive number, got 0.0"),
         ("vit", {"initializer_range": -0.02}, "`initializer_range` must be a positive number, got -0.02"),
         ("swin", {"layer_norm_eps": -1.0}, "`layer_norm_eps` must be a positive number"),
