@@ -1,13 +1,14 @@
 """The models, in transformers' one-model-one-file style: `configuration_<family>.py` and `modeling_<family>.py`
 per family, the family table (`families.py`), and modules with one job each that they share (attention, the
-feed-forward block, heads, image tokens, input checks, the speed-only paths in `fast_paths.py`, Hub cards).
+feed-forward block, heads, image tokens, input checks, config checks, checkpoint checks, the speed-only paths in
+`fast_paths.py`, Hub cards).
 
 The files import only torch, transformers, the standard library and each other, so they are Hub remote code: a
 saved model carries its configuration and model file with every sibling they import, and loads with
 `trust_remote_code=True` where hf_visiontx is not installed. The Transformer carries `attention.py`,
-`feed_forward.py`, `input_checks.py`, `fast_paths.py`, `hub_mixin.py`, `card_text.py` and `families.py`; ViT and
-Swin carry those and `heads.py`, `image_tokens.py`, `image_size.py`, and ViT also `modeling_bit.py`
-(`tests/test_remote_code.py` checks the sets).
+`feed_forward.py`, `input_checks.py`, `config_checks.py`, `checkpoint_checks.py`, `fast_paths.py`, `hub_mixin.py`,
+`card_text.py` and `families.py`; ViT and Swin carry those and `heads.py`, `image_tokens.py`, `image_size.py`, and
+ViT also `modeling_bit.py` (`tests/test_remote_code.py` checks the sets).
 """
 
 from .configuration_swin import SWIN_PRESETS, VtxSwinConfig

@@ -11,6 +11,7 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 from transformers.backbone_utils import BackboneConfigMixin
 
+from .config_checks import check_field_types, check_positive, check_probabilities
 from .families import auto_map
 from .image_size import ImageSizeMixin
 
@@ -73,6 +74,7 @@ class VtxSwinConfig(ImageSizeMixin, BackboneConfigMixin, PreTrainedConfig):
     _out_indices: list[int] | None = None
 
     def __post_init__(self, **kwargs):
+        check_field_types(self)
         self.auto_map = {**auto_map(self.model_type), **(getattr(self, "auto_map", None) or {})}
         self.depths, self.num_heads = list(self.depths), list(self.num_heads)
         if isinstance(self.image_size, (list, tuple)):
@@ -88,9 +90,19 @@ class VtxSwinConfig(ImageSizeMixin, BackboneConfigMixin, PreTrainedConfig):
 
     def _validate_fields(self) -> None:
         """Raise a `ValueError` naming the field when the configuration cannot build a working model."""
-        for name in ("patch_size", "num_channels", "embed_dim", "window_size", "encoder_stride"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        check_positive(
+            self,
+            (
+                "patch_size",
+                "num_channels",
+                "embed_dim",
+                "window_size",
+                "encoder_stride",
+                "mlp_ratio",
+                "layer_norm_eps",
+                "initializer_range",
+            ),
+        )
         if not self.depths or any(depth <= 0 for depth in self.depths):
             raise ValueError(f"`depths` must be a non-empty list of positive block counts, got {self.depths}.")
         if len(self.num_heads) != len(self.depths):
@@ -114,11 +126,7 @@ class VtxSwinConfig(ImageSizeMixin, BackboneConfigMixin, PreTrainedConfig):
                 f"`window_size` ({self.window_size}) must not exceed the patch grid of `image_size` "
                 f"({patch_grid} patches of {self.patch_size} px along the shorter side)."
             )
-        if self.mlp_ratio <= 0:
-            raise ValueError(f"`mlp_ratio` must be positive, got {self.mlp_ratio}.")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
+        check_probabilities(self, ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"))
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"`hidden_act` {self.hidden_act!r} is unknown; use a key of ACT2FN.")
 

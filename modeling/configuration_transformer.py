@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
+from .config_checks import check_field_types, check_positive, check_probabilities, check_token_ids, check_type
 from .families import auto_map
 
 POSITION_ENCODING_LAYOUTS = ("interleaved", "concatenated")
@@ -158,26 +159,31 @@ class VtxTransformerConfig(PreTrainedConfig):
     add_cross_attention: bool = False
 
     def __post_init__(self, **kwargs):
+        check_field_types(self)
         self.auto_map = {**auto_map(self.model_type), **(getattr(self, "auto_map", None) or {})}
         self._validate_fields()
         super().__post_init__(**kwargs)
+        if hasattr(self, "initializer_range"):  # no field (the paper's init is used), but transformers' reads it
+            check_type("initializer_range", self.initializer_range, float)
+            check_positive(self, ("initializer_range",))
 
     def _validate_fields(self) -> None:
         """Raise a `ValueError` naming the field when the configuration cannot build a working model."""
-        positive = (
-            "vocab_size",
-            "d_model",
-            "encoder_layers",
-            "decoder_layers",
-            "encoder_attention_heads",
-            "decoder_attention_heads",
-            "encoder_ffn_dim",
-            "decoder_ffn_dim",
-            "max_position_embeddings",
+        check_positive(
+            self,
+            (
+                "vocab_size",
+                "d_model",
+                "encoder_layers",
+                "decoder_layers",
+                "encoder_attention_heads",
+                "decoder_attention_heads",
+                "encoder_ffn_dim",
+                "decoder_ffn_dim",
+                "max_position_embeddings",
+                "layer_norm_eps",
+            ),
         )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         for name in ("encoder_attention_heads", "decoder_attention_heads"):
             heads = getattr(self, name)
             if self.d_model % heads != 0:
@@ -187,10 +193,7 @@ class VtxTransformerConfig(PreTrainedConfig):
                 )
         if self.d_model % 2 != 0:
             raise ValueError(f"`d_model` must be even for sinusoidal positions (sin/cos pairs), got {self.d_model}.")
-        for name in ("dropout", "attention_dropout", "activation_dropout", "label_smoothing"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
+        check_probabilities(self, ("dropout", "attention_dropout", "activation_dropout", "label_smoothing"))
         if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
             raise ValueError(
                 f"`position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, "
@@ -209,10 +212,8 @@ class VtxTransformerConfig(PreTrainedConfig):
             raise ValueError(
                 f"`activation_function` {self.activation_function!r} is unknown; use one of {sorted(ACT2FN.keys())}."
             )
-        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
-            token_id = getattr(self, name)
-            if token_id is not None and not 0 <= token_id < self.vocab_size:
-                raise ValueError(f"`{name}` ({token_id}) must lie in [0, vocab_size={self.vocab_size}).")
+        special_ids = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
+        check_token_ids(self, special_ids, self.vocab_size)
 
     def architecture_facts(self) -> list[str]:
         """One line per defining size of the architecture (for the model card)."""

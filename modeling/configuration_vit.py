@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
+from .config_checks import check_field_types, check_positive, check_probabilities, check_type
 from .families import auto_map
 from .image_size import ImageSizeMixin
 
@@ -41,6 +42,27 @@ def bit_backbone_config(depths: tuple[int, ...] = (3, 4, 9), width: int = 64, nu
         num_groups: GroupNorm groups; must divide `width`.
     """
     return {"depths": list(depths), "width": width, "num_groups": num_groups}
+
+
+def check_backbone_config(backbone: dict) -> None:
+    """Raise a `ValueError` unless `backbone` is a `bit_backbone_config`: positive integer `depths` (a list),
+    `width` and `num_groups`, with `num_groups` dividing `width`."""
+    if set(backbone) != {"depths", "width", "num_groups"}:
+        raise ValueError(
+            f"`backbone_config` must be a dict with `depths`, `width` and `num_groups` (see bit_backbone_config), "
+            f"got {backbone!r}."
+        )
+    for key, expected in (("depths", list[int] | tuple[int, ...]), ("width", int), ("num_groups", int)):
+        check_type(f"backbone_config['{key}']", backbone[key], expected)
+    if not backbone["depths"] or min(backbone["depths"]) <= 0 or min(backbone["width"], backbone["num_groups"]) <= 0:
+        raise ValueError(
+            f"`backbone_config` needs at least one stage and positive block counts, width and num_groups, got "
+            f"{backbone!r}."
+        )
+    if backbone["width"] % backbone["num_groups"] != 0:
+        raise ValueError(
+            f"`backbone_config` width ({backbone['width']}) must be divisible by num_groups ({backbone['num_groups']})."
+        )
 
 
 def _presets() -> dict[str, dict[str, Any]]:
@@ -103,6 +125,9 @@ class VtxViTConfig(ImageSizeMixin, PreTrainedConfig):
     backbone_config: dict | None = None
 
     def __post_init__(self, **kwargs):
+        check_field_types(self)
+        if self.backbone_config is not None:
+            check_backbone_config(self.backbone_config)
         self.auto_map = {**auto_map(self.model_type), **(getattr(self, "auto_map", None) or {})}
         if isinstance(self.image_size, (list, tuple)):
             self.image_size = list(self.image_size)
@@ -131,17 +156,20 @@ class VtxViTConfig(ImageSizeMixin, PreTrainedConfig):
 
     def _validate_fields(self) -> None:
         """Raise a `ValueError` naming the field when the configuration cannot build a working model."""
-        for name in (
-            "patch_size",
-            "num_channels",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "encoder_stride",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        check_positive(
+            self,
+            (
+                "patch_size",
+                "num_channels",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "encoder_stride",
+                "layer_norm_eps",
+                "initializer_range",
+            ),
+        )
         sizes = self.image_height_width
         if len(sizes) != 2 or any(not isinstance(s, int) or s <= 0 for s in sizes):
             raise ValueError(f"`image_size` must be a positive int or (height, width), got {self.image_size!r}.")
@@ -157,21 +185,7 @@ class VtxViTConfig(ImageSizeMixin, PreTrainedConfig):
         for name in ("hidden_act", "pooler_act"):
             if getattr(self, name) not in ACT2FN:
                 raise ValueError(f"`{name}` {getattr(self, name)!r} is unknown; use a key of ACT2FN.")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
-        if self.backbone_config is not None:
-            backbone = self.backbone_config
-            if set(backbone) != {"depths", "width", "num_groups"} or not backbone["depths"]:
-                raise ValueError(
-                    f"`backbone_config` must be a dict with `depths`, `width` and `num_groups` (see "
-                    f"bit_backbone_config), got {backbone!r}."
-                )
-            if backbone["width"] % backbone["num_groups"] != 0:
-                raise ValueError(
-                    f"`backbone_config` width ({backbone['width']}) must be divisible by num_groups "
-                    f"({backbone['num_groups']})."
-                )
+        check_probabilities(self, ("hidden_dropout_prob", "attention_probs_dropout_prob"))
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "VtxViTConfig":

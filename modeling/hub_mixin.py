@@ -10,9 +10,10 @@
 - `push_to_hub` (and `save_pretrained(..., push_to_hub=True)`) uploads the card with the usage snippet pointing at
   the repository. A card the user wrote on the Hub is kept; ours or transformers' placeholder is regenerated,
   keeping the datasets and evaluation results that the earlier card recorded.
-- `from_pretrained` refuses a local folder without config.json (transformers would load the weights into a default
-  configuration), and reads safetensors only: unpickling a `pytorch_model.bin` can run arbitrary code, so a
-  checkpoint that has nothing else is refused with an explanation.
+- `from_pretrained` reads safetensors only: unpickling a `pytorch_model.bin` can run arbitrary code, so a
+  checkpoint that has nothing else is refused with an explanation. It refuses another model's checkpoint and
+  weights whose layer counts differ from the configuration's (`checkpoint_checks.py`), and a local folder without
+  config.json (transformers would load the weights into a default configuration).
 """
 
 import os
@@ -26,6 +27,7 @@ from typing import Any
 from transformers.utils.hub import create_and_tag_model_card, hf_api
 
 from .card_text import build_model_card, is_generated_card
+from .checkpoint_checks import check_checkpoint_model_type, check_layer_counts, checkpoint_config
 
 README = "README.md"
 # The weight files a save writes, in one file or in shards, and the pickled ones of older saves.
@@ -47,14 +49,22 @@ class VtxHubMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
-        """`PreTrainedModel.from_pretrained`, restricted to safetensors weights."""
+        """`PreTrainedModel.from_pretrained`, restricted to safetensors weights, refusing a checkpoint of another
+        `model_type` (unless a `key_mapping` renames its weights) and weights whose layer counts differ from the
+        configuration's (see `checkpoint_checks.py`)."""
         if kwargs.get("use_safetensors") is False:
             raise ValueError("`use_safetensors=False` is not supported: hf_visiontx models load safetensors only.")
         kwargs["use_safetensors"] = True
         if kwargs.get("config") is None:
             refuse_folder_without_config(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
+        if kwargs.get("key_mapping") is None:
+            config_dict = checkpoint_config(pretrained_model_name_or_path, kwargs)
+            check_checkpoint_model_type(cls, pretrained_model_name_or_path, config_dict)
+        wants_loading_info = kwargs.pop("output_loading_info", False)
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            model, loading_info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         except OSError as error:
             if "model.safetensors" not in str(error):
                 raise
@@ -65,6 +75,8 @@ class VtxHubMixin:
                 "`torch.load(path, weights_only=True)`, pass the state dict to `model.load_state_dict`, and "
                 f"`save_pretrained` writes safetensors. ({error})"
             ) from error
+        check_layer_counts(model, pretrained_model_name_or_path, loading_info)
+        return (model, loading_info) if wants_loading_info else model
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, push_to_hub: bool = False, **kwargs: Any):
         """`PreTrainedModel.save_pretrained`, plus README.md (the model card) when the directory has none; all or

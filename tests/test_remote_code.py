@@ -42,6 +42,8 @@ pytestmark = pytest.mark.slow  # each test loads a saved model in a new process
 SHARED_SIBLINGS = {
     "attention.py",
     "card_text.py",
+    "checkpoint_checks.py",
+    "config_checks.py",
     "families.py",
     "fast_paths.py",
     "feed_forward.py",
