@@ -60,6 +60,7 @@ class VtxHubMixin:
         if kwargs.get("key_mapping") is None:
             config_dict = checkpoint_config(pretrained_model_name_or_path, kwargs)
             check_checkpoint_model_type(cls, pretrained_model_name_or_path, config_dict)
+            kwargs["key_mapping"] = cls.checkpoint_key_mapping(config_dict)
         wants_loading_info = kwargs.pop("output_loading_info", False)
         try:
             model, loading_info = super().from_pretrained(
@@ -77,6 +78,12 @@ class VtxHubMixin:
             ) from error
         check_layer_counts(model, pretrained_model_name_or_path, loading_info)
         return (model, loading_info) if wants_loading_info else model
+
+    @classmethod
+    def checkpoint_key_mapping(cls, checkpoint_config: dict[str, Any] | None) -> dict[str, str] | None:
+        """Renames (`key_mapping` of `from_pretrained`) under which this class reads a checkpoint of its model type
+        saved by another head, given that checkpoint's config.json; None when the names already match."""
+        return None
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, push_to_hub: bool = False, **kwargs: Any):
         """`PreTrainedModel.save_pretrained`, plus README.md (the model card) when the directory has none; all or

@@ -18,6 +18,7 @@ checks, fast paths), so it travels with a saved model as Hub remote code.
 import copy
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -959,6 +960,19 @@ class VtxTransformerForCausalLM(FastDecodingMixin, VtxTransformerPreTrainedModel
         self.post_init()  # ties the output projection to the token embedding when `tie_word_embeddings` is set
         if self.generation_config.max_new_tokens is None:
             self.generation_config.max_new_tokens = min(256, config.max_position_embeddings - 1)
+
+    @classmethod
+    def checkpoint_key_mapping(cls, checkpoint_config: dict[str, Any] | None) -> dict[str, str] | None:
+        """A translator saved with shared embeddings holds its decoder's token embedding once, under the encoder's
+        name (see `_tied_weights_keys`): read it from there."""
+        if (checkpoint_config or {}).get("is_encoder_decoder") and checkpoint_config.get(
+            "share_encoder_decoder_embeddings", True
+        ):
+            return {
+                r"^model\.encoder\.embed_tokens\.weight$": "model.decoder.embed_tokens.weight",  # a translator
+                r"^encoder\.embed_tokens\.weight$": "decoder.embed_tokens.weight",  # the bare encoder-decoder
+            }
+        return None
 
     def get_input_embeddings(self) -> nn.Embedding:
         """The token embedding."""

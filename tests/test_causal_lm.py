@@ -21,7 +21,12 @@ from transformers import (
     TrainingArguments,
 )
 
-from hf_visiontx import VtxTransformerConfig, VtxTransformerForCausalLM, VtxTransformerForConditionalGeneration
+from hf_visiontx import (
+    VtxTransformerConfig,
+    VtxTransformerForCausalLM,
+    VtxTransformerForConditionalGeneration,
+    VtxTransformerModel,
+)
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.hub import write_model_card
 
@@ -329,16 +334,20 @@ def test_saved_model_reloads_through_auto_model_for_causal_lm_with_its_card(tmp_
     assert "decoder only: 2 layers" in card
 
 
-def test_the_decoder_of_a_translation_model_loads_into_the_language_model(tmp_path):
-    """The causal LM names its weights `model.decoder.*` as the encoder-decoder model does."""
+@pytest.mark.parametrize("head", [VtxTransformerForConditionalGeneration, VtxTransformerModel])
+@pytest.mark.parametrize("shared", [False, True])
+def test_the_decoder_of_a_translation_model_loads_into_the_language_model(tmp_path, head, shared):
+    """The causal LM names its weights `model.decoder.*` as the encoder-decoder model does. With shared embeddings
+    the saved file holds the decoder's token embedding under the encoder's name only: it must be read from there,
+    not left random."""
     torch.manual_seed(0)
-    config = tiny_causal_config(share_encoder_decoder_embeddings=False)
-    translator = VtxTransformerForConditionalGeneration(config)
+    translator = head(tiny_causal_config(share_encoder_decoder_embeddings=shared))
     translator.save_pretrained(tmp_path)
     language_model = VtxTransformerForCausalLM.from_pretrained(tmp_path)
-    layer = language_model.model.decoder.layers[1]
-    assert torch.equal(layer.mlp.fc2.weight, translator.model.decoder.layers[1].mlp.fc2.weight)
-    assert torch.equal(language_model.model.decoder.embed_tokens.weight, translator.model.decoder.embed_tokens.weight)
+    decoder = translator.get_decoder()
+    assert torch.equal(language_model.model.decoder.layers[1].mlp.fc2.weight, decoder.layers[1].mlp.fc2.weight)
+    assert torch.equal(language_model.model.decoder.embed_tokens.weight, decoder.embed_tokens.weight)
+    assert torch.equal(language_model.lm_head.weight, decoder.embed_tokens.weight)  # tied
 
 
 def test_bad_inputs_are_named():
