@@ -148,7 +148,7 @@ def test_pushed_card_keeps_the_recorded_metrics_and_points_at_the_repo(session):
 
 def test_clear_errors_for_tokens_repos_and_revisions(session):
     first, out = session["first"], session["out"]
-    assert_fails(first[0], "refused the token (401)", REPO, "--token or HF_TOKEN")
+    assert_fails(first[0], "refused the token (401)", REPO, "--token-file or HF_TOKEN")
     assert_fails(first[2], f"Repository {REPO} was not found", "private", "pass a token")
     assert_fails(first[4], "Repository user/missing was not found")
     assert_fails(first[5], "Revision 'v9' was not found in user/cli-swin")
@@ -177,7 +177,12 @@ def test_failed_push_leaves_the_repo_unchanged_and_a_retry_succeeds(session):
     finally:
         hub.heal()
     session["outputs"] += failed
-    assert_fails(failed[0], "failed (500)", "no commit was made, so the repository is unchanged", "again")
+    assert_fails(
+        failed[0],
+        "answered 500 Internal Server Error when asked to commit to user/cli-swin;",
+        "no commit was made, so the repository is unchanged",
+        "again",
+    )
     assert repo.branches["main"] == head and len(repo.commits) == commits
     retried = run_steps([cli("push", session["v2"], REPO, "--token", TOKEN)], tmp, hub, "phase3")
     session["outputs"] += retried

@@ -93,17 +93,50 @@ def _generate(args: argparse.Namespace) -> None:
         print(f"{prompt} -> {continuation}")
 
 
+def _hub_token(args: argparse.Namespace) -> str | None:
+    """The token of `push`/`pull`: `--token` or the first line of `--token-file`; None (HF_TOKEN or the stored
+    login) when neither is given."""
+    from ..hub import read_token_file
+
+    return read_token_file(args.token_file) if args.token_file is not None else args.token
+
+
+def _add_hub_options(command: argparse.ArgumentParser) -> None:
+    """`--token` or `--token-file`, and `--timeout`, of `push` and `pull`."""
+    token = command.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token",
+        help="Hub token (default: HF_TOKEN or the stored login); sent to the Hub only, never printed or saved. "
+        "A token on the command line is visible to other users of the machine (process list) and stays in "
+        "the shell history: prefer HF_TOKEN or --token-file",
+    )
+    token.add_argument("--token-file", type=Path, help="read the Hub token from the first line of this file")
+    command.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds each Hub request may wait for an answer (default: HF_VISIONTX_HUB_TIMEOUT, else 30); "
+        "a step that fails for a passing reason is tried HF_VISIONTX_HUB_TRIES times (default 3)",
+    )
+
+
 def _push(args: argparse.Namespace) -> None:
     from ..hub import push
 
-    commit = push(args.model_dir, args.repo_id, private=args.private, revision=args.revision, token=args.token)
+    commit = push(
+        args.model_dir,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        token=_hub_token(args),
+        timeout=args.timeout,
+    )
     print(f"pushed {args.model_dir} to {args.repo_id} (revision {args.revision or 'main'}, commit {commit})")
 
 
 def _pull(args: argparse.Namespace) -> None:
     from ..hub import pull
 
-    directory = pull(args.repo_id, args.out_dir, revision=args.revision, token=args.token)
+    directory = pull(args.repo_id, args.out_dir, revision=args.revision, token=_hub_token(args), timeout=args.timeout)
     print(f"pulled {args.repo_id} (revision {args.revision or 'main'}) into {directory}")
 
 
@@ -272,7 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0, help="seed of sampling (%(default)s)")
     generate.set_defaults(handler=_generate)
 
-    token_help = "Hub token (default: HF_TOKEN or the stored login); sent to the Hub only, never printed or saved"
     push = commands.add_parser(
         "push",
         help="upload a saved model directory (weights, config, code, tokenizer or image processor, card) "
@@ -282,14 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("repo_id", help="Hub repository, user/name; created when missing")
     push.add_argument("--private", action="store_true", help="create the repository as private")
     push.add_argument("--revision", help="branch to commit to (created when missing; default main)")
-    push.add_argument("--token", help=token_help)
+    _add_hub_options(push)
     push.set_defaults(handler=_push)
 
     pull = commands.add_parser("pull", help="download a model (safetensors weights only) into a new directory")
     pull.add_argument("repo_id", help="Hub repository, user/name")
     pull.add_argument("out_dir", type=Path, help="new directory for the files (must not exist or be empty)")
     pull.add_argument("--revision", help="branch, tag or commit id (default main)")
-    pull.add_argument("--token", help=token_help)
+    _add_hub_options(pull)
     pull.set_defaults(handler=_pull)
 
     swin_windows = commands.add_parser(

@@ -6,6 +6,6 @@ checkpoint files.
 
 from .cards import write_model_card
 from .composite import save_composite
-from .transfer import HubOperationError, pull, push
+from .transfer import HubOperationError, pull, push, read_token_file
 
-__all__ = ["HubOperationError", "pull", "push", "save_composite", "write_model_card"]
+__all__ = ["HubOperationError", "pull", "push", "read_token_file", "save_composite", "write_model_card"]

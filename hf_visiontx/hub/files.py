@@ -1,5 +1,7 @@
-"""Checks on saved checkpoint files, so that a damaged file is named before anything reads it."""
+"""Checks on the files of a saved model folder: damaged checkpoints are named before anything reads them, and
+links that lead out of the folder are refused before anything is uploaded or copied."""
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
@@ -22,3 +24,31 @@ def verify_safetensors_files(directory: str | Path) -> list[Path]:
         except SafetensorError as error:
             raise ValueError(f"{path} is truncated or corrupted and cannot be loaded ({error}).") from error
     return files
+
+
+def check_links_stay_inside(folder: str | Path, paths: Iterable[str | Path], argument: str) -> None:
+    """Refuse symbolic links among `paths` (entries of `folder` about to be uploaded or copied) that lead outside
+    `folder`, so that no file from elsewhere on the machine leaves with it. A link to another file inside `folder`
+    is fine: its content is used.
+
+    `folder` itself may be a link (a `latest -> run-7` folder, say): what counts is where its files really are.
+
+    Raises:
+        ValueError: naming the `argument` (`directory`, `src_dir`), each link and the place it points to.
+    """
+    root = Path(folder).resolve()
+    leaving = []
+    for path in map(Path, paths):
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError):  # a loop of links
+            leaving.append(f"{path} -> (a loop of links)")
+            continue
+        if not target.is_relative_to(root):
+            leaving.append(f"{path} -> {target}")
+    if leaving:
+        raise ValueError(
+            f"`{argument}` {folder} holds symbolic links to places outside it: {'; '.join(leaving)}. Files from "
+            "outside the folder are neither uploaded nor copied: replace each link with a copy of the file, or "
+            "remove it."
+        )

@@ -8,6 +8,10 @@ It speaks the part of the Hub HTTP protocol that huggingface_hub 2.4 / transform
         env["HF_ENDPOINT"] = hub.url
         ...
         assert hub.requests == [...]
+
+Faults are injected per kind of request (`fault_key`): `fail("resolve", 503, times=2, path="config.json")` answers
+the next two downloads of config.json with 503, `stall("info")` accepts repo-info requests and never answers them
+(until `heal()` or `stop()`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,28 @@ _API_ROUTE = re.compile(
 )
 _RESOLVE_ROUTE = re.compile(rf"^/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+STALL = None  # a Fault's status that means: read the request, never answer
+
+
+def fault_key(method: str, path: str) -> tuple[str | None, str | None]:
+    """The kind of request that `HubServer.fail`/`stall` name, and the file it is about (downloads only):
+    "create" (POST /api/repos/create), "info" (GET a repo's info, at a revision or main), "resolve" (a file
+    download or its HEAD), or the API action ("preupload", "commit", "tree", ...)."""
+    path = urlsplit(path).path
+    if path == "/api/repos/create":
+        return "create", None
+    if match := _RESOLVE_ROUTE.match(path):
+        return "resolve", unquote(match["path"])
+    if match := _API_ROUTE.match(path):
+        return ("info" if match["action"] in (None, "revision") else match["action"]), None
+    return None, None
+
+
+@dataclass
+class Fault:
+    status: int | None  # STALL: never answer
+    times: int | None  # how many requests to spoil before serving normally again; None: until heal()
+    path: str | None  # downloads of this file only; None: every request of the kind
 
 
 def git_blob_sha1(content: bytes) -> str:
@@ -93,8 +119,9 @@ class HubServer:
         self.tokens = set(tokens)
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path with query) of every request received
-        self.faults: dict[str, int] = {}  # route action ("commit", "preupload", ...) -> status to answer with
+        self.faults: dict[str, Fault] = {}  # fault_key kind -> what to do instead of answering normally
         self.lock = threading.RLock()
+        self._released = threading.Event()  # set to let stalled requests go (heal, stop)
         self._counter = itertools.count()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -113,6 +140,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self._released.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -162,14 +190,35 @@ class HubServer:
             repo = self.repos[repo_id]
             return dict(repo.commits[repo.branches[branch]].files)
 
-    def fail(self, action: str, status: int = 500) -> None:
-        """Answer every later `action` request (e.g. "commit") with `status`, after reading it, until `heal()`."""
+    def fail(self, kind: str, status: int = 500, *, times: int | None = None, path: str | None = None) -> None:
+        """Answer later `kind` requests (see `fault_key`: "commit", "resolve", ...) with `status`, after reading
+        them: the next `times` ones (all until `heal()` when None), of file `path` only when given."""
         with self.lock:
-            self.faults[action] = status
+            self.faults[kind] = Fault(status, times, path)
+
+    def stall(self, kind: str, *, path: str | None = None) -> None:
+        """Read later `kind` requests and never answer them, until `heal()` or `stop()`."""
+        with self.lock:
+            self._released.clear()
+            self.faults[kind] = Fault(STALL, None, path)
 
     def heal(self) -> None:
         with self.lock:
             self.faults.clear()
+            self._released.set()
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The fault that spoils this request, if any (counting it against the fault's `times`)."""
+        kind, file = fault_key(method, path)
+        with self.lock:
+            fault = self.faults.get(kind)
+            if fault is None or (fault.path is not None and fault.path != file):
+                return None
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    del self.faults[kind]
+            return fault
 
     def check_write_token(self, token: str | None) -> None:
         if token not in self.tokens:
@@ -234,7 +283,14 @@ class _Handler(BaseHTTPRequestHandler):
         with hub.lock:
             hub.requests.append((method, self.path))
         body = self._body() if method == "POST" else b""
+        fault = hub.take_fault(method, self.path)
+        if fault is not None and fault.status is STALL:
+            hub._released.wait(timeout=120)
+            self.close_connection = True
+            return
         try:
+            if fault is not None:
+                raise HubError(fault.status, None, f"Injected failure of {fault_key(method, self.path)[0]}")
             with hub.lock:
                 self._route(method, body)
         except HubError as error:
@@ -290,8 +346,6 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(404, None, f"No route for {method} {path}")
         repo = hub.get_repo(unquote(match["repo"]), token)
         action, rest = match["action"], match["rest"]
-        if action in hub.faults:
-            raise HubError(hub.faults[action], None, f"Injected failure of {action}")
         if method == "POST":  # every write: preupload, commit, tag, branch
             hub.check_write_token(token)
         if action is None and method == "GET":
