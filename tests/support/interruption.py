@@ -6,8 +6,9 @@ import pytest
 from transformers import Trainer
 
 
-class Killed(Exception):
-    """Raised in place of the kill, right after the first checkpoint is written."""
+class Killed(BaseException):
+    """Raised in place of the kill, right after the first checkpoint is written; a `BaseException`, as a kill is not
+    an error that the command line would report."""
 
 
 def run_killed_after_the_first_checkpoint(monkeypatch: pytest.MonkeyPatch, run: Callable[[], object]) -> None:
