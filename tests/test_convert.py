@@ -151,6 +151,7 @@ def test_cli_converts_a_saved_checkpoint_with_its_tokenizer(tmp_path, capsys):
     assert "converted" in capsys.readouterr().out
     loaded = AutoModelForSeq2SeqLM.from_pretrained(out_dir)
     assert isinstance(loaded, VtxTransformerForConditionalGeneration)
+    assert out_dir.stat().st_mode & 0o777 == source_dir.stat().st_mode & 0o777  # as mkdir made it, not 0700
     assert (
         AutoTokenizer.from_pretrained(out_dir)("ein zwei").input_ids
         == AutoTokenizer.from_pretrained(source_dir)("ein zwei").input_ids

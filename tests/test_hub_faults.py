@@ -7,6 +7,7 @@ HF_HUB_OFFLINE). Every request gets 1 s and the waits between tries are shortene
 """
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,7 @@ def test_pull_failing_midway_leaves_the_target_as_it_was_and_a_rerun_completes(h
     hub.heal()
     pull(REPO, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == hub.head_files(REPO)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~current_umask()  # not the staging folder's private 0700
 
 
 def test_pull_refuses_a_file_name_that_leaves_the_folder(hub, tmp_path):
@@ -329,3 +331,9 @@ def test_token_help_warns_about_the_command_line(capsys):
         main(["push", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "visible to other users of the machine" in help_text and "--token-file" in help_text
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

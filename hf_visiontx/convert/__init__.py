@@ -25,7 +25,7 @@ from types import ModuleType
 import transformers
 from transformers import PreTrainedModel
 
-from ..hub.files import check_links_stay_inside, verify_safetensors_files
+from ..hub.files import check_links_stay_inside, give_new_folder_mode, verify_safetensors_files
 from ..hub.locations import check_model_location
 from ..modeling.families import FAMILIES, Head
 from ..registration import head_class
@@ -132,6 +132,7 @@ def convert_checkpoint(src_dir: str | Path, out_dir: str | Path) -> Path:
             if path.is_file() and not any(path.match(pattern) for pattern in MODEL_FILE_PATTERNS):
                 check_links_stay_inside(src_dir, [path], "src_dir")
                 shutil.copy2(path, staging / path.name)
+        give_new_folder_mode(staging)
         if out_dir.exists():
             out_dir.rmdir()
         staging.rename(out_dir)

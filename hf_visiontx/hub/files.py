@@ -1,6 +1,7 @@
 """Checks on the files of a saved model folder: damaged checkpoints are named before anything reads them, and
 links that lead out of the folder are refused before anything is uploaded or copied."""
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,6 +25,14 @@ def verify_safetensors_files(directory: str | Path) -> list[Path]:
         except SafetensorError as error:
             raise ValueError(f"{path} is truncated or corrupted and cannot be loaded ({error}).") from error
     return files
+
+
+def give_new_folder_mode(folder: Path) -> None:
+    """Give `folder` the permissions `mkdir` would (0777 less the umask): a staging folder from `tempfile.mkdtemp`
+    is private (0700), and the one that is renamed into the user's output must not stay so."""
+    umask = os.umask(0)  # reading the umask means setting it; it is put back at once
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
 
 
 def check_links_stay_inside(folder: str | Path, paths: Iterable[str | Path], argument: str) -> None:

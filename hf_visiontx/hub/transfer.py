@@ -31,7 +31,7 @@ from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_st
 
 from ..modeling.hub_mixin import README
 from .cards import refreshed_card
-from .files import check_links_stay_inside, verify_safetensors_files
+from .files import check_links_stay_inside, give_new_folder_mode, verify_safetensors_files
 from .network import (
     TIMEOUT_ENV,
     TRIES_ENV,
@@ -153,6 +153,7 @@ def pull(
             )
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        give_new_folder_mode(staging)
         try:
             headers = build_hf_headers(token=token)
             for name, size in sizes.items():
