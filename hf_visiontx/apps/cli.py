@@ -75,6 +75,16 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(settings)
 
 
+def _export(args: argparse.Namespace) -> None:
+    from ..export import export_onnx
+
+    report = export_onnx(args.model, args.out_dir)
+    print(
+        f"exported {args.model} -> {report.path} (outputs {', '.join(report.outputs)}; ONNX Runtime agrees with "
+        f"PyTorch to {report.max_abs_difference:.1e})"
+    )
+
+
 def _generate(args: argparse.Namespace) -> None:
     from .inference import generate_text
 
@@ -292,6 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of every run (%(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
+
+    export = commands.add_parser(
+        "export",
+        help="export a saved ViT or Swin model to ONNX (dynamic batch), checked with ONNX Runtime; needs the onnx "
+        "extra (pip install hf_visiontx[onnx])",
+    )
+    export.add_argument("model", type=Path, help="saved ViT or Swin model directory")
+    export.add_argument("out_dir", type=Path, help="new directory for model.onnx, config and image processor")
+    export.add_argument("--to", choices=["onnx"], default="onnx", help="the format (%(default)s)")
+    export.set_defaults(handler=_export)
 
     generate = commands.add_parser("generate", help="continue prompts with a saved language model")
     generate.add_argument("model", help="saved causal LM directory or Hub id (with its tokenizer)")
