@@ -18,14 +18,13 @@ import copy
 import importlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
 import transformers
 from transformers import PreTrainedModel
 
-from ..hub.files import check_links_stay_inside, give_new_folder_mode, verify_safetensors_files
+from ..hub.files import check_links_stay_inside, new_folder
 from ..hub.locations import check_model_location
 from ..modeling.families import FAMILIES, Head
 from ..registration import head_class
@@ -89,26 +88,19 @@ def _load_source_model(src_dir: Path) -> PreTrainedModel:
     except json.JSONDecodeError as error:
         raise ValueError(f"{config_file} is not valid JSON: {error}") from error
     architectures = config.get("architectures") or []
-    verify_safetensors_files(src_dir)
     sources = [getattr(transformers, name) for name in convertible_classes()]
-    for cls in sources:
-        if cls.__name__ in architectures:
-            return _read_source(cls, src_dir)
-    model_type = config.get("model_type")
-    for cls in sources:  # table order: the family's default head first
-        if cls.config_class.model_type == model_type:
-            return _read_source(cls, src_dir)
-    supported = ", ".join(cls.__name__ for cls in sources)
-    raise ValueError(
-        f"{config_file} describes {architectures or model_type!r}; `hf-visiontx convert` supports {supported}."
-    )
-
-
-def _read_source(source_class: type[PreTrainedModel], src_dir: Path) -> PreTrainedModel:
-    """`source_class.from_pretrained(src_dir)` from safetensors weights only: a checkpoint that has only pickled
-    weights is refused with their names, unread (unpickling can run arbitrary code)."""
+    named = [cls for cls in sources if cls.__name__ in architectures]
+    # else the family's default head: the first in table order
+    of_type = [cls for cls in sources if cls.config_class.model_type == config.get("model_type")]
+    if not named + of_type:
+        supported = ", ".join(cls.__name__ for cls in sources)
+        raise ValueError(
+            f"{config_file} describes {architectures or config.get('model_type')!r}; `hf-visiontx convert` supports "
+            f"{supported}."
+        )
+    # Safetensors weights only, each readable: a checkpoint with only pickled weights is refused unread.
     check_model_location("`src_dir`", src_dir)
-    return source_class.from_pretrained(src_dir, use_safetensors=True)
+    return (named + of_type)[0].from_pretrained(src_dir, use_safetensors=True)
 
 
 def convert_checkpoint(src_dir: str | Path, out_dir: str | Path) -> Path:
@@ -124,17 +116,10 @@ def convert_checkpoint(src_dir: str | Path, out_dir: str | Path) -> Path:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"`out_dir` {out_dir} already exists and is not empty; choose a new directory.")
     converted = from_transformers(_load_source_model(src_dir))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp") as staging:
-        staging = Path(staging)
+    with new_folder(out_dir) as staging:
         converted.save_pretrained(staging)
         for path in src_dir.iterdir():
             if path.is_file() and not any(path.match(pattern) for pattern in MODEL_FILE_PATTERNS):
                 check_links_stay_inside(src_dir, [path], "src_dir")
                 shutil.copy2(path, staging / path.name)
-        give_new_folder_mode(staging)
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.rename(out_dir)
-        staging.mkdir()  # leave the (now empty) temporary directory for TemporaryDirectory to clean up
     return out_dir

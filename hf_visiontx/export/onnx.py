@@ -12,14 +12,12 @@ The folder is written all or nothing, next to a copy of the config and the image
 import dataclasses
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoImageProcessor, PreTrainedModel
 
-from ..hub.files import give_new_folder_mode
+from ..hub.files import new_folder
 from ..hub.locations import check_model_location
 from ..modeling.families import FAMILIES
 from ..registration import head_class
@@ -81,19 +79,11 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike, tolera
         dynamo=True,
         verbose=False,
     )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with new_folder(out_dir) as staging:
         program.save(str(staging / ONNX_FILE))
         difference = _check_with_onnx_runtime(staging / ONNX_FILE, model, names, tolerance)
         model.config.save_pretrained(staging)
         AutoImageProcessor.from_pretrained(model_dir).save_pretrained(staging)
-        give_new_folder_mode(staging)
-        if out_dir.exists():
-            out_dir.rmdir()  # empty, checked above
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return OnnxExport(out_dir / ONNX_FILE, names, difference)
 
 

@@ -1,8 +1,11 @@
-"""Checks on the files of a saved model folder: damaged checkpoints are named before anything reads them, and
-links that lead out of the folder are refused before anything is uploaded or copied."""
+"""The files of a saved model folder: damaged checkpoints are named before anything reads them, links that lead out
+of the folder are refused before anything is uploaded or copied, and a new folder is written all or nothing."""
 
 import os
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
@@ -27,12 +30,27 @@ def verify_safetensors_files(directory: str | Path) -> list[Path]:
     return files
 
 
-def give_new_folder_mode(folder: Path) -> None:
-    """Give `folder` the permissions `mkdir` would (0777 less the umask): a staging folder from `tempfile.mkdtemp`
-    is private (0700), and the one that is renamed into the user's output must not stay so."""
-    umask = os.umask(0)  # reading the umask means setting it; it is put back at once
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+@contextmanager
+def new_folder(out_dir: Path) -> Iterator[Path]:
+    """Write the new folder `out_dir` all or nothing (the output of `convert`, `pull` and `export`).
+
+    Yields a staging folder next to `out_dir` (so on the same disk) to write into. When the block ends without an
+    error, the staging folder gets the permissions `mkdir` would give it (0777 less the umask, not `mkdtemp`'s
+    private 0700) and is renamed to `out_dir`, which must not exist or be empty (callers check this first, in their
+    own words). The staging folder is removed in every case.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield staging
+        umask = os.umask(0)  # reading the umask means setting it; it is put back at once
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
+        if out_dir.exists():
+            out_dir.rmdir()  # empty: an error if not
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def check_links_stay_inside(folder: str | Path, paths: Iterable[str | Path], argument: str) -> None:

@@ -17,8 +17,6 @@ import http
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_st
 
 from ..modeling.hub_mixin import README
 from .cards import refreshed_card
-from .files import check_links_stay_inside, give_new_folder_mode, verify_safetensors_files
+from .files import check_links_stay_inside, new_folder, verify_safetensors_files
 from .network import (
     TIMEOUT_ENV,
     TRIES_ENV,
@@ -151,10 +149,7 @@ def pull(
                 repo_id,
                 ", ".join(skipped),
             )
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        give_new_folder_mode(staging)
-        try:
+        with new_folder(directory) as staging:
             headers = build_hf_headers(token=token)
             for name, size in sizes.items():
                 if name in skipped:
@@ -163,11 +158,6 @@ def pull(
                 download = functools.partial(_download, url, _staged_path(staging, name, repo_id), headers, size)
                 transfer.run(f"download {name} of {repo_id}", download, file=name)
             verify_safetensors_files(staging)
-            if directory.exists():
-                directory.rmdir()  # empty, checked above
-            os.replace(staging, directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
