@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoImageProcessor, PreTrainedModel
 
 from ..hub.files import new_folder
 from ..hub.locations import check_model_location
-from ..modeling.families import FAMILIES
+from ..modeling.families import family
 from ..registration import head_class
 
 ONNX_FILE = "model.onnx"
@@ -92,11 +92,11 @@ def _load_image_model(model_dir: str | os.PathLike) -> PreTrainedModel:
     check_model_location("`model`", model_dir)
     config = AutoConfig.from_pretrained(model_dir)
     if config.model_type not in _EXPORTED_FAMILIES:
-        families = ", ".join(f.model_type for f in FAMILIES if f.model_type in _EXPORTED_FAMILIES)
+        families = ", ".join(_EXPORTED_FAMILIES)
         raise ValueError(
             f"`model` {model_dir} is a {config.model_type!r} model; `export --to onnx` takes {families} models."
         )
-    declared = next(f for f in FAMILIES if f.model_type == config.model_type)
+    declared = family(config.model_type)
     heads = {head.name for head in declared.heads}
     architecture = next((name for name in config.architectures or () if name in heads), declared.heads[0].name)
     model = head_class(architecture).from_pretrained(model_dir).eval()
