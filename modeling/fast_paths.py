@@ -7,8 +7,10 @@ so that `fast_paths.DIRECT_SDPA = False` at run time works too. A model loaded a
 copy of this module: there only the environment variables reach it.
 
 The paths, each with its flag and environment variable:
-- few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`): `FEW_ROW_LINEARS`,
-  HF_VISIONTX_PREPACK;
+- few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`), in eager mode and, for one row,
+  inside a compiled decoding step too (`one_row_linear`): `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK;
+- `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
+  `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
 - sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
   HF_VISIONTX_DIRECT_SDPA;
 - attention masks left out where they mask nothing (`padding_free`, `causal_mask_needless`): `SKIP_NEEDLESS_MASKS`,
@@ -26,12 +28,14 @@ Some paths lean on private APIs of torch or transformers: torch's oneDNN operato
 (`torch.ops.mkldnn._linear_pointwise`, `torch.ops.mkldnn._reorder_linear_weight`) and `torch.nn.modules.module`'s
 global hook dictionaries (few-row linears); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS`
 registry (direct sdpa); `Cache.is_compileable` (needless masks); `GenerationMixin._get_logits_processor` and the
-attributes of the minimum-length processors (cached end-of-sequence masks). `tests/test_fast_paths.py` has, for each
+attributes of the minimum-length processors (cached end-of-sequence masks); `GenerationMixin._valid_auto_compile_criteria`
+and `CompileConfig._compile_all_devices` (compiled decoding on CPU). `tests/test_fast_paths.py` has, for each
 path, a test that it is taken and equals the plain path, and a test that fails loudly when an upgrade removes or
 changes what it leans on.
 """
 
 import contextlib
+import copy
 import functools
 import math
 import os
@@ -42,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as torch_module
-from transformers import LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessorList
 from transformers.cache_utils import Cache
 from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
 from transformers.integrations.sdpa_attention import sdpa_attention_forward as transformers_sdpa_attention_forward
@@ -61,6 +65,7 @@ CACHED_EOS_MASKS = _switch("HF_VISIONTX_CACHED_EOS_MASKS")
 MLP_ROW_PIECES = _switch("HF_VISIONTX_MLP_PIECES")
 CLS_ONLY_LAST_LAYER = _switch("HF_VISIONTX_CLS_ONLY")
 CACHE_SHIFT_MASKS = _switch("HF_VISIONTX_MASK_CACHE")
+COMPILE_ON_CPU = _switch("HF_VISIONTX_COMPILE_ON_CPU")
 
 
 # --- few-row linear layers --------------------------------------------------------------------------------------
@@ -69,9 +74,15 @@ CACHE_SHIFT_MASKS = _switch("HF_VISIONTX_MASK_CACHE")
 # (which `FastDecodingMixin.generate` opens), their plain `nn.Linear` layers run oneDNN's matmul instead: on the
 # weight as it is for one row, and on a copy of the weight packed once for the block for 2 to `FEW_ROWS_MAX` rows
 # (the copy costs the weight's memory once more until the block ends). Everything else takes the layer's own
-# forward: training, more rows, other dtypes and devices, `torch.compile` / `torch.export`, and any layer that is not
-# exactly `nn.Linear` or that carries hooks or a replaced forward (quantized, PEFT-wrapped or offloaded layers stay
-# untouched). The layers themselves stay plain `nn.Linear` modules at all times.
+# forward: training, more rows, other dtypes and devices, and any layer that is not exactly `nn.Linear` or that
+# carries hooks or a replaced forward (quantized, PEFT-wrapped or offloaded layers stay untouched). The layers
+# themselves stay plain `nn.Linear` modules at all times.
+#
+# Under `torch.compile` (a decoding step that `generate()` compiles) inductor would run every projection through
+# MKL's sgemm (`addmm`), and it lowers oneDNN's operator only for weights frozen into the graph. So inside an open
+# block a compiled one-row projection calls `one_row_linear`, a custom operator that inductor leaves as a call to
+# oneDNN on the weight as it is; more rows, and every graph traced outside a block (`torch.export` included), keep
+# the layer's own forward.
 
 FEW_ROWS_MAX = 64  # up to this many rows oneDNN on a packed weight beats F.linear (MKL) on CPU
 
@@ -112,6 +123,29 @@ class _PackedWeight:
 
 
 _OPEN_LAYERS: "weakref.WeakKeyDictionary[nn.Linear, _PackedWeight]" = weakref.WeakKeyDictionary()
+_OPEN_BLOCKS = 0  # how many `few_row_linears` blocks are open; what a compiled graph reads (and guards on)
+
+
+def _define_one_row_linear() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """The operator `hf_visiontx::one_row_linear`, defined on first import. A model loaded as Hub remote code
+    imports its own copy of this module: the copy finds the operator already defined and uses it."""
+    namespace = torch.ops.hf_visiontx
+    if hasattr(namespace, "one_row_linear"):
+        return namespace.one_row_linear
+
+    @torch.library.custom_op("hf_visiontx::one_row_linear", mutates_args=())
+    def one_row_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """inputs [..., in_features] (one row in all) @ weight [out, in]^T + bias, by oneDNN's matmul."""
+        return torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, "none", [], "")
+
+    @one_row_linear.register_fake
+    def _(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return inputs.new_empty(*inputs.shape[:-1], weight.shape[0])  # [..., in] -> [..., out]
+
+    return one_row_linear
+
+
+one_row_linear = _define_one_row_linear()
 
 
 @contextlib.contextmanager
@@ -125,6 +159,7 @@ def few_row_linears(*modules: nn.Module) -> Iterator[None]:
     fused AdamW and writes through `.data` update a parameter without bumping its version counter, so a copy kept
     across training steps could go stale.
     """
+    global _OPEN_BLOCKS
     if not few_row_linears_available():
         yield
         return
@@ -136,9 +171,11 @@ def few_row_linears(*modules: nn.Module) -> Iterator[None]:
         if state is None:
             state = _OPEN_LAYERS[layer] = _PackedWeight()
         state.users += 1
+    _OPEN_BLOCKS += 1
     try:
         yield
     finally:
+        _OPEN_BLOCKS -= 1
         for layer in layers:
             state = _OPEN_LAYERS[layer]
             state.users -= 1
@@ -159,12 +196,15 @@ def _runs_as_written(layer: nn.Linear) -> bool:
 
 def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`layer(inputs)`, computed by oneDNN when `layer` is a plain `nn.Linear` inside a `few_row_linears` block and
-    the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd.
+    the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd; in a compiled graph traced
+    inside such a block, by `one_row_linear` when it multiplies one row.
 
     Args:
         layer: any module mapping [..., in_features] to [..., out_features].
         inputs: [..., in_features].
     """
+    if torch.compiler.is_compiling():
+        return _compiled_linear(layer, inputs)
     state = _OPEN_LAYERS.get(layer) if _OPEN_LAYERS else None
     if state is None:
         return layer(inputs)
@@ -175,13 +215,29 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         and inputs.dtype == weight.dtype == torch.float32
         and inputs.device.type == "cpu"
         and type(weight) is nn.Parameter
-        and not torch.compiler.is_compiling()
         and _runs_as_written(layer)
     ):
         return layer(inputs)
     if inputs.numel() == layer.in_features:  # one row: oneDNN's kernel gains without packing
         return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), weight, bias, "none", [], "")
     return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), state.of(weight), bias, "none", [], "")
+
+
+def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """`linear` as a compiled graph sees it: `one_row_linear` for one float32 row on CPU without autograd through a
+    plain `nn.Linear`, while a `few_row_linears` block is open; the layer's own forward otherwise."""
+    if not (
+        _OPEN_BLOCKS
+        and type(layer) is nn.Linear
+        and inputs.numel() == layer.in_features
+        and not torch.is_grad_enabled()
+        and inputs.dtype == layer.weight.dtype == torch.float32
+        and inputs.device.type == "cpu"
+        and type(layer.weight) is nn.Parameter
+        and _runs_as_written(layer)
+    ):
+        return layer(inputs)
+    return one_row_linear(inputs.contiguous(), layer.weight, layer.bias)
 
 
 # --- sdpa called directly ---------------------------------------------------------------------------------------
@@ -304,13 +360,27 @@ def with_cached_eos_masks(processors: LogitsProcessorList) -> LogitsProcessorLis
 
 class FastDecodingMixin:
     """The decoding paths of a `GenerationMixin` model, mixed in before it: `generate()` runs inside a
-    `few_row_linears` block over the decoder and the output layer, and the minimum-length logits processors that
-    transformers builds are switched to the cached ones above (`CACHED_EOS_MASKS`)."""
+    `few_row_linears` block over the decoder and the output layer, the minimum-length logits processors that
+    transformers builds are switched to the cached ones above (`CACHED_EOS_MASKS`), and a `compile_config` given
+    with a static cache compiles the decoding step on CPU too (`COMPILE_ON_CPU`).
+
+    transformers compiles the decoding step only on accelerators, unless the private
+    `CompileConfig._compile_all_devices` is set: on CPU a caller's `compile_config` is otherwise skipped with a
+    warning. Here a `compile_config` that the caller passes (or that the generation config holds) is a request to
+    compile wherever the model runs; the caller's object is left unchanged.
+    """
 
     def generate(self, *args, **kwargs):
         """`GenerationMixin.generate` with the decoder's few-row projections on oneDNN for the duration."""
         with few_row_linears(self.get_decoder(), self.get_output_embeddings()):
             return super().generate(*args, **kwargs)
+
+    def _valid_auto_compile_criteria(self, model_kwargs: dict, generation_config: GenerationConfig) -> bool:
+        requested = generation_config.compile_config
+        if COMPILE_ON_CPU and requested is not None and requested._compile_all_devices is None:
+            generation_config.compile_config = copy.copy(requested)  # the call's own copy: the caller's stays as given
+            generation_config.compile_config._compile_all_devices = True
+        return super()._valid_auto_compile_criteria(model_kwargs, generation_config)
 
     def _get_logits_processor(self, *args, **kwargs) -> LogitsProcessorList:
         processors = super()._get_logits_processor(*args, **kwargs)
@@ -397,6 +467,7 @@ __all__ = [
     "in_row_pieces",
     "last_layer_query_tokens",
     "linear",
+    "one_row_linear",
     "padding_free",
     "sdpa_attention_forward",
     "with_cached_eos_masks",

@@ -207,7 +207,6 @@ def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, a
         calls[INT8] = partial(quantized(models[OURS]).generate, **settings)
     if args.compile:
         compile_config = CompileConfig(fullgraph=True, mode="default")
-        compile_config._compile_all_devices = True  # generate() compiles only on accelerators unless told to
         calls[f"{OURS} compiled"] = partial(
             models[OURS].generate, cache_implementation="static", compile_config=compile_config, **settings
         )

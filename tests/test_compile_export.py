@@ -17,10 +17,12 @@ from transformers import CompileConfig
 from hf_visiontx import (
     VtxSwinForImageClassification,
     VtxSwinForMaskedImageModeling,
+    VtxTransformerForCausalLM,
     VtxTransformerForConditionalGeneration,
     VtxViTForImageClassification,
     VtxViTForMaskedImageModeling,
 )
+from hf_visiontx.modeling import fast_paths
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
 from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
@@ -126,9 +128,84 @@ def test_compiled_beam_search_with_static_cache_gives_the_eager_tokens():
     settings = dict(attention_mask=attention_mask, max_new_tokens=6, num_beams=3, num_return_sequences=2)
     eager = model.generate(input_ids, **settings)
     compile_config = CompileConfig(fullgraph=True, backend="aot_eager", mode=None)
-    compile_config._compile_all_devices = True  # generate() compiles only on accelerators unless told otherwise
     compiled = model.generate(input_ids, cache_implementation="static", compile_config=compile_config, **settings)
     assert torch.equal(compiled, eager)
+
+
+def profiled_operators(run: Callable[[], object]) -> list[str]:
+    """The names of the operators `run()` calls, as torch's profiler records them, one per call."""
+    with torch.profiler.profile() as profiler:
+        run()
+    return [event.name for event in profiler.events()]
+
+
+@pytest.mark.parametrize("head", ["translator", "causal lm"])
+def test_a_compile_config_compiles_the_decoding_step_on_cpu_without_private_flags(head):
+    """transformers compiles the decoding step only on accelerators unless the private `_compile_all_devices` is
+    set; ours takes a `compile_config` as the request it is, and leaves the caller's object unchanged."""
+    if head == "translator":
+        model, (input_ids, attention_mask) = translator(), padded_source_batch()
+    else:
+        model = VtxTransformerForCausalLM(tiny_transformer_config(**NO_DROPOUT["transformer"])).eval()
+        input_ids = torch.randint(3, VOCAB_SIZE, (2, 5), generator=torch.Generator().manual_seed(0))
+        attention_mask = torch.ones_like(input_ids)
+    settings = dict(attention_mask=attention_mask, max_new_tokens=6, do_sample=False)
+    eager = model.generate(input_ids, **settings)
+    compile_config = CompileConfig(fullgraph=True, backend="aot_eager", mode=None)
+    compiled = model.generate(input_ids, cache_implementation="static", compile_config=compile_config, **settings)
+    assert torch.equal(compiled, eager)
+    assert hasattr(model, "_compiled_call")  # the decoding steps ran through torch.compile
+    assert compile_config._compile_all_devices is None
+
+
+def test_compiling_on_cpu_can_be_switched_off(monkeypatch):
+    monkeypatch.setattr(fast_paths, "COMPILE_ON_CPU", False)
+    model, (input_ids, attention_mask) = translator(), padded_source_batch()
+    compile_config = CompileConfig(fullgraph=True, backend="aot_eager", mode=None)
+    model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=3,
+        cache_implementation="static",
+        compile_config=compile_config,
+    )
+    assert not hasattr(model, "_compiled_call")  # transformers' own rule: skipped on CPU
+
+
+@pytest.mark.skipif(not fast_paths.few_row_linears_available(), reason="this torch build has no oneDNN linear")
+def test_a_compiled_greedy_step_runs_its_projections_on_onednn_and_gives_the_eager_tokens():
+    """Inductor would run a one-row projection through MKL's sgemm (`addmm`); inside generate() the compiled step
+    calls `hf_visiontx::one_row_linear` (oneDNN) for every projection of the decoder and the output layer."""
+    model, (input_ids, attention_mask) = translator(), padded_source_batch()
+    input_ids, attention_mask = input_ids[:1], attention_mask[:1]  # batch 1: one row per projection
+    settings = dict(attention_mask=attention_mask, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    eager = model.generate(input_ids, **settings)
+    compile_config = CompileConfig(fullgraph=True, mode="default")
+
+    def compiled_generation() -> torch.Tensor:
+        return model.generate(input_ids, cache_implementation="static", compile_config=compile_config, **settings)
+
+    assert torch.equal(compiled_generation(), eager)
+    operators = profiled_operators(compiled_generation)
+    decoder_projections = sum(
+        isinstance(module, torch.nn.Linear) and not name.endswith("encoder_attn.kv_proj")  # once, at prefill
+        for name, module in model.model.decoder.named_modules()
+    )
+    compiled_steps = 4  # the first of the 5 tokens comes from the uncompiled prefill
+    assert operators.count("hf_visiontx::one_row_linear") == compiled_steps * (decoder_projections + 1)
+    eager_operators = profiled_operators(lambda: model.generate(input_ids, **settings))
+    assert operators.count("aten::addmm") == eager_operators.count("aten::addmm")  # the encoder's, at prefill only
+
+
+def test_a_graph_traced_outside_generate_keeps_the_plain_projections():
+    """torch.export (and any compile outside generate()) sees nn.Linear's own forward: the exported graph holds no
+    operator of ours."""
+    model = translator()
+    inputs = {**source_batch(1, 1, 1), "use_cache": False}  # one row per projection, as in a decoding step
+    program = export(model, args=(), kwargs=inputs)
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert not any("hf_visiontx" in target for target in targets)
+    assert_runs_like_eager(program, model, inputs)
 
 
 def assert_runs_like_eager(program: torch.export.ExportedProgram, model: torch.nn.Module, inputs: dict) -> None:

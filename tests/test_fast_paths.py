@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules import module as torch_module
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import GenerationMixin, LogitsProcessorList, masking_utils
+from transformers import CompileConfig, GenerationMixin, LogitsProcessorList, masking_utils
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
 from transformers.integrations import sdpa_attention
@@ -84,6 +84,15 @@ def test_the_private_apis_the_few_row_path_leans_on_still_exist():
         torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
 
 
+def test_the_private_apis_compiled_decoding_on_cpu_leans_on_still_exist():
+    """transformers decides in `_valid_auto_compile_criteria` whether generate() compiles, and compiles on CPU only
+    when `CompileConfig._compile_all_devices` is set: a rename must fail here, not silently stop compiling."""
+    assert parameters_of(GenerationMixin._valid_auto_compile_criteria) == ["self", "model_kwargs", "generation_config"]
+    assert "_compile_all_devices" in vars(CompileConfig) and CompileConfig()._compile_all_devices is None
+    assert "_compile_all_devices" in inspect.getsource(GenerationMixin._valid_auto_compile_criteria)
+    assert hasattr(torch.ops.hf_visiontx, "one_row_linear")  # defined once, shared by every copy of fast_paths
+
+
 SWITCHES = {
     "FEW_ROW_LINEARS": "HF_VISIONTX_PREPACK",
     "DIRECT_SDPA": "HF_VISIONTX_DIRECT_SDPA",
@@ -92,6 +101,7 @@ SWITCHES = {
     "MLP_ROW_PIECES": "HF_VISIONTX_MLP_PIECES",
     "CLS_ONLY_LAST_LAYER": "HF_VISIONTX_CLS_ONLY",
     "CACHE_SHIFT_MASKS": "HF_VISIONTX_MASK_CACHE",
+    "COMPILE_ON_CPU": "HF_VISIONTX_COMPILE_ON_CPU",
 }
 
 

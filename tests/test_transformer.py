@@ -258,7 +258,6 @@ def test_compiled_static_cache_generation_gives_the_same_tokens():
     input_ids, attention_mask = padded_source_batch()
     eager = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8)
     compile_config = CompileConfig(fullgraph=True, mode="default")  # fullgraph: any graph break is an error
-    compile_config._compile_all_devices = True  # generate() compiles only on accelerators unless told otherwise
     compiled = model.generate(
         input_ids,
         attention_mask=attention_mask,
