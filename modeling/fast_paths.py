@@ -7,8 +7,9 @@ so that `fast_paths.DIRECT_SDPA = False` at run time works too. A model loaded a
 copy of this module: there only the environment variables reach it.
 
 The paths, each with its flag and environment variable:
-- few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`), in eager mode and, for one row,
-  inside a compiled decoding step too (`one_row_linear`): `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK;
+- few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`), in eager mode and inside a
+  compiled decoding step (`few_row_linear`): `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK; with packed copies of the
+  weights for 2 rows or more only when asked (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default);
 - `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
   `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
 - sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
@@ -66,25 +67,28 @@ MLP_ROW_PIECES = _switch("HF_VISIONTX_MLP_PIECES")
 CLS_ONLY_LAST_LAYER = _switch("HF_VISIONTX_CLS_ONLY")
 CACHE_SHIFT_MASKS = _switch("HF_VISIONTX_MASK_CACHE")
 COMPILE_ON_CPU = _switch("HF_VISIONTX_COMPILE_ON_CPU")
+PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in: trades memory for speed
 
 
 # --- few-row linear layers --------------------------------------------------------------------------------------
 # While a Transformer decodes token by token, each projection multiplies 1 to 64 rows (batch x beams) by a large
 # weight, a case MKL's sgemm behind `F.linear` handles poorly. Inside a `few_row_linears(decoder, lm_head)` block
-# (which `FastDecodingMixin.generate` opens), their plain `nn.Linear` layers run oneDNN's matmul instead: on the
-# weight as it is for one row, and on a copy of the weight packed once for the block for 2 to `FEW_ROWS_MAX` rows
-# (the copy costs the weight's memory once more until the block ends). Everything else takes the layer's own
+# (which `FastDecodingMixin.generate` opens), their plain `nn.Linear` layers run oneDNN's matmul instead, on the
+# weight as it is, for 1 to `FEW_ROWS_MAX` rows. For 2 rows or more oneDNN is faster still on a copy of the weight
+# re-laid-out ("packed") for it, but the copies hold the decoder's weights a second time for the duration of the
+# block, which puts the peak memory of batched and beam decoding far above transformers' models: they are made
+# only when `PACK_WEIGHTS` asks for them, once per layer and block. Everything else takes the layer's own
 # forward: training, more rows, other dtypes and devices, and any layer that is not exactly `nn.Linear` or that
 # carries hooks or a replaced forward (quantized, PEFT-wrapped or offloaded layers stay untouched). The layers
 # themselves stay plain `nn.Linear` modules at all times.
 #
 # Under `torch.compile` (a decoding step that `generate()` compiles) inductor would run every projection through
 # MKL's sgemm (`addmm`), and it lowers oneDNN's operator only for weights frozen into the graph. So inside an open
-# block a compiled one-row projection calls `one_row_linear`, a custom operator that inductor leaves as a call to
-# oneDNN on the weight as it is; more rows, and every graph traced outside a block (`torch.export` included), keep
-# the layer's own forward.
+# block a compiled few-row projection calls `few_row_linear`, a custom operator that inductor leaves as a call to
+# oneDNN on the weight as it is; every graph traced outside a block (`torch.export` included) keeps the layer's own
+# forward.
 
-FEW_ROWS_MAX = 64  # up to this many rows oneDNN on a packed weight beats F.linear (MKL) on CPU
+FEW_ROWS_MAX = 64  # up to this many rows oneDNN beats F.linear (MKL) on CPU
 
 
 @functools.cache
@@ -126,36 +130,41 @@ _OPEN_LAYERS: "weakref.WeakKeyDictionary[nn.Linear, _PackedWeight]" = weakref.We
 _OPEN_BLOCKS = 0  # how many `few_row_linears` blocks are open; what a compiled graph reads (and guards on)
 
 
-def _define_one_row_linear() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
-    """The operator `hf_visiontx::one_row_linear`, defined on first import. A model loaded as Hub remote code
+def _onednn_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """inputs [..., in_features] @ weight [out, in]^T + bias by oneDNN's matmul (weight as it is, or packed)."""
+    return torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, "none", [], "")
+
+
+def _define_few_row_linear() -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """The operator `hf_visiontx::few_row_linear`, defined on first import. A model loaded as Hub remote code
     imports its own copy of this module: the copy finds the operator already defined and uses it."""
     namespace = torch.ops.hf_visiontx
-    if hasattr(namespace, "one_row_linear"):
-        return namespace.one_row_linear
+    if hasattr(namespace, "few_row_linear"):
+        return namespace.few_row_linear
 
-    @torch.library.custom_op("hf_visiontx::one_row_linear", mutates_args=())
-    def one_row_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """inputs [..., in_features] (one row in all) @ weight [out, in]^T + bias, by oneDNN's matmul."""
-        return torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, "none", [], "")
+    @torch.library.custom_op("hf_visiontx::few_row_linear", mutates_args=())
+    def few_row_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """inputs [..., in_features] @ weight [out, in]^T + bias, by oneDNN's matmul."""
+        return _onednn_linear(inputs, weight, bias)
 
-    @one_row_linear.register_fake
+    @few_row_linear.register_fake
     def _(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         return inputs.new_empty(*inputs.shape[:-1], weight.shape[0])  # [..., in] -> [..., out]
 
-    return one_row_linear
+    return few_row_linear
 
 
-one_row_linear = _define_one_row_linear()
+few_row_linear = _define_few_row_linear()
 
 
 @contextlib.contextmanager
 def few_row_linears(*modules: nn.Module) -> Iterator[None]:
-    """Within the block, `linear(layer, inputs)` may run the plain `nn.Linear` layers of `modules` on oneDNN (packed
-    copies made on first use, dropped when the outermost block for the layer ends). `FastDecodingMixin.generate`
-    opens one over the decoder and output layer, which multiply few rows per step; the encoder runs once per call
-    and is left out, so that its weights are not packed for nothing.
+    """Within the block, `linear(layer, inputs)` may run the plain `nn.Linear` layers of `modules` on oneDNN (with
+    `PACK_WEIGHTS`, on packed copies made on first use and dropped when the outermost block for the layer ends).
+    `FastDecodingMixin.generate` opens one over the decoder and output layer, which multiply few rows per step; the
+    encoder runs once per call and is left out.
 
-    The copies are scoped to the block because they can be trusted only while the weights cannot change behind them:
+    Packed copies are scoped to the block because they can be trusted only while the weights cannot change behind them:
     fused AdamW and writes through `.data` update a parameter without bumping its version counter, so a copy kept
     across training steps could go stale.
     """
@@ -196,8 +205,8 @@ def _runs_as_written(layer: nn.Linear) -> bool:
 
 def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`layer(inputs)`, computed by oneDNN when `layer` is a plain `nn.Linear` inside a `few_row_linears` block and
-    the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd; in a compiled graph traced
-    inside such a block, by `one_row_linear` when it multiplies one row.
+    the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd (in a compiled graph traced
+    inside such a block, through `few_row_linear`).
 
     Args:
         layer: any module mapping [..., in_features] to [..., out_features].
@@ -218,18 +227,19 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         and _runs_as_written(layer)
     ):
         return layer(inputs)
-    if inputs.numel() == layer.in_features:  # one row: oneDNN's kernel gains without packing
-        return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), weight, bias, "none", [], "")
-    return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), state.of(weight), bias, "none", [], "")
+    if PACK_WEIGHTS and inputs.numel() > layer.in_features:  # one row gains nothing from packing
+        weight = state.of(weight)
+    return _onednn_linear(inputs.contiguous(), weight, bias)
 
 
 def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """`linear` as a compiled graph sees it: `one_row_linear` for one float32 row on CPU without autograd through a
-    plain `nn.Linear`, while a `few_row_linears` block is open; the layer's own forward otherwise."""
+    """`linear` as a compiled graph sees it: `few_row_linear` for at most `FEW_ROWS_MAX` float32 rows on CPU without
+    autograd through a plain `nn.Linear`, while a `few_row_linears` block is open; the layer's own forward
+    otherwise."""
     if not (
         _OPEN_BLOCKS
         and type(layer) is nn.Linear
-        and inputs.numel() == layer.in_features
+        and inputs.numel() <= FEW_ROWS_MAX * layer.in_features
         and not torch.is_grad_enabled()
         and inputs.dtype == layer.weight.dtype == torch.float32
         and inputs.device.type == "cpu"
@@ -237,7 +247,7 @@ def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         and _runs_as_written(layer)
     ):
         return layer(inputs)
-    return one_row_linear(inputs.contiguous(), layer.weight, layer.bias)
+    return few_row_linear(inputs.contiguous(), layer.weight, layer.bias)
 
 
 # --- sdpa called directly ---------------------------------------------------------------------------------------
@@ -462,12 +472,12 @@ __all__ = [
     "FastDecodingMixin",
     "causal_mask_needless",
     "direct_sdpa",
+    "few_row_linear",
     "few_row_linears",
     "few_row_linears_available",
     "in_row_pieces",
     "last_layer_query_tokens",
     "linear",
-    "one_row_linear",
     "padding_free",
     "sdpa_attention_forward",
     "with_cached_eos_masks",

@@ -1,6 +1,5 @@
-"""Per-call time of `fast_paths.linear` inside `few_row_linears` (oneDNN on a packed weight) against `F.linear`
-(MKL) at the sizes a
-Transformer-base decoder multiplies while generating: 1 to 128 rows (batch x beams) by its projection and output
+"""Per-call time of `fast_paths.linear` inside `few_row_linears` (oneDNN on the weight as it is, the default, and on
+a packed copy, `PACK_WEIGHTS`) against `F.linear` (MKL) at the sizes a Transformer-base decoder multiplies while generating: 1 to 128 rows (batch x beams) by its projection and output
 matrices. Each layer is called on enough distinct weights (about 150 MB, as one decoding step reads) that they
 come from memory, not from cache.
 
@@ -15,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from benchmarking import best_times
 
+from hf_visiontx.modeling import fast_paths
 from hf_visiontx.modeling.fast_paths import FEW_ROWS_MAX, few_row_linears, linear
 
 WEIGHT_BYTES_PER_CALL = 150_000_000
@@ -26,8 +26,10 @@ def layers_of(in_features: int, out_features: int) -> torch.nn.ModuleList:
     return torch.nn.ModuleList(torch.nn.Linear(in_features, out_features) for _ in range(copies))
 
 
-def ours(layers: torch.nn.ModuleList, inputs: torch.Tensor) -> torch.Tensor:
-    """Every layer through the few-row path (the caller holds a `few_row_linears` block open)."""
+def ours(layers: torch.nn.ModuleList, inputs: torch.Tensor, packed: bool) -> torch.Tensor:
+    """Every layer through the few-row path (the caller holds a `few_row_linears` block open), on packed copies of
+    the weights or not."""
+    fast_paths.PACK_WEIGHTS = packed
     return [linear(layer, inputs) for layer in layers][-1]
 
 
@@ -52,21 +54,30 @@ def main() -> None:
         (args.d_ff, args.d_model),
         (args.d_model, args.vocab_size),
     ]
-    print(f"{'in -> out':>14} {'rows':>5} {'F.linear us':>12} {'few-row us':>13} {'speed-up':>9} {'GB/s ours':>10}")
+    print(
+        f"{'in -> out':>14} {'rows':>5} {'F.linear us':>12} {'few-row us':>11} {'speed-up':>9} {'GB/s':>6} "
+        f"{'packed us':>10} {'speed-up':>9}"
+    )
     for in_features, out_features in shapes:
         layers = layers_of(in_features, out_features)
         for rows in (1, 4, 16, FEW_ROWS_MAX, 2 * FEW_ROWS_MAX):
             inputs = torch.randn(rows, in_features)
             with torch.no_grad(), few_row_linears(layers):
                 timed = best_times(
-                    {"plain": partial(plain, layers, inputs), "ours": partial(ours, layers, inputs)}, args.repeats
+                    {
+                        "plain": partial(plain, layers, inputs),
+                        "ours": partial(ours, layers, inputs, packed=False),
+                        "packed": partial(ours, layers, inputs, packed=True),
+                    },
+                    args.repeats,
                 )
-            torch.testing.assert_close(timed["ours"][1], timed["plain"][1], rtol=1e-4, atol=1e-4)
-            plain_us, ours_us = (timed[name][0] / len(layers) * 1e6 for name in ("plain", "ours"))
+            for name in ("ours", "packed"):
+                torch.testing.assert_close(timed[name][1], timed["plain"][1], rtol=1e-4, atol=1e-4)
+            plain_us, ours_us, packed_us = (timed[name][0] / len(layers) * 1e6 for name in ("plain", "ours", "packed"))
             bandwidth = 4 * in_features * out_features / (ours_us * 1e-6) / 1e9
             print(
-                f"{in_features:>6} -> {out_features:<5} {rows:>5} {plain_us:>12.0f} {ours_us:>13.0f} "
-                f"{plain_us / ours_us:>8.2f}x {bandwidth:>10.1f}",
+                f"{in_features:>6} -> {out_features:<5} {rows:>5} {plain_us:>12.0f} {ours_us:>11.0f} "
+                f"{plain_us / ours_us:>8.2f}x {bandwidth:>6.1f} {packed_us:>10.0f} {plain_us / packed_us:>8.2f}x",
                 flush=True,
             )
 

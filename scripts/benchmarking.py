@@ -52,6 +52,23 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def read_bandwidth_gbs(megabytes: int = 512, repeats: int = 5) -> float:
+    """The machine's single-stream memory read rate: best GB/s of one thread summing a buffer far larger than any
+    cache (the rate at which one decoding step can stream its weights from memory)."""
+    threads = torch.get_num_threads()
+    buffer = torch.ones(megabytes * (1 << 20) // 4)
+    torch.set_num_threads(1)
+    try:
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            buffer.sum()
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return buffer.numel() * 4 / best / 1e9
+
+
 @contextlib.contextmanager
 def eager_attention(model: torch.nn.Module) -> Iterator[None]:
     """Run a transformers-style `model` under eager attention for the duration (for the flop counter)."""

@@ -173,11 +173,12 @@ def test_compiling_on_cpu_can_be_switched_off(monkeypatch):
 
 
 @pytest.mark.skipif(not fast_paths.few_row_linears_available(), reason="this torch build has no oneDNN linear")
-def test_a_compiled_greedy_step_runs_its_projections_on_onednn_and_gives_the_eager_tokens():
-    """Inductor would run a one-row projection through MKL's sgemm (`addmm`); inside generate() the compiled step
-    calls `hf_visiontx::one_row_linear` (oneDNN) for every projection of the decoder and the output layer."""
+@pytest.mark.parametrize("rows", [1, 3], ids=["batch 1", "batch 3"])
+def test_a_compiled_greedy_step_runs_its_projections_on_onednn_and_gives_the_eager_tokens(rows):
+    """Inductor would run a few-row projection through MKL's sgemm (`addmm`); inside generate() the compiled step
+    calls `hf_visiontx::few_row_linear` (oneDNN) for every projection of the decoder and the output layer."""
     model, (input_ids, attention_mask) = translator(), padded_source_batch()
-    input_ids, attention_mask = input_ids[:1], attention_mask[:1]  # batch 1: one row per projection
+    input_ids, attention_mask = input_ids[:rows], attention_mask[:rows]  # batch x 1 rows per projection
     settings = dict(attention_mask=attention_mask, max_new_tokens=5, min_new_tokens=5, do_sample=False)
     eager = model.generate(input_ids, **settings)
     compile_config = CompileConfig(fullgraph=True, mode="default")
@@ -192,7 +193,7 @@ def test_a_compiled_greedy_step_runs_its_projections_on_onednn_and_gives_the_eag
         for name, module in model.model.decoder.named_modules()
     )
     compiled_steps = 4  # the first of the 5 tokens comes from the uncompiled prefill
-    assert operators.count("hf_visiontx::one_row_linear") == compiled_steps * (decoder_projections + 1)
+    assert operators.count("hf_visiontx::few_row_linear") == compiled_steps * (decoder_projections + 1)
     eager_operators = profiled_operators(lambda: model.generate(input_ids, **settings))
     assert operators.count("aten::addmm") == eager_operators.count("aten::addmm")  # the encoder's, at prefill only
 

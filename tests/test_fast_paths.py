@@ -58,6 +58,18 @@ def linear_layer(in_features: int = 32, out_features: int = 48, seed: int = 0) -
     return torch.nn.Linear(in_features, out_features)
 
 
+def spy_on_onednn(monkeypatch) -> list[torch.Tensor]:
+    """Record the weights (as given, or packed) of the matmuls the few-row path hands to oneDNN."""
+    calls, original = [], fast_paths._onednn_linear
+
+    def counted(inputs, weight, bias):
+        calls.append(weight)
+        return original(inputs, weight, bias)
+
+    monkeypatch.setattr(fast_paths, "_onednn_linear", counted)
+    return calls
+
+
 def spy_on_packing(monkeypatch) -> list[torch.Tensor]:
     """Record the weights whose packed copies are handed out."""
     calls, original = [], fast_paths._PackedWeight.of
@@ -90,7 +102,7 @@ def test_the_private_apis_compiled_decoding_on_cpu_leans_on_still_exist():
     assert parameters_of(GenerationMixin._valid_auto_compile_criteria) == ["self", "model_kwargs", "generation_config"]
     assert "_compile_all_devices" in vars(CompileConfig) and CompileConfig()._compile_all_devices is None
     assert "_compile_all_devices" in inspect.getsource(GenerationMixin._valid_auto_compile_criteria)
-    assert hasattr(torch.ops.hf_visiontx, "one_row_linear")  # defined once, shared by every copy of fast_paths
+    assert hasattr(torch.ops.hf_visiontx, "few_row_linear")  # defined once, shared by every copy of fast_paths
 
 
 SWITCHES = {
@@ -103,6 +115,17 @@ SWITCHES = {
     "CACHE_SHIFT_MASKS": "HF_VISIONTX_MASK_CACHE",
     "COMPILE_ON_CPU": "HF_VISIONTX_COMPILE_ON_CPU",
 }
+
+
+def test_packed_weight_copies_are_opt_in(monkeypatch):
+    """They hold the decoder's weights twice during generate(): off unless HF_VISIONTX_PACK_WEIGHTS=1 at import."""
+    assert fast_paths.PACK_WEIGHTS is False
+    assert "(`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default)" in fast_paths.__doc__.replace("\n  ", " ")
+    monkeypatch.setenv("HF_VISIONTX_PACK_WEIGHTS", "1")
+    spec = importlib.util.spec_from_file_location("packing_fast_paths", fast_paths.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    assert fresh.PACK_WEIGHTS is True
 
 
 def test_every_path_has_its_documented_switch(monkeypatch):
@@ -121,25 +144,27 @@ def test_every_path_has_its_documented_switch(monkeypatch):
 def test_few_row_linears_switch(monkeypatch):
     monkeypatch.setattr(fast_paths, "FEW_ROW_LINEARS", False)
     assert not few_row_linears_available()
-    layer, packing = linear_layer(), spy_on_packing(monkeypatch)
+    layer, onednn = linear_layer(), spy_on_onednn(monkeypatch)
     with few_row_linears(layer), torch.no_grad():
         linear(layer, torch.randn(4, 32))
-    assert not packing and layer not in fast_paths._OPEN_LAYERS
+    assert not onednn and layer not in fast_paths._OPEN_LAYERS
 
 
 @needs_onednn
-def test_few_row_linear_equals_f_linear_and_follows_weight_changes(monkeypatch):
+@pytest.mark.parametrize("packed", [False, True], ids=["weights as they are", "packed copies"])
+def test_few_row_linear_equals_f_linear_and_follows_weight_changes(packed, monkeypatch):
+    monkeypatch.setattr(fast_paths, "PACK_WEIGHTS", packed)
     layer = linear_layer()
     inputs = torch.randn(3, 5, 32)  # 15 rows
-    packing = spy_on_packing(monkeypatch)
+    onednn, packing = spy_on_onednn(monkeypatch), spy_on_packing(monkeypatch)
     with torch.no_grad():
         linear(layer, inputs)
-        assert not packing  # outside a few_row_linears block: the layer's own forward
+        assert not onednn  # outside a few_row_linears block: the layer's own forward
         with few_row_linears(layer):
             torch.testing.assert_close(
                 linear(layer, inputs), F.linear(inputs, layer.weight, layer.bias), rtol=1e-5, atol=1e-5
             )
-            assert packing  # the oneDNN path was taken
+            assert onednn and bool(packing) == packed  # the oneDNN path was taken, on a packed copy if asked
             one_row = inputs[:1, :1]  # one row: oneDNN on the weight as it is
             torch.testing.assert_close(
                 linear(layer, one_row), F.linear(one_row, layer.weight, layer.bias), rtol=1e-5, atol=1e-5
@@ -177,14 +202,14 @@ def test_few_row_path_leaves_the_call_to_the_layer_outside_its_domain(case, monk
         layer.forward = lambda x, original=layer.forward: calls.append(1) or original(x)
     if case == "global hook":
         handle = torch_module.register_module_forward_hook(lambda *_: calls.append(1))
-    packing = spy_on_packing(monkeypatch)
+    onednn = spy_on_onednn(monkeypatch)
     try:
         with few_row_linears(layer), torch.no_grad() if case != "autograd" else torch.enable_grad():
             output = linear(layer, inputs)
     finally:
         if case == "global hook":
             handle.remove()
-    assert not packing
+    assert not onednn
     assert bool(calls) == (case in ("forward hook", "replaced forward", "global hook"))
     assert (output.grad_fn is not None) == (case == "autograd")
     torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias))
@@ -199,6 +224,7 @@ def translator_and_batch() -> tuple[VtxTransformerForConditionalGeneration, dict
 
 @needs_onednn
 def test_a_model_copies_pickles_and_saves_unchanged_inside_a_few_row_block(monkeypatch):
+    monkeypatch.setattr(fast_paths, "PACK_WEIGHTS", True)
     model, batch = translator_and_batch()
     packing = spy_on_packing(monkeypatch)
     with few_row_linears(model):
@@ -217,23 +243,26 @@ def test_a_model_copies_pickles_and_saves_unchanged_inside_a_few_row_block(monke
 def test_generation_gives_the_same_tokens_with_and_without_the_few_row_path(monkeypatch):
     model, batch = translator_and_batch()
     settings = dict(max_new_tokens=8, do_sample=False, num_beams=3)
-    packing = spy_on_packing(monkeypatch)
+    onednn, packing = spy_on_onednn(monkeypatch), spy_on_packing(monkeypatch)
     fast = model.generate(**batch, **settings)
-    assert packing  # generate() took the oneDNN path
-    encoder_projections = {
-        module.weight for module in model.get_encoder().modules() if isinstance(module, torch.nn.Linear)
-    }
-    assert not encoder_projections & set(packing)  # the encoder runs once per call: its weights are not packed
-    monkeypatch.setattr(fast_paths, "few_row_linears_available", lambda: False)
-    packing.clear()
+    assert onednn  # generate() took the oneDNN path
+    assert not packing  # on the weights as they are: no copies unless PACK_WEIGHTS asks for them
+    decoder_weights = {module.weight for module in model.get_decoder().modules() if isinstance(module, torch.nn.Linear)}
+    assert set(onednn) <= decoder_weights | {model.lm_head.weight}  # the encoder runs once per call: left out
+    monkeypatch.setattr(fast_paths, "PACK_WEIGHTS", True)
     assert torch.equal(model.generate(**batch, **settings), fast)
-    assert not packing  # F.linear all the way
+    assert packing
+    monkeypatch.setattr(fast_paths, "few_row_linears_available", lambda: False)
+    onednn.clear()
+    assert torch.equal(model.generate(**batch, **settings), fast)
+    assert not onednn  # F.linear all the way
 
 
 @needs_onednn
 def test_generation_after_a_fused_adamw_step_uses_the_new_weights(monkeypatch):
     """Fused AdamW updates parameters without bumping their version counter: packed copies kept from the previous
     generate() would be stale."""
+    monkeypatch.setattr(fast_paths, "PACK_WEIGHTS", True)
     model, batch = translator_and_batch()
     settings = dict(max_new_tokens=5, do_sample=False, output_scores=True, return_dict_in_generate=True)
     model.generate(**batch, **settings)
