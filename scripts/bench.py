@@ -14,9 +14,11 @@ mapped in when timm is installed) and the outputs are checked to agree before an
 For each implementation the table gives its rate (best of `--repeats` calls after a warm-up; implementations
 take turns), for ours the ratio to the fastest peer and the same ratio taken round by round (median, lowest and
 highest: on a shared machine the best-of rates of two implementations can come from different spells, the calls
-of one round run back to back), the achieved share of this machine's fp32 matmul rate (FLOPs
-of the workload as torch's flop counter counts them, over the time), the peak of resident memory during one
-call above what was resident before it, and how its result agrees with ours.
+of one round run back to back), the share of the machine's limit it reaches (inference and training: the fp32 matmul
+rate, from the FLOPs of the workload as torch's flop counter counts them, over the time; generation: the
+single-stream memory read rate, from the bytes of the weights each decoding step reads), the peak of resident
+memory during one call above what was resident before it, and how its result agrees with ours (compiled rows also
+give their first call, which compiles). `bench_memory.py` measures the peaks in separate processes.
 
     python scripts/bench.py                          # everything
     python scripts/bench.py --only vit --repeats 3   # workloads whose name contains "vit" (case-insensitive)
@@ -38,7 +40,15 @@ from functools import cache, partial
 import torch
 import torch.nn.functional as F
 from bench_models import gpt2_models, logits_of, marian_models, swin_models, vit_models
-from benchmarking import counted_flops, eager_attention, matmul_gflops, peak_memory_mib, round_times, steady_allocator
+from benchmarking import (
+    counted_flops,
+    eager_attention,
+    matmul_gflops,
+    peak_memory_mib,
+    read_bandwidth_gbs,
+    round_times,
+    steady_allocator,
+)
 from transformers import CompileConfig
 
 OURS = "ours"
@@ -56,6 +66,7 @@ class Workload:
     count_flops: Callable[[], int]  # FLOPs of one call (ours, eager attention)
     check: Callable[[dict[str, object]], dict[str, str]]  # how each result agrees with ours; raises when an exact
     # implementation disagrees
+    streamed_bytes: int | None = None  # generation: bytes of weights one call reads from memory (all its steps)
 
 
 @dataclass
@@ -70,8 +81,9 @@ class Row:
     vs_fastest_peer: float | None  # ours only: our rate over the fastest peer's
     per_round: dict[str, float] | None  # ours only: "median", "low" and "high" of the same ratio taken round by
     # round (the two calls of a round run back to back, so a slow spell of the machine hits both)
-    matmul_share: float
+    limit_share: str  # share of the machine's limit: "84% mm" (fp32 matmul rate) or "61% bw" (memory read rate)
     agreement: str  # with ours: max logit difference, share of equal tokens, or loss difference
+    first_call_seconds: float  # the warm-up call: a compile for compiled implementations
     peak_mib: float | None = None
 
 
@@ -215,7 +227,19 @@ def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, a
         with eager_attention(models[OURS]):
             return counted_flops(partial(models[OURS].generate, **settings))
 
-    return Workload("tok/s", batch * args.new_tokens, calls, True, count_flops, same_tokens)
+    streamed = decoding_step_bytes(models[OURS]) * args.new_tokens
+    return Workload("tok/s", batch * args.new_tokens, calls, True, count_flops, same_tokens, streamed)
+
+
+def decoding_step_bytes(model: torch.nn.Module) -> int:
+    """Bytes of weights one decoding step reads: the decoder's projections (not the cross-attention keys and values,
+    projected once per call) and the output layer; the embedding lookup reads one row."""
+    layers = [
+        layer
+        for name, layer in model.get_decoder().named_modules()
+        if isinstance(layer, torch.nn.Linear) and not name.endswith("encoder_attn.kv_proj")
+    ] + [model.get_output_embeddings()]
+    return sum(tensor.numel() * tensor.element_size() for layer in layers for tensor in layer.parameters())
 
 
 def workloads(args) -> Iterator[tuple[str, Callable[[], Workload]]]:
@@ -253,9 +277,10 @@ def workloads(args) -> Iterator[tuple[str, Callable[[], Workload]]]:
     )
 
 
-def measure(name: str, workload: Workload, repeats: int, peak_gflops: float) -> list[Row]:
+def measure(name: str, workload: Workload, repeats: int, peak_gflops: float, bandwidth_gbs: float) -> list[Row]:
     """Time every implementation of `workload` side by side, check they agree, and measure peak memory."""
-    timed = round_times(workload.calls, repeats, inference=workload.inference)
+    warmups = {}
+    timed = round_times(workload.calls, repeats, inference=workload.inference, warmups=warmups)
     agreement = workload.check({implementation: result for implementation, (_, result) in timed.items()})
     gflop = workload.count_flops() / 1e9
     best = {implementation: min(times) for implementation, (times, _) in timed.items()}
@@ -273,8 +298,13 @@ def measure(name: str, workload: Workload, repeats: int, peak_gflops: float) -> 
                 seconds=best[implementation],
                 rate=rates[implementation],
                 unit=workload.unit,
-                matmul_share=gflop / best[implementation] / peak_gflops,
+                limit_share=(
+                    f"{gflop / best[implementation] / peak_gflops:.0%} mm"
+                    if workload.streamed_bytes is None
+                    else f"{workload.streamed_bytes / 1e9 / best[implementation] / bandwidth_gbs:.0%} bw"
+                ),
                 agreement=agreement[implementation],
+                first_call_seconds=warmups[implementation],
                 vs_fastest_peer=rates[implementation] / rates[fastest_peer] if ours else None,
                 per_round=ratio_spread(timed[fastest_peer][0], times) if ours else None,
             )
@@ -292,7 +322,7 @@ def ratio_spread(peer_times: list[float], our_times: list[float]) -> dict[str, f
 
 TABLE_HEADER = (
     f"{'workload':<54} {'implementation':<15} {'rate':>18} {'vs fastest peer':>15} {'per round':>18} "
-    f"{'of matmul':>9} {'peak MiB':>9}  agreement with ours"
+    f"{'of limit':>9} {'peak MiB':>9}  agreement with ours"
 )
 
 
@@ -302,10 +332,11 @@ def table_lines(rows: list[Row]) -> list[str]:
     for index, row in enumerate(rows):
         ratio = f"{row.vs_fastest_peer:.2f}x" if row.vs_fastest_peer is not None else ""
         spread = "{median:.2f}x ({low:.2f}-{high:.2f})".format(**row.per_round) if row.per_round is not None else ""
+        compile_note = f"; first call {row.first_call_seconds:.1f} s" if "compiled" in row.implementation else ""
         lines.append(
             f"{row.workload if index == 0 else '':<54} {row.implementation:<15} {row.rate:>10.3g} "
-            f"{row.unit:<7} {ratio:>15} {spread:>18} {row.matmul_share:>9.0%} {row.peak_mib:>9.0f}  "
-            f"{row.agreement}"
+            f"{row.unit:<7} {ratio:>15} {spread:>18} {row.limit_share:>9} {row.peak_mib:>9.0f}  "
+            f"{row.agreement}{compile_note}"
         )
     return lines
 
@@ -341,18 +372,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     steady_allocator()
-    info = machine() | {"matmul_gflops": round(matmul_gflops(), 1)}
+    info = machine() | {"matmul_gflops": round(matmul_gflops(), 1), "read_gbs": round(read_bandwidth_gbs(), 1)}
     if not args.json:
         print(
             f"{info['cpu']}; torch {info['torch']}, {info['threads']} threads, fp32; "
-            f"measured fp32 matmul rate {info['matmul_gflops']:.0f} GFLOP/s\n{TABLE_HEADER}",
+            f"measured fp32 matmul rate {info['matmul_gflops']:.0f} GFLOP/s, "
+            f"single-stream memory read rate {info['read_gbs']:.1f} GB/s\n{TABLE_HEADER}",
             flush=True,
         )
     rows = []
     for name, build in workloads(args):
         if args.only and args.only.lower() not in name.lower():
             continue
-        measured = measure(name, build(), args.repeats, info["matmul_gflops"])
+        measured = measure(name, build(), args.repeats, info["matmul_gflops"], info["read_gbs"])
         rows += measured
         if not args.json:
             print("\n".join(table_lines(measured)), flush=True)

@@ -12,10 +12,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def round_times(
-    workloads: dict[str, Callable[[], object]], repeats: int, inference: bool = True
+    workloads: dict[str, Callable[[], object]],
+    repeats: int,
+    inference: bool = True,
+    warmups: dict[str, float] | None = None,
 ) -> dict[str, tuple[list[float], object]]:
     """Wall times of `repeats` rounds, each calling every workload once, after one warm-up call each; and the last
-    result of each.
+    result of each. `warmups`, when given, receives the time of each warm-up call (a compile, for compiled code).
 
     The workloads take turns, in alternating order, so that a slow spell of a shared machine hits all alike, and the
     times of one round can be compared with each other. With `inference` the calls run under
@@ -23,7 +26,12 @@ def round_times(
     """
     times = {name: [] for name in workloads}
     with torch.inference_mode() if inference else contextlib.nullcontext():
-        results = {name: run() for name, run in workloads.items()}
+        results = {}
+        for name, run in workloads.items():
+            start = time.perf_counter()
+            results[name] = run()
+            if warmups is not None:
+                warmups[name] = time.perf_counter() - start
         for repeat in range(repeats):
             for name in list(workloads)[:: 1 if repeat % 2 == 0 else -1]:
                 start = time.perf_counter()
