@@ -14,6 +14,7 @@ from hf_visiontx import (
 )
 from hf_visiontx.apps.cli import main
 from hf_visiontx.export import export_onnx
+from hf_visiontx.modeling import fast_paths
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import tiny_transformer_config
 from support.vit_tester import pixel_batch, tiny_vit_config
@@ -60,6 +61,25 @@ def test_swin_classifier_exports_where_transformers_own_swin_does_not(tmp_path):
     saved("swin", tmp_path / "swin")
     report = export_onnx(tmp_path / "swin", tmp_path / "onnx")
     assert report.outputs == ("logits",) and report.max_abs_difference <= 1e-4
+
+
+@pytest.mark.slow
+def test_a_model_whose_mlp_runs_in_pieces_above_some_batch_exports_for_any_batch(tmp_path, monkeypatch):
+    import onnxruntime
+
+    # In eager inference the MLP runs in row pieces above a size (ViT-B/16: above batch 13); with pieces above 200
+    # rows, the tiny ViT's export example (2 x 65 tokens) is below it and batch 5 above. The exporter must not
+    # make that size test a guard on the batch (torch 2.13 then fails to solve its constraints).
+    monkeypatch.setattr(fast_paths, "MLP_CHUNK_BYTES", 100 * tiny_vit_config().intermediate_size * 4)
+    model = saved("vit", tmp_path / "vit")
+    report = export_onnx(tmp_path / "vit", tmp_path / "onnx")
+    assert report.max_abs_difference <= 1e-4
+    session = onnxruntime.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    pixels = pixel_batch(batch=5)
+    with torch.no_grad():
+        expected = model(pixel_values=pixels).logits
+    (logits,) = session.run(["logits"], {"pixel_values": pixels.numpy()})
+    torch.testing.assert_close(torch.from_numpy(logits), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_export_refuses_what_it_cannot_do(tmp_path, capsys, monkeypatch):
