@@ -85,7 +85,10 @@ def test_a_model_whose_mlp_runs_in_pieces_above_some_batch_exports_for_any_batch
 def test_export_refuses_what_it_cannot_do(tmp_path, capsys, monkeypatch):
     VtxTransformerForConditionalGeneration(tiny_transformer_config()).save_pretrained(tmp_path / "translator")
     assert main(["export", str(tmp_path / "translator"), str(tmp_path / "out")]) == 1
-    assert "is a 'vtx_transformer' model; `export --to onnx` takes vtx_vit, vtx_swin models" in capsys.readouterr().err
+    assert (
+        "is a 'vtx_transformer' model; `export --to onnx` takes vtx_vit, vtx_swin models (a Transformer translator "
+        "exports with `--to ctranslate2`)" in capsys.readouterr().err
+    )
     saved("vit", tmp_path / "vit")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "mine.txt").write_text("mine")
