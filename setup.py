@@ -6,6 +6,7 @@ from setuptools import setup
 
 HERE = Path(__file__).parent
 ONNX = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
+CTRANSLATE2 = ["ctranslate2>=4.5"]  # binary wheels (CPU; CUDA on Linux), needs numpy and pyyaml only
 
 setup(
     name="hf_visiontx",
@@ -23,6 +24,7 @@ setup(
         "hf_visiontx.apps",
         "hf_visiontx.convert",
         "hf_visiontx.data",
+        "hf_visiontx.export",
         "hf_visiontx.hub",
         "hf_visiontx.modeling",
         "hf_visiontx.training",
@@ -51,9 +53,11 @@ setup(
         "plots": ["matplotlib>=3.7"],
         # ONNX export (torch's dynamo exporter needs onnxscript) and ONNX Runtime to run the exported graphs
         "onnx": ONNX,
-        # The test suite runs every optional path, so nothing is skipped: plots, ONNX, PEFT's LoRA and torchao's
-        # quantizers (client libraries users bring to our models), and the linter/formatter CI runs first.
-        "test": ["pytest>=8.0", "matplotlib>=3.7", "peft>=0.17", "torchao>=0.14", "ruff==0.17.6", *ONNX],
+        # CTranslate2 export of the Transformer, and CTranslate2 to run it
+        "ctranslate2": CTRANSLATE2,
+        # The test suite runs every optional path, so nothing is skipped: plots, ONNX, CTranslate2, PEFT's LoRA and
+        # torchao's quantizers (client libraries users bring to our models), and the linter/formatter CI runs first.
+        "test": ["pytest>=8.0", "matplotlib>=3.7", "peft>=0.17", "torchao>=0.14", "ruff==0.17.6", *ONNX, *CTRANSLATE2],
     },
     entry_points={"console_scripts": ["hf-visiontx = hf_visiontx.apps.cli:main"]},
     classifiers=[

@@ -418,11 +418,11 @@ def in_row_pieces(
     Returns:
         [..., D'].
     """
+    if not MLP_ROW_PIECES or torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return feed_forward(hidden_states)  # tested first: under torch.export a test of the size guards the batch
     rows = hidden_states.numel() // hidden_states.shape[-1]
     chunk_rows = max(1, MLP_CHUNK_BYTES // (inner_width * hidden_states.element_size()))
-    if not (
-        MLP_ROW_PIECES and rows > 2 * chunk_rows and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
-    ):
+    if rows <= 2 * chunk_rows:
         return feed_forward(hidden_states)
     flat = hidden_states.reshape(rows, hidden_states.shape[-1])  # [..., D] -> [rows, D]
     pieces = [feed_forward(flat[start : start + chunk_rows]) for start in range(0, rows, chunk_rows)]

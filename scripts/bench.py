@@ -24,6 +24,8 @@ give their first call, which compiles). `bench_memory.py` measures the peaks in 
     python scripts/bench.py --only vit --repeats 3   # workloads whose name contains "vit" (case-insensitive)
     python scripts/bench.py --compile                # adds ours under torch.compile (inductor; slow to compile)
     python scripts/bench.py --int8                   # adds ours with int8 dynamic quantisation, and its agreement
+    python scripts/bench.py --engines                # adds ours exported to CTranslate2 and ONNX Runtime (see
+                                                     # bench_engines.py; needs the ctranslate2 and onnx extras)
     python scripts/bench.py --json > bench.json      # the same rows as JSON
 """
 
@@ -39,6 +41,7 @@ from functools import cache, partial
 
 import torch
 import torch.nn.functional as F
+from bench_engines import onnx_runtime_calls, translator_calls
 from bench_models import gpt2_models, logits_of, marian_models, swin_models, vit_models
 from benchmarking import (
     counted_flops,
@@ -87,6 +90,11 @@ class Row:
     peak_mib: float | None = None
 
 
+def approximate(implementation: str) -> bool:
+    """Whether an implementation is approximate (int8, ours or an engine's): its agreement is reported, not required."""
+    return "int8" in implementation
+
+
 def close_logits(tolerance: float) -> Callable[[dict[str, object]], dict[str, str]]:
     """A check that every exact implementation's logits are within `tolerance` of ours."""
 
@@ -94,7 +102,7 @@ def close_logits(tolerance: float) -> Callable[[dict[str, object]], dict[str, st
         ours, notes = logits_of(results[OURS]).float(), {}
         for name, result in results.items():
             difference = (logits_of(result).float() - ours).abs().max().item()
-            if difference > tolerance and name != INT8:
+            if difference > tolerance and not approximate(name):
                 raise RuntimeError(f"{name} disagrees with ours: max |logit difference| {difference:.2e}")
             notes[name] = f"max |dlogit| {difference:.0e}"
         return notes
@@ -107,7 +115,7 @@ def same_tokens(results: dict[str, object]) -> dict[str, str]:
     notes = {}
     for name, tokens in results.items():
         share = (tokens == results[OURS]).float().mean().item() if tokens.shape == results[OURS].shape else 0.0
-        if share < 1 and name != INT8:
+        if share < 1 and not approximate(name):
             raise RuntimeError(f"{name} generated other tokens than ours")
         notes[name] = f"{share:.0%} tokens equal"
     return notes
@@ -145,6 +153,8 @@ def vision_inference(models: dict[str, torch.nn.Module], batch: int, args) -> Wo
     """Forward passes of image classifiers at 224 px."""
     pixels = image_batch(batch)
     calls = {name: partial(model, pixels) for name, model in (models | inference_variants(models[OURS], args)).items()}
+    if args.engines:
+        calls |= onnx_runtime_calls(models[OURS], pixels, args.threads)
 
     def count_flops() -> int:
         with eager_attention(models[OURS]):
@@ -215,6 +225,8 @@ def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, a
         min_new_tokens=args.new_tokens,
     )
     calls = {name: partial(model.generate, **settings) for name, model in models.items()}
+    if args.engines and models[OURS].config.is_encoder_decoder:
+        calls |= translator_calls(models[OURS], settings, args.threads)
     if args.int8:
         calls[INT8] = partial(quantized(models[OURS]).generate, **settings)
     if args.compile:
@@ -364,6 +376,11 @@ def main() -> None:
         "--int8",
         action="store_true",
         help="also time ours with dynamic int8 quantisation of the linear layers (approximate)",
+    )
+    parser.add_argument(
+        "--engines",
+        action="store_true",
+        help="also time ours exported to CTranslate2 (Transformer-base, fp32 and int8) and to ONNX Runtime (ViT, Swin)",
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--vocab-size", type=int, default=32000)

@@ -14,6 +14,7 @@ from hf_visiontx import (
 )
 from hf_visiontx.apps.cli import main
 from hf_visiontx.export import export_onnx
+from hf_visiontx.modeling import fast_paths
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import tiny_transformer_config
 from support.vit_tester import pixel_batch, tiny_vit_config
@@ -62,10 +63,32 @@ def test_swin_classifier_exports_where_transformers_own_swin_does_not(tmp_path):
     assert report.outputs == ("logits",) and report.max_abs_difference <= 1e-4
 
 
+@pytest.mark.slow
+def test_a_model_whose_mlp_runs_in_pieces_above_some_batch_exports_for_any_batch(tmp_path, monkeypatch):
+    import onnxruntime
+
+    # In eager inference the MLP runs in row pieces above a size (ViT-B/16: above batch 13); with pieces above 200
+    # rows, the tiny ViT's export example (2 x 65 tokens) is below it and batch 5 above. The exporter must not
+    # make that size test a guard on the batch (torch 2.13 then fails to solve its constraints).
+    monkeypatch.setattr(fast_paths, "MLP_CHUNK_BYTES", 100 * tiny_vit_config().intermediate_size * 4)
+    model = saved("vit", tmp_path / "vit")
+    report = export_onnx(tmp_path / "vit", tmp_path / "onnx")
+    assert report.max_abs_difference <= 1e-4
+    session = onnxruntime.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    pixels = pixel_batch(batch=5)
+    with torch.no_grad():
+        expected = model(pixel_values=pixels).logits
+    (logits,) = session.run(["logits"], {"pixel_values": pixels.numpy()})
+    torch.testing.assert_close(torch.from_numpy(logits), expected, atol=1e-4, rtol=1e-4)
+
+
 def test_export_refuses_what_it_cannot_do(tmp_path, capsys, monkeypatch):
     VtxTransformerForConditionalGeneration(tiny_transformer_config()).save_pretrained(tmp_path / "translator")
     assert main(["export", str(tmp_path / "translator"), str(tmp_path / "out")]) == 1
-    assert "is a 'vtx_transformer' model; `export --to onnx` takes vtx_vit, vtx_swin models" in capsys.readouterr().err
+    assert (
+        "is a 'vtx_transformer' model; `export --to onnx` takes vtx_vit, vtx_swin models (a Transformer translator "
+        "exports with `--to ctranslate2`)" in capsys.readouterr().err
+    )
     saved("vit", tmp_path / "vit")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "mine.txt").write_text("mine")

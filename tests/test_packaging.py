@@ -55,6 +55,7 @@ def test_a_non_editable_install_imports_from_the_checkout_root_and_elsewhere(tmp
     subprocess.run([*install, "--target", str(target), str(source)], check=True, capture_output=True, timeout=600)
     assert (target / "hf_visiontx" / "modeling" / "modeling_vit.py").is_file()
     assert (target / "hf_visiontx" / "training" / "metrics" / "accuracy" / "accuracy.py").is_file()
+    assert (target / "hf_visiontx" / "export" / "ctranslate2.py").is_file()
     # From the root the checkout shadows the install (the working directory leads sys.path), as with any package.
     package, model_files = import_locations(REPO_ROOT, "", str(target))
     assert (package, model_files) == (REPO_ROOT / "hf_visiontx" / "__init__.py", REPO_ROOT / "modeling" / "__init__.py")

@@ -93,8 +93,13 @@ def _load_image_model(model_dir: str | os.PathLike) -> PreTrainedModel:
     config = AutoConfig.from_pretrained(model_dir)
     if config.model_type not in _EXPORTED_FAMILIES:
         families = ", ".join(_EXPORTED_FAMILIES)
+        hint = (
+            " (a Transformer translator exports with `--to ctranslate2`)"
+            if config.model_type == "vtx_transformer"
+            else ""
+        )
         raise ValueError(
-            f"`model` {model_dir} is a {config.model_type!r} model; `export --to onnx` takes {families} models."
+            f"`model` {model_dir} is a {config.model_type!r} model; `export --to onnx` takes {families} models{hint}."
         )
     declared = family(config.model_type)
     heads = {head.name for head in declared.heads}
