@@ -23,7 +23,7 @@ give their first call, which compiles). `bench_memory.py` measures the peaks in 
     python scripts/bench.py                          # everything
     python scripts/bench.py --only vit --repeats 3   # workloads whose name contains "vit" (case-insensitive)
     python scripts/bench.py --compile                # adds ours under torch.compile (inductor; slow to compile)
-    python scripts/bench.py --int8                   # adds ours with int8 dynamic quantisation, and its agreement
+    python scripts/bench.py --int8                   # adds ours in int8 (torchao dynamic; torch.ao's), and agreement
     python scripts/bench.py --engines                # adds ours exported to CTranslate2 and ONNX Runtime (see
                                                      # bench_engines.py; needs the ctranslate2 and onnx extras)
     python scripts/bench.py --json > bench.json      # the same rows as JSON
@@ -46,16 +46,20 @@ from bench_models import gpt2_models, logits_of, marian_models, swin_models, vit
 from benchmarking import (
     counted_flops,
     eager_attention,
+    frozen_compiled,
     matmul_gflops,
     peak_memory_mib,
     read_bandwidth_gbs,
     round_times,
     steady_allocator,
+    torch_ao_int8,
+    torchao_int8,
 )
 from transformers import CompileConfig
 
 OURS = "ours"
-INT8 = f"{OURS} int8"  # dynamic int8 quantisation of the linear layers: approximate, its agreement is reported
+INT8 = f"{OURS} int8"  # torchao's dynamic int8 on every linear layer, compiled: approximate, its agreement is reported
+INT8_TORCH_AO = f"{INT8} torch.ao"  # torch's older `quantize_dynamic` (fbgemm, eager), for comparison
 
 
 @dataclass
@@ -127,11 +131,10 @@ def compiled(model: torch.nn.Module) -> Callable:
 
 
 def quantized(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ours with int8 dynamic quantisation of every linear layer (weights int8, activations quantised
-    per call), for `--int8`."""
-    from torch.ao.quantization import quantize_dynamic
-
-    return quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+    """A copy of ours with torchao's dynamic int8 on every linear layer (`Int8DynamicActivationInt8WeightConfig`:
+    weights int8 per row, activations quantised per row at each call), for `--int8`. torchao's int8 is fast on CPU
+    only compiled: inductor then runs the int8 matmuls on oneDNN (with freezing) instead of torchao's eager ops."""
+    return torchao_int8(model, "dynamic")
 
 
 def inference_variants(model: torch.nn.Module, args) -> dict[str, Callable]:
@@ -140,7 +143,8 @@ def inference_variants(model: torch.nn.Module, args) -> dict[str, Callable]:
     if args.compile:
         variants[f"{OURS} compiled"] = compiled(model)
     if args.int8:
-        variants[INT8] = quantized(model)
+        variants[INT8] = frozen_compiled(quantized(model))
+        variants[INT8_TORCH_AO] = torch_ao_int8(model)
     return variants
 
 
@@ -227,13 +231,12 @@ def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, a
     calls = {name: partial(model.generate, **settings) for name, model in models.items()}
     if args.engines and models[OURS].config.is_encoder_decoder:
         calls |= translator_calls(models[OURS], settings, args.threads)
-    if args.int8:
-        calls[INT8] = partial(quantized(models[OURS]).generate, **settings)
+    compiled = dict(cache_implementation="static", compile_config=CompileConfig(fullgraph=True, mode="default"))
+    if args.int8:  # decoding compiled without freezing, which breaks the static cache (transformers' Marian too)
+        calls[INT8] = partial(quantized(models[OURS]).generate, **compiled, **settings)
+        calls[INT8_TORCH_AO] = partial(torch_ao_int8(models[OURS]).generate, **settings)
     if args.compile:
-        compile_config = CompileConfig(fullgraph=True, mode="default")
-        calls[f"{OURS} compiled"] = partial(
-            models[OURS].generate, cache_implementation="static", compile_config=compile_config, **settings
-        )
+        calls[f"{OURS} compiled"] = partial(models[OURS].generate, **compiled, **settings)
 
     def count_flops() -> int:
         with eager_attention(models[OURS]):
@@ -375,7 +378,7 @@ def main() -> None:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="also time ours with dynamic int8 quantisation of the linear layers (approximate)",
+        help="also time ours in int8: torchao's dynamic int8, compiled, and torch.ao's quantize_dynamic (approximate)",
     )
     parser.add_argument(
         "--engines",

@@ -1,6 +1,8 @@
 """The models the benchmarks compare, each family with one set of weights: a random transformers model, ours
 converted from it, and timm's (when installed) with the same weights mapped in."""
 
+import importlib
+
 import torch
 from transformers import (
     GPT2Config,
@@ -145,6 +147,34 @@ def timm_swin(timm, ours: torch.nn.Module) -> torch.nn.Module:
     if unexpected or any(not name.endswith(("relative_position_index", "attn_mask")) for name in missing):
         raise RuntimeError(f"timm Swin mapping is off: missing {missing}, unexpected {unexpected}")
     return model
+
+
+def transformers_twin(ours: torch.nn.Module, reference: torch.nn.Module) -> torch.nn.Module:
+    """`reference` (a transformers model whose config matches ours) holding our weights.
+
+    hf_visiontx.convert maps transformers' weights to ours by copying and stacking them; run on a reference whose
+    every weight element holds its own index (float64, exact), it shows where each of our elements comes from, and
+    the elements are put back there. Elements that none of ours comes from (a zero logits bias) keep their values.
+    """
+    converter = importlib.import_module(f"hf_visiontx.convert.{reference.config.model_type}")
+    flat = torch.cat([tensor.flatten().float() for tensor in reference.state_dict().values()])  # [elements]
+    reference = reference.double()
+    offset = 0
+    with torch.no_grad():
+        for tensor in reference.state_dict().values():  # tied weights share one storage: its last indices win
+            tensor.copy_(torch.arange(offset, offset + tensor.numel(), dtype=torch.float64).view_as(tensor))
+            offset += tensor.numel()
+        indices = converter.convert_state_dict(reference, converter.convert_config(reference))
+        reference = reference.float()
+        sources = reference.state_dict()
+        for name, tensor in ours.state_dict().items():
+            if name in indices:
+                flat[indices[name].flatten().long()] = tensor.flatten().float()
+        offset = 0
+        for tensor in sources.values():
+            tensor.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))
+            offset += tensor.numel()
+    return reference.eval()
 
 
 def logits_of(output) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Measuring helpers shared by the benchmark scripts: side-by-side best times, the machine's matmul rate, FLOPs
-and peak memory of one call."""
+and peak memory of one call, and the int8 versions of a model that are measured."""
 
 import contextlib
+import copy
 import ctypes
 import gc
 import time
@@ -148,3 +149,34 @@ def _peak_memory_of_one_call(run: Callable[[], object], inference: bool) -> floa
         return _status_mib("VmHWM") - before
     finally:
         steady_allocator()
+
+
+# torchao's int8 configs (classes of `torchao.quantization`, imported only when int8 is measured), by short name
+INT8_CONFIGS = {"weight-only": "Int8WeightOnlyConfig", "dynamic": "Int8DynamicActivationInt8WeightConfig"}
+
+
+def torchao_int8(model: torch.nn.Module, config: str) -> torch.nn.Module:
+    """A copy of `model` with every linear layer quantized by torchao's `quantize_` under `config` (a key of
+    `INT8_CONFIGS`)."""
+    import torchao.quantization
+
+    quantized = copy.deepcopy(model)
+    torchao.quantization.quantize_(quantized, getattr(torchao.quantization, INT8_CONFIGS[config])())
+    return quantized
+
+
+def frozen_compiled(model: torch.nn.Module) -> Callable:
+    """`model` under torch.compile with inductor's freezing (weights as constants: what lets inductor replace
+    torchao's int8 matmuls by oneDNN's quantized linear on CPU). Freezing is set for these calls only."""
+    compiled = torch.compile(model)
+
+    def call(*args, **kwargs):
+        with torch._inductor.config.patch(freezing=True):
+            return compiled(*args, **kwargs)
+
+    return call
+
+
+def torch_ao_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` with torch's `quantize_dynamic` (fbgemm) on its linear layers."""
+    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)

@@ -183,14 +183,18 @@ def test_few_row_linear_equals_f_linear_and_follows_weight_changes(packed, monke
 @needs_onednn
 @pytest.mark.parametrize(
     "case",
-    ["autograd", "many rows", "bfloat16", "forward hook", "replaced forward", "subclass", "global hook"],
+    ["autograd", "many rows", "bfloat16", "forward hook", "replaced forward", "subclass", "global hook", "torchao"],
 )
 def test_few_row_path_leaves_the_call_to_the_layer_outside_its_domain(case, monkeypatch):
     """Anything the fast path cannot honour (gradients, other dtypes, hooks of users and of accelerate, layers that
-    are not exactly nn.Linear, as quantizers and PEFT make them) runs the layer's own forward."""
+    are not exactly nn.Linear, as quantizers and PEFT make them, or whose weight torchao replaced by an int8 tensor)
+    runs the layer's own forward."""
     layer = linear_layer()
     if case == "subclass":
         layer = type("WrappedLinear", (torch.nn.Linear,), {})(32, 48)
+    if case == "torchao":  # the layer stays an nn.Linear; its weight becomes a float32-typed int8 tensor subclass
+        torchao_quantization = pytest.importorskip("torchao.quantization")
+        torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
     rows = FEW_ROWS_MAX + 1 if case == "many rows" else 4
     inputs = torch.randn(rows, 32)
     if case == "bfloat16":

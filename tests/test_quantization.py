@@ -1,0 +1,224 @@
+"""int8 through torchao for every family and head: weight-only (`Int8WeightOnlyConfig`) and dynamic
+(`Int8DynamicActivationInt8WeightConfig`), applied with torchao's `quantize_` to a loaded model and with transformers'
+`TorchAoConfig` at `from_pretrained`, then saved (safetensors) and loaded again. transformers' own ViT, Swin and Marian
+behave the same way (checked by hand against them): `TorchAoConfig` leaves an output layer tied to the embeddings in
+full precision (the tied weights are never quantized, `include_input_output_embeddings` or not), while `quantize_`
+replaces every `nn.Linear` weight, the tied output layer's too; a model quantized with `quantize_` cannot be saved
+with `save_pretrained` (for theirs neither): load it with `TorchAoConfig` to get one that can."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from torch import nn
+from transformers import PreTrainedModel, TorchAoConfig, VisionEncoderDecoderModel
+
+from hf_visiontx import (
+    VtxSwinBackbone,
+    VtxSwinForImageClassification,
+    VtxSwinForMaskedImageModeling,
+    VtxSwinModel,
+    VtxTransformerConfig,
+    VtxTransformerForCausalLM,
+    VtxTransformerForConditionalGeneration,
+    VtxTransformerModel,
+    VtxViTForImageClassification,
+    VtxViTForMaskedImageModeling,
+    VtxViTModel,
+)
+from support.swin_tester import tiny_swin_config
+from support.transformer_tester import BOS, EOS, PAD, VOCAB_SIZE, padded_source_batch, tiny_transformer_config
+from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
+
+torchao_quantization = pytest.importorskip("torchao.quantization")
+Int8Tensor = pytest.importorskip("torchao.quantization.quantize_.workflows.int8.int8_tensor").Int8Tensor
+
+CONFIGS = {
+    "weight-only": torchao_quantization.Int8WeightOnlyConfig,
+    "dynamic": torchao_quantization.Int8DynamicActivationInt8WeightConfig,
+}
+# largest output difference from fp32 allowed, as a share of the largest fp32 output: the tiny random models see
+# 0.1-3% (rounding each weight to 1/254 of its row's largest, and each activation row too when dynamic)
+TOLERANCE = 0.08
+MIN_LEAD = 0.05  # a lead of the greedy token over the runner-up that int8's logit errors here do not overturn
+NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+TOKEN_IDS = dict(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, decoder_start_token_id=BOS)
+
+
+def text_decoder(**overrides) -> VtxTransformerConfig:
+    """A tiny Transformer decoder config (the causal LM's, and the captioners' with cross-attention)."""
+    return tiny_transformer_config(is_decoder=True, dropout=0.0, attention_dropout=0.0, **TOKEN_IDS, **overrides)
+
+
+def captioner(encoder: PreTrainedModel) -> VisionEncoderDecoderModel:
+    """`encoder` with our tiny Transformer decoder attending to it, as the demo's captioner is built."""
+    decoder = VtxTransformerForCausalLM(text_decoder(add_cross_attention=True))
+    model = VisionEncoderDecoderModel(encoder=encoder, decoder=decoder)
+    model.config.decoder_start_token_id, model.config.pad_token_id = BOS, PAD
+    model.generation_config.decoder_start_token_id, model.generation_config.pad_token_id = BOS, PAD
+    model.generation_config.eos_token_id = EOS
+    return model
+
+
+def source_batch() -> dict[str, torch.Tensor]:
+    input_ids, attention_mask = padded_source_batch()
+    return dict(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def prompt_ids() -> dict[str, torch.Tensor]:
+    return dict(input_ids=torch.randint(3, VOCAB_SIZE, (2, 5), generator=torch.Generator().manual_seed(0)))
+
+
+def images() -> dict[str, torch.Tensor]:
+    return dict(pixel_values=pixel_batch())
+
+
+def with_targets(inputs: Callable[[], dict]) -> Callable[[], dict]:
+    """`inputs` and the first target tokens of each of their 3 examples, for a forward pass of an encoder-decoder."""
+    return lambda: inputs() | dict(decoder_input_ids=torch.tensor([[BOS, 5, 6, 7]] * 3))
+
+
+@dataclass
+class Case:
+    """One family's head: how to build it, the inputs of a forward pass and the output compared, and for a model
+    that generates, the inputs of `generate()` and its linear layers tied to the token embeddings."""
+
+    build: Callable[[], PreTrainedModel]
+    inputs: Callable[[], dict]
+    output: Callable[[object], torch.Tensor]
+    prompt: Callable[[], dict] | None = None
+    tied: set[str] = field(default_factory=set)
+    seed: int = 0  # of the random weights: for a model that generates, one whose greedy choices are clear
+
+
+VIT, SWIN = (
+    (lambda: tiny_vit_config(**NO_DROPOUT)),
+    (lambda **o: tiny_swin_config(**NO_DROPOUT, drop_path_rate=0.0, **o)),
+)
+TRANSFORMER = lambda: tiny_transformer_config(dropout=0.0, attention_dropout=0.0, **TOKEN_IDS)  # noqa: E731
+CASES = {
+    "ViT": Case(lambda: VtxViTModel(VIT()), images, lambda o: o.last_hidden_state),
+    "ViT classification": Case(lambda: VtxViTForImageClassification(VIT()), images, lambda o: o.logits),
+    "ViT masked image modeling": Case(
+        lambda: VtxViTForMaskedImageModeling(VIT()),
+        lambda: images() | dict(bool_masked_pos=masked_positions(3, 64)),
+        lambda o: o.reconstruction,
+    ),
+    "Swin": Case(lambda: VtxSwinModel(SWIN()), images, lambda o: o.last_hidden_state),
+    "Swin classification": Case(lambda: VtxSwinForImageClassification(SWIN()), images, lambda o: o.logits),
+    "Swin masked image modeling": Case(
+        lambda: VtxSwinForMaskedImageModeling(SWIN()),
+        lambda: images() | dict(bool_masked_pos=masked_positions(3, 256)),
+        lambda o: o.reconstruction,
+    ),
+    "Swin backbone": Case(
+        lambda: VtxSwinBackbone(SWIN(out_features=["stage1", "stage2"])),
+        images,
+        lambda o: torch.cat([feature_map.flatten(1) for feature_map in o.feature_maps], 1),
+    ),
+    "Transformer": Case(
+        lambda: VtxTransformerModel(TRANSFORMER()), with_targets(source_batch), lambda o: o.last_hidden_state
+    ),
+    "translator": Case(
+        lambda: VtxTransformerForConditionalGeneration(TRANSFORMER()),
+        with_targets(source_batch),
+        lambda o: o.logits,
+        source_batch,
+        {"lm_head"},
+    ),
+    "causal LM": Case(
+        lambda: VtxTransformerForCausalLM(text_decoder()), prompt_ids, lambda o: o.logits, prompt_ids, {"lm_head"}
+    ),
+    "ViT captioner": Case(
+        lambda: captioner(VtxViTModel(VIT())), with_targets(images), lambda o: o.logits, images, {"decoder.lm_head"}, 3
+    ),
+    "Swin captioner": Case(
+        lambda: captioner(VtxSwinModel(SWIN())),
+        with_targets(images),
+        lambda o: o.logits,
+        images,
+        {"decoder.lm_head"},
+        1,
+    ),
+}
+
+
+def fp32_model(case: Case) -> PreTrainedModel:
+    torch.manual_seed(case.seed)
+    return case.build().eval()
+
+
+def forward(model: PreTrainedModel, case: Case) -> torch.Tensor:
+    """The compared output of one forward pass."""
+    with torch.no_grad():
+        return case.output(model(**case.inputs()))
+
+
+def generated(model: PreTrainedModel, case: Case) -> torch.Tensor:
+    """Six greedy tokens after the case's prompt."""
+    with torch.no_grad():
+        return model.generate(**case.prompt(), max_new_tokens=6, do_sample=False)
+
+
+def smallest_lead(model: PreTrainedModel, case: Case) -> float:
+    """By how much the greedy token's score leads the runner-up's, at the closest step of `generated`: int8 can
+    only be expected to pick the same tokens where the leads are larger than its logit errors."""
+    with torch.no_grad():
+        steps = model.generate(
+            **case.prompt(), max_new_tokens=6, do_sample=False, output_scores=True, return_dict_in_generate=True
+        ).scores
+    top_two = [scores.topk(2).values for scores in steps]  # [batch, 2] per step
+    return min((top[:, 0] - top[:, 1]).min().item() for top in top_two)
+
+
+def unquantized_linears(model: nn.Module) -> set[str]:
+    """The names of the `nn.Linear` layers whose weight is not a torchao int8 tensor."""
+    return {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and not isinstance(module.weight, Int8Tensor)
+    }
+
+
+def assert_close_to(quantized: torch.Tensor, reference: torch.Tensor) -> None:
+    difference = (quantized - reference).abs().max().item()
+    assert 0 < difference <= TOLERANCE * reference.abs().max().item()  # quantized, and close
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("name", CASES)
+def test_quantize_replaces_every_linear_weight_and_keeps_the_outputs(name, config):
+    case = CASES[name]
+    model = fp32_model(case)
+    expected = forward(model, case)
+    if case.prompt is not None:
+        assert smallest_lead(model, case) > MIN_LEAD  # the case's seed gives clear greedy choices
+        tokens = generated(model, case)
+    torchao_quantization.quantize_(model, CONFIGS[config]())
+    assert not unquantized_linears(model)  # the tied output layer's weight too: quantize_ unties it
+    assert_close_to(forward(model, case), expected)
+    if case.prompt is not None:
+        assert torch.equal(generated(model, case), tokens)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("name", CASES)
+def test_torchao_config_quantizes_all_but_a_tied_output_layer_and_saves(name, config, tmp_path):
+    case = CASES[name]
+    model = fp32_model(case)
+    model.save_pretrained(tmp_path / "fp32")
+    loaded = type(model).from_pretrained(tmp_path / "fp32", quantization_config=TorchAoConfig(CONFIGS[config]()))
+    assert unquantized_linears(loaded) == case.tied  # as for transformers' own models
+    outputs = forward(loaded.eval(), case)
+    assert_close_to(outputs, forward(model, case))
+    tokens = generated(loaded, case) if case.prompt is not None else None
+    if case.prompt is not None:
+        assert torch.equal(tokens, generated(model, case))
+    loaded.save_pretrained(tmp_path / "int8")
+    assert (tmp_path / "int8" / "model.safetensors").is_file()
+    reloaded = type(model).from_pretrained(tmp_path / "int8").eval()  # the quantization config travels with it
+    assert unquantized_linears(reloaded) == case.tied
+    assert torch.equal(forward(reloaded, case), outputs)
+    if case.prompt is not None:
+        assert torch.equal(generated(reloaded, case), tokens)
