@@ -74,7 +74,8 @@ PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in:
 # While a Transformer decodes token by token, each projection multiplies 1 to 64 rows (batch x beams) by a large
 # weight, a case MKL's sgemm behind `F.linear` handles poorly. Inside a `few_row_linears(decoder, lm_head)` block
 # (which `FastDecodingMixin.generate` opens), their plain `nn.Linear` layers run oneDNN's matmul instead, on the
-# weight as it is, for 1 to `FEW_ROWS_MAX` rows. For 2 rows or more oneDNN is faster still on a copy of the weight
+# weight as it is, for 1 to `FEW_ROWS_MAX` rows, when the weight is large enough (`FEW_ROW_MIN_WEIGHT`) that
+# oneDNN's fixed cost per call pays off. For 2 rows or more oneDNN is faster still on a copy of the weight
 # re-laid-out ("packed") for it, but the copies hold the decoder's weights a second time for the duration of the
 # block, which puts the peak memory of batched and beam decoding far above transformers' models: they are made
 # only when `PACK_WEIGHTS` asks for them, once per layer and block. Everything else takes the layer's own
@@ -89,6 +90,7 @@ PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in:
 # forward.
 
 FEW_ROWS_MAX = 64  # up to this many rows oneDNN beats F.linear (MKL) on CPU
+FEW_ROW_MIN_WEIGHT = 1 << 18  # below this many weight elements oneDNN's fixed cost per call outweighs its gain
 
 
 @functools.cache
@@ -205,7 +207,8 @@ def _runs_as_written(layer: nn.Linear) -> bool:
 
 def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`layer(inputs)`, computed by oneDNN when `layer` is a plain `nn.Linear` inside a `few_row_linears` block and
-    the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd (in a compiled graph traced
+    the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd by a weight of at least
+    `FEW_ROW_MIN_WEIGHT` elements (in a compiled graph traced
     inside such a block, through `few_row_linear`).
 
     Args:
@@ -220,6 +223,7 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     weight, bias = layer.weight, layer.bias
     if not (
         inputs.numel() <= FEW_ROWS_MAX * layer.in_features
+        and weight.numel() >= FEW_ROW_MIN_WEIGHT
         and not torch.is_grad_enabled()
         and inputs.dtype == weight.dtype == torch.float32
         and inputs.device.type == "cpu"
@@ -240,6 +244,7 @@ def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         _OPEN_BLOCKS
         and type(layer) is nn.Linear
         and inputs.numel() <= FEW_ROWS_MAX * layer.in_features
+        and layer.weight.numel() >= FEW_ROW_MIN_WEIGHT
         and not torch.is_grad_enabled()
         and inputs.dtype == layer.weight.dtype == torch.float32
         and inputs.device.type == "cpu"
@@ -468,6 +473,7 @@ class BoundedTensorCache:
 
 __all__ = [
     "FEW_ROWS_MAX",
+    "FEW_ROW_MIN_WEIGHT",
     "BoundedTensorCache",
     "FastDecodingMixin",
     "causal_mask_needless",

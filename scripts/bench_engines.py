@@ -10,6 +10,7 @@ with ours as the peers must.
 """
 
 import functools
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,9 @@ def translator_calls(model: torch.nn.Module, settings: dict, threads: int) -> di
     """CTranslate2 (fp32, int8) running the `generate()` call of `settings` (an unpadded batch, exactly
     `min_new_tokens` = `max_new_tokens` new tokens) on `model` exported; each returns what `generate()` does:
     [batch, 1 + new tokens] ids, the decoder start token first."""
+    # CTranslate2's own OpenMP runtime (read once, when it loads) would keep its threads spinning after each call,
+    # taking the cores from the implementation timed next; torch's runtime was set up before and keeps its policy
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import ctranslate2
 
     _, path = _exported(model, "ctranslate2")

@@ -30,6 +30,8 @@ def bench_arguments(extra: list[str]) -> argparse.Namespace:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--int8", action="store_true")
+    parser.add_argument("--engines", action="store_true")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())  # the engines' threads: torch's
     arguments, _ = parser.parse_known_args(extra)
     return arguments
 
@@ -46,7 +48,7 @@ def measure_here(workload_name: str, implementation: str, extra: list[str]) -> f
 def measure_in_child(workload_name: str, implementation: str, threads: int, extra: list[str]) -> float:
     """`measure_here` in a fresh interpreter."""
     command = [sys.executable, str(Path(__file__)), "--child", workload_name, implementation, "--threads", str(threads)]
-    result = subprocess.run(command + extra, capture_output=True, text=True, check=False)
+    result = subprocess.run([*command, *extra], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"measuring {implementation} on {workload_name!r} failed:\n{result.stderr[-3000:]}")
     return float(result.stdout.strip().splitlines()[-1])

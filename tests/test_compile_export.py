@@ -174,9 +174,10 @@ def test_compiling_on_cpu_can_be_switched_off(monkeypatch):
 
 @pytest.mark.skipif(not fast_paths.few_row_linears_available(), reason="this torch build has no oneDNN linear")
 @pytest.mark.parametrize("rows", [1, 3], ids=["batch 1", "batch 3"])
-def test_a_compiled_greedy_step_runs_its_projections_on_onednn_and_gives_the_eager_tokens(rows):
+def test_a_compiled_greedy_step_runs_its_projections_on_onednn_and_gives_the_eager_tokens(rows, monkeypatch):
     """Inductor would run a few-row projection through MKL's sgemm (`addmm`); inside generate() the compiled step
     calls `hf_visiontx::few_row_linear` (oneDNN) for every projection of the decoder and the output layer."""
+    monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 0)  # the tiny model's weights are below it
     model, (input_ids, attention_mask) = translator(), padded_source_batch()
     input_ids, attention_mask = input_ids[:rows], attention_mask[:rows]  # batch x 1 rows per projection
     settings = dict(attention_mask=attention_mask, max_new_tokens=5, min_new_tokens=5, do_sample=False)

@@ -49,6 +49,12 @@ from support.vit_tester import pixel_batch, tiny_vit_config
 needs_onednn = pytest.mark.skipif(not few_row_linears_available(), reason="this torch build has no oneDNN linear")
 
 
+@pytest.fixture(autouse=True)
+def onednn_for_tiny_weights(monkeypatch):
+    """The tiny test models' weights are far below `FEW_ROW_MIN_WEIGHT`: let the few-row path take them."""
+    monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 0)
+
+
 def parameters_of(function) -> list[str]:
     return list(inspect.signature(function).parameters)
 
@@ -217,6 +223,19 @@ def test_few_row_path_leaves_the_call_to_the_layer_outside_its_domain(case, monk
     assert bool(calls) == (case in ("forward hook", "replaced forward", "global hook"))
     assert (output.grad_fn is not None) == (case == "autograd")
     torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias))
+
+
+@needs_onednn
+def test_weights_below_the_size_where_onednn_pays_off_keep_f_linear(monkeypatch):
+    """oneDNN's fixed cost per call is larger than MKL's whole matmul for a small weight held in cache."""
+    monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 48 * 32 + 1)
+    layer, onednn = linear_layer(), spy_on_onednn(monkeypatch)
+    with few_row_linears(layer), torch.no_grad():
+        output = linear(layer, torch.ones(2, 32))
+        assert not onednn
+        monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 48 * 32)
+        torch.testing.assert_close(linear(layer, torch.ones(2, 32)), output)
+        assert onednn
 
 
 def translator_and_batch() -> tuple[VtxTransformerForConditionalGeneration, dict[str, torch.Tensor]]:
