@@ -208,8 +208,7 @@ def _runs_as_written(layer: nn.Linear) -> bool:
 def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`layer(inputs)`, computed by oneDNN when `layer` is a plain `nn.Linear` inside a `few_row_linears` block and
     the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd by a weight of at least
-    `FEW_ROW_MIN_WEIGHT` elements (in a compiled graph traced
-    inside such a block, through `few_row_linear`).
+    `FEW_ROW_MIN_WEIGHT` elements (in a compiled graph traced inside such a block, through `few_row_linear`).
 
     Args:
         layer: any module mapping [..., in_features] to [..., out_features].
