@@ -369,8 +369,10 @@ def machine() -> dict[str, object]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    """The command line of bench.py: which workloads, their sizes and optional implementations, how they are timed
+    (bench_memory.py takes the same)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="run only the workloads whose name contains this (case-insensitive)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -389,7 +391,11 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--source-length", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = argument_parser(__doc__).parse_args()
     torch.set_num_threads(args.threads)
     steady_allocator()
     info = machine() | {"matmul_gflops": round(matmul_gflops(), 1), "read_gbs": round(read_bandwidth_gbs(), 1)}

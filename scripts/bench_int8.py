@@ -144,33 +144,28 @@ def translation(model_dir: Path, args) -> None:
 # --- image classification ---------------------------------------------------------------------------------------
 
 
-def vit_twin(ours: torch.nn.Module) -> ViTForImageClassification:
-    """transformers' ViTForImageClassification with our ViT's sizes and weights."""
+def classifier_twin(ours: torch.nn.Module, config_class: type, model_class: type, fields: str) -> torch.nn.Module:
+    """transformers' `model_class` with our classifier's sizes and weights: the config fields named in `fields` (the
+    same names in both configs) and the labels copied over."""
     c = ours.config
-    fields = "image_size patch_size num_channels hidden_size num_hidden_layers num_attention_heads intermediate_size"
-    config = ViTConfig(
-        **{name: getattr(c, name) for name in fields.split()},
-        hidden_act=c.hidden_act,
-        layer_norm_eps=c.layer_norm_eps,
-        qkv_bias=c.qkv_bias,
-        id2label=c.id2label,
-        label2id=c.label2id,
+    config = config_class(
+        **{name: getattr(c, name) for name in fields.split()}, id2label=c.id2label, label2id=c.label2id
     )
-    return transformers_twin(ours, ViTForImageClassification(config))
+    return transformers_twin(ours, model_class(config))
 
 
-def swin_twin(ours: torch.nn.Module) -> SwinForImageClassification:
-    """transformers' SwinForImageClassification with our Swin's sizes and weights."""
-    c = ours.config
-    fields = "image_size patch_size num_channels embed_dim depths num_heads window_size mlp_ratio qkv_bias hidden_act"
-    config = SwinConfig(
-        **{name: getattr(c, name) for name in fields.split()},
-        use_absolute_embeddings=c.use_absolute_embeddings,
-        layer_norm_eps=c.layer_norm_eps,
-        id2label=c.id2label,
-        label2id=c.label2id,
-    )
-    return transformers_twin(ours, SwinForImageClassification(config))
+VIT_FIELDS = (
+    "image_size patch_size num_channels hidden_size num_hidden_layers num_attention_heads intermediate_size "
+    "hidden_act layer_norm_eps qkv_bias"
+)
+SWIN_FIELDS = (
+    "image_size patch_size num_channels embed_dim depths num_heads window_size mlp_ratio qkv_bias hidden_act "
+    "use_absolute_embeddings layer_norm_eps"
+)
+vit_twin = partial(classifier_twin, config_class=ViTConfig, model_class=ViTForImageClassification, fields=VIT_FIELDS)
+swin_twin = partial(
+    classifier_twin, config_class=SwinConfig, model_class=SwinForImageClassification, fields=SWIN_FIELDS
+)
 
 
 def classify(model: Callable, batches: list[torch.Tensor]) -> torch.Tensor:
