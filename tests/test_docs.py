@@ -218,11 +218,24 @@ def test_cli_command_parses(argv: list[str]):
     assert callable(args.handler)
 
 
+def sibling_modules_imported(path: Path) -> list[Path]:
+    """The files of the modules the Python script `path` imports from its own folder (as scripts/ does)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return [path.parent / f"{name}.py" for name in sorted(names) if (path.parent / f"{name}.py").is_file()]
+
+
 @pytest.mark.parametrize(("script", "words"), command_params("script"))
 def test_script_command_names_real_flags(script: str, words: list[str]):
     path = REPO / script.removeprefix("./")
     assert path.is_file(), f"{script} does not exist"
     source = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":  # options may come from a parser the script imports from a script beside it
+        source += "".join(sibling.read_text(encoding="utf-8") for sibling in sibling_modules_imported(path))
     for flag in (word.split("=")[0] for word in words if word.startswith("--")):
         if path.suffix == ".py":
             assert f'"{flag}"' in source, f"{script} has no {flag} option"
