@@ -9,7 +9,8 @@ copy of this module: there only the environment variables reach it.
 The paths, each with its flag and environment variable:
 - few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`), in eager mode and inside a
   compiled decoding step (`few_row_linear`): `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK; with packed copies of the
-  weights for 2 rows or more only when asked (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default);
+  weights for 2 rows or more only when asked (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default); under
+  the same switch, few rows through torchao's dynamic int8 weights on fbgemm (`_int8_linear`);
 - `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
   `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
 - sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
@@ -27,7 +28,9 @@ The paths, each with its flag and environment variable:
 
 Some paths lean on private APIs of torch or transformers: torch's oneDNN operators
 (`torch.ops.mkldnn._linear_pointwise`, `torch.ops.mkldnn._reorder_linear_weight`) and `torch.nn.modules.module`'s
-global hook dictionaries (few-row linears); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS`
+global hook dictionaries (few-row linears); fbgemm's `quantized::linear_prepack` and
+`quantized::linear_with_input_q_dq_qweight_dq_output_fp32`, and the attributes of torchao's `Int8Tensor` (int8
+rows); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS`
 registry (direct sdpa); `Cache.is_compileable` (needless masks); `GenerationMixin._get_logits_processor` and the
 attributes of the minimum-length processors (cached end-of-sequence masks); `GenerationMixin._valid_auto_compile_criteria`
 and `CompileConfig._compile_all_devices` (compiled decoding on CPU). `tests/test_fast_paths.py` has, for each
@@ -40,6 +43,8 @@ import copy
 import functools
 import math
 import os
+import sys
+import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 
@@ -109,23 +114,34 @@ def few_row_linears_available() -> bool:
 
 
 class _PackedWeight:
-    """A layer's weight re-laid-out for oneDNN, the (storage, version, shape) of the weight it was made from, and how
-    many open `few_row_linears` blocks allow the layer."""
+    """A layer's weight re-laid-out for oneDNN (or, for torchao's dynamic int8, packed for fbgemm), the tensors it
+    was made from (storage, version, shape of each), and how many open `few_row_linears` blocks allow the layer."""
 
     __slots__ = ("packed", "source", "users")
 
     def __init__(self):
         self.source, self.packed, self.users = None, None, 0
 
-    def of(self, weight: torch.Tensor) -> torch.Tensor:
-        """The packed copy of `weight`, made again whenever the weight was replaced or changed in place."""
-        version = None if weight.is_inference() else weight._version  # inference tensors have no version counter
-        source = (weight.data_ptr(), version, weight.shape)
-        if source != self.source:
+    def of(self, *sources: torch.Tensor | None, pack: Callable[..., object]) -> object:
+        """`pack(*sources)`, made again whenever one of `sources` was replaced or changed in place."""
+        key = tuple(_identity(tensor) for tensor in sources)
+        if key != self.source:
             self.packed = None  # free the old copy before packing the new one
-            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16)
-            self.source = source
+            self.packed = pack(*sources)
+            self.source = key
         return self.packed
+
+
+def _identity(tensor: torch.Tensor | None) -> tuple | None:
+    """What tells a tensor's contents apart: its storage, version (inference tensors have none) and shape."""
+    if tensor is None:
+        return None
+    return tensor.data_ptr(), None if tensor.is_inference() else tensor._version, tensor.shape
+
+
+def _pack_for_onednn(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` [out, in] re-laid-out for oneDNN's matmul."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 16)
 
 
 _OPEN_LAYERS: "weakref.WeakKeyDictionary[nn.Linear, _PackedWeight]" = weakref.WeakKeyDictionary()
@@ -208,7 +224,8 @@ def _runs_as_written(layer: nn.Linear) -> bool:
 def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`layer(inputs)`, computed by oneDNN when `layer` is a plain `nn.Linear` inside a `few_row_linears` block and
     the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd by a weight of at least
-    `FEW_ROW_MIN_WEIGHT` elements (in a compiled graph traced inside such a block, through `few_row_linear`).
+    `FEW_ROW_MIN_WEIGHT` elements (in a compiled graph traced inside such a block, through `few_row_linear`); by
+    fbgemm when the weight is torchao's dynamic int8 (`_int8_linear`, same conditions but the weight's size).
 
     Args:
         layer: any module mapping [..., in_features] to [..., out_features].
@@ -220,6 +237,11 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     if state is None:
         return layer(inputs)
     weight, bias = layer.weight, layer.bias
+    if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's int8 weights, or another library's
+        packed = None
+        if inputs.numel() <= FEW_ROWS_MAX * layer.in_features and _plain_cpu_float_call(layer, inputs):
+            packed = _int8_packed_weights(layer)
+        return layer(inputs) if packed is None else _int8_linear(inputs, packed, bias)
     if not (
         inputs.numel() <= FEW_ROWS_MAX * layer.in_features
         and weight.numel() >= FEW_ROW_MIN_WEIGHT
@@ -231,8 +253,112 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     ):
         return layer(inputs)
     if PACK_WEIGHTS and inputs.numel() > layer.in_features:  # one row gains nothing from packing
-        weight = state.of(weight)
+        weight = state.of(weight, pack=_pack_for_onednn)
     return _onednn_linear(inputs.contiguous(), weight, bias)
+
+
+def _plain_cpu_float_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether a call of `layer` is inference on float32 CPU inputs that runs exactly `nn.Linear.forward`."""
+    return (
+        not torch.is_grad_enabled()
+        and inputs.dtype == torch.float32
+        and inputs.device.type == "cpu"
+        and _runs_as_written(layer)
+    )
+
+
+# --- few rows through torchao's dynamic int8 weights -------------------------------------------------------------
+# torchao's dynamic int8 (`Int8DynamicActivationInt8WeightConfig`) quantises each row of activations to int8 at
+# every call (symmetric, one scale per row), multiplies int8 by int8 into int32 and rescales by both scales. Eager on
+# CPU it does that in a dozen separate operations around a `torch._int_mm` no faster than float32's matmul, so
+# decoding in int8 ran below float32 speed. Inside a `few_row_linears` block, up to `FEW_ROWS_MAX` rows take
+# fbgemm's int8 matmul instead (`quantized::linear_with_input_q_dq_qweight_dq_output_fp32`): the rows are quantised
+# exactly as torchao quantises them, handed over as their int8 values (scale 1, which fbgemm reads back exactly),
+# multiplied in int32 by the int8 weights and rescaled, torchao's result up to float rounding. fbgemm wants the
+# weights packed: an int8 copy (a quarter of the float32 weights' size), made on a layer's first such call and kept
+# with the layer. Every other int8 scheme keeps torchao's own path.
+
+_INT8_ROW_SCALE_DIVISOR = 127.5  # torchao's symmetric int8 scale: max |x| / ((127 - (-128)) / 2)
+_INT8_ZERO_POINT = 128  # fbgemm reads the rows as uint8: torchao's int8 values shifted by 128
+_FLOAT32_EPS = torch.finfo(torch.float32).eps  # torchao's floor for a scale
+
+
+@functools.cache
+def _int8_kernel_available() -> bool:
+    """Whether this torch build has fbgemm's int8 linear with float32 input and output."""
+    return hasattr(torch.ops.quantized, "linear_with_input_q_dq_qweight_dq_output_fp32") and any(
+        engine in torch.backends.quantized.supported_engines for engine in ("x86", "fbgemm")
+    )
+
+
+def _torchao_dynamic_int8(weight: torch.Tensor) -> bool:
+    """Whether `weight` holds torchao's dynamic int8 in the scheme one fbgemm call reproduces: weights int8 with one
+    scale per output row, activations quantised symmetrically with one scale per row over the full int8 range, and
+    no pre-scaling or fixed (static) activation scale."""
+    torchao_quantization = sys.modules.get("torchao.quantization")  # never imported here: only if the user has
+    if type(weight) is not getattr(torchao_quantization, "Int8Tensor", None):
+        return False
+    activations = weight.act_quant_kwargs
+    return (
+        activations is not None
+        and getattr(activations.mapping_type, "name", None) == "SYMMETRIC"
+        and type(activations.granularity).__name__ == "PerRow"
+        and not activations.reduce_range
+        and not weight.reduce_range
+        and weight.act_pre_scale is None
+        and weight.act_quant_scale is None
+        and weight.dtype == torch.float32
+        and list(weight.block_size) == [1, weight.shape[-1]]
+    )
+
+
+def _pack_int8_for_fbgemm(qdata: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | None):
+    """fbgemm's packed form of int8 weights `qdata` [out, in] with per-row `scale` [out, 1]; None when the weights
+    are not symmetric (a nonzero zero point) or fbgemm refuses them."""
+    if zero_point is not None and zero_point.any():
+        return None
+    rows = scale.numel()
+    with warnings.catch_warnings():  # torch deprecates quantized tensors, which fbgemm's packing still takes
+        warnings.simplefilter("ignore", UserWarning)
+        weight = torch._make_per_channel_quantized_tensor(
+            qdata, scale.reshape(rows).double(), torch.zeros(rows, dtype=torch.long), 0
+        )
+        try:
+            return torch.ops.quantized.linear_prepack(weight, None)
+        except RuntimeError:  # a quantized engine without this packing
+            return None
+
+
+_INT8_PACKED: "weakref.WeakKeyDictionary[nn.Linear, _PackedWeight]" = weakref.WeakKeyDictionary()
+
+
+def _int8_packed_weights(layer: nn.Linear):
+    """The fbgemm-packed copy of `layer`'s torchao dynamic int8 weights, or None where the int8 path does not apply
+    (another scheme, or no fbgemm). Packing takes long (as long as several decoding steps), so the copy is kept for
+    as long as the layer lives, not per `few_row_linears` block, and made again when the int8 weights or their
+    scales change."""
+    weight = layer.weight
+    if not (_int8_kernel_available() and _torchao_dynamic_int8(weight)):
+        return None
+    state = _INT8_PACKED.get(layer)
+    if state is None:
+        state = _INT8_PACKED[layer] = _PackedWeight()
+    return state.of(weight.qdata, weight.scale, weight.zero_point, pack=_pack_int8_for_fbgemm)
+
+
+def _int8_linear(inputs: torch.Tensor, packed, bias: torch.Tensor | None) -> torch.Tensor:
+    """Rows [..., in_features] through fbgemm-packed int8 weights, each quantised as torchao quantises it; returns
+    [..., out_features]."""
+    rows = inputs.reshape(-1, inputs.shape[-1])  # [..., in] -> [M, in]
+    # torchao's float32 arithmetic: scale = max(max|x| / 127.5, eps) per row, int8 = round(x * (1 / scale)) in range
+    largest = torch.linalg.vector_norm(rows, float("inf"), dim=-1, keepdim=True)  # [M, 1]
+    scale = (largest / _INT8_ROW_SCALE_DIVISOR).clamp_(min=_FLOAT32_EPS)
+    levels = torch.round(rows * (1.0 / scale)).clamp_(-128, 127)  # [M, in], whole numbers
+    outputs = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(levels, 1.0, _INT8_ZERO_POINT, packed)
+    outputs = outputs.mul_(scale)  # [M, out]: (int8 rows @ int8 weights^T) * weight scales * row scales
+    if bias is not None:
+        outputs = outputs.add_(bias)
+    return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])  # [M, out] -> [..., out]
 
 
 def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -80,9 +80,9 @@ def spy_on_packing(monkeypatch) -> list[torch.Tensor]:
     """Record the weights whose packed copies are handed out."""
     calls, original = [], fast_paths._PackedWeight.of
 
-    def counted(holder, weight):
-        calls.append(weight)
-        return original(holder, weight)
+    def counted(holder, *sources, pack):
+        calls.append(sources[0])
+        return original(holder, *sources, pack=pack)
 
     monkeypatch.setattr(fast_paths._PackedWeight, "of", counted)
     return calls

@@ -27,6 +27,8 @@ from hf_visiontx import (
     VtxViTForMaskedImageModeling,
     VtxViTModel,
 )
+from hf_visiontx.modeling import fast_paths
+from hf_visiontx.modeling.fast_paths import FEW_ROWS_MAX, few_row_linears, linear
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import BOS, EOS, PAD, VOCAB_SIZE, padded_source_batch, tiny_transformer_config
 from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
@@ -222,3 +224,135 @@ def test_torchao_config_quantizes_all_but_a_tied_output_layer_and_saves(name, co
     assert torch.equal(forward(reloaded, case), outputs)
     if case.prompt is not None:
         assert torch.equal(generated(reloaded, case), tokens)
+
+
+# --- few rows through torchao's dynamic int8 weights (`fast_paths`) ----------------------------------------------
+
+
+def fbgemm_calls(monkeypatch) -> list[torch.Tensor]:
+    """Record the inputs the few-row path hands to fbgemm's int8 linear."""
+    calls, original = [], fast_paths._int8_linear
+
+    def counted(inputs, packed, bias):
+        calls.append(inputs)
+        return original(inputs, packed, bias)
+
+    monkeypatch.setattr(fast_paths, "_int8_linear", counted)
+    return calls
+
+
+def dynamic_int8_layer(in_features: int = 64, out_features: int = 96, **config) -> nn.Linear:
+    torch.manual_seed(0)
+    layer = nn.Linear(in_features, out_features)
+    torchao_quantization.quantize_(layer, torchao_quantization.Int8DynamicActivationInt8WeightConfig(**config))
+    return layer
+
+
+needs_fbgemm = pytest.mark.skipif(not fast_paths._int8_kernel_available(), reason="no fbgemm in this torch")
+
+
+def test_the_apis_the_int8_path_leans_on_still_exist():
+    """A torch or torchao upgrade that drops or renames these must fail here, not slow int8 decoding down silently."""
+    layer = dynamic_int8_layer()
+    weight = layer.weight
+    assert fast_paths._torchao_dynamic_int8(weight)  # torchao's class, its attributes and the scheme's names
+    assert weight.qdata.dtype == torch.int8 and weight.scale.shape == (96, 1)
+    assert fast_paths._int8_kernel_available() == hasattr(
+        torch.ops.quantized, "linear_with_input_q_dq_qweight_dq_output_fp32"
+    )
+
+
+def decoding_rows(rows: int) -> torch.Tensor:
+    """[rows, 1, 64]: a decoding step's inputs, with a row of zeros (the smallest scale), a row of large values, and
+    rows whose largest value is negative (its int8 value, -127.5 before rounding, is where roundings differ)."""
+    inputs = torch.randn(rows, 1, 64, generator=torch.Generator().manual_seed(rows))
+    inputs[0, 0, 3] = -10.0
+    if rows > 1:
+        inputs[1] = 0.0
+        inputs[-1] *= 1e4
+    return inputs
+
+
+@needs_fbgemm
+@pytest.mark.parametrize("rows", [1, 5, FEW_ROWS_MAX])
+def test_few_rows_through_fbgemm_equal_torchao_dynamic_int8(rows, monkeypatch):
+    layer, calls = dynamic_int8_layer(), fbgemm_calls(monkeypatch)
+    inputs = decoding_rows(rows)
+    with torch.no_grad():
+        expected = layer(inputs)  # torchao's own path
+        with few_row_linears(layer):
+            output = linear(layer, inputs)
+    assert len(calls) == 1 and output.shape == (rows, 1, 96)
+    for row in range(rows):  # each row to float rounding of its own size
+        torch.testing.assert_close(output[row], expected[row], rtol=1e-5, atol=1e-5 * expected[row].abs().max())
+
+
+@needs_fbgemm
+@pytest.mark.parametrize(
+    "case", ["too many rows", "autograd", "weight-only", "asymmetric activations", "static activation scale", "hooked"]
+)
+def test_other_int8_calls_keep_torchaos_path(case, monkeypatch):
+    """Many rows, gradients, and every int8 scheme the fbgemm call does not reproduce run torchao's path."""
+    if case == "weight-only":
+        layer = nn.Linear(64, 96)
+        torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
+    elif case == "asymmetric activations":
+        layer = dynamic_int8_layer(act_mapping_type=torchao_quantization.MappingType.ASYMMETRIC)
+    else:
+        layer = dynamic_int8_layer()
+    if case == "static activation scale":
+        layer.weight.act_quant_scale = torch.full((1, 1), 0.05)  # one scale for [1, in]
+    if case == "hooked":
+        layer.register_forward_hook(lambda *_: None)
+    inputs = torch.randn(FEW_ROWS_MAX + 1 if case == "too many rows" else 1, 64)
+    calls = fbgemm_calls(monkeypatch)
+    with few_row_linears(layer), torch.enable_grad() if case == "autograd" else torch.no_grad():
+        output = linear(layer, inputs)
+        expected = layer(inputs)
+    assert not calls
+    assert torch.equal(output, expected)
+
+
+@needs_fbgemm
+def test_the_packed_copy_is_kept_with_the_layer_and_follows_new_weights(monkeypatch):
+    layer, row = dynamic_int8_layer(), torch.randn(1, 64)
+    packing = []
+    original = fast_paths._pack_int8_for_fbgemm
+    monkeypatch.setattr(fast_paths, "_pack_int8_for_fbgemm", lambda *a: packing.append(1) or original(*a))
+    with torch.no_grad():
+        for _ in range(2):  # two blocks, as two generate() calls open
+            with few_row_linears(layer):
+                first = linear(layer, row)
+        assert len(packing) == 1  # packing takes long: once for the layer, not once per block
+        layer.bias.add_(1.0)  # the bias is added after fbgemm's matmul, never packed
+        layer.weight = nn.Parameter(torch.randn(96, 64), requires_grad=False)  # new weights, quantized anew
+        torchao_quantization.quantize_(layer, torchao_quantization.Int8DynamicActivationInt8WeightConfig())
+        with few_row_linears(layer):
+            output = linear(layer, row)
+        assert len(packing) == 2
+        torch.testing.assert_close(output, layer(row), rtol=1e-5, atol=1e-5 * output.abs().max())
+        assert not torch.allclose(output, first + 1.0)
+
+
+@needs_fbgemm
+@pytest.mark.parametrize("beams", [1, 3])
+def test_decoding_in_dynamic_int8_gives_torchaos_tokens_through_fbgemm(beams, monkeypatch):
+    torch.manual_seed(0)
+    model = VtxTransformerForConditionalGeneration(tiny_transformer_config(dropout=0.0, **TOKEN_IDS)).eval()
+    torchao_quantization.quantize_(model, torchao_quantization.Int8DynamicActivationInt8WeightConfig())
+    batch = source_batch()
+    settings = dict(max_new_tokens=6, min_new_tokens=6, num_beams=beams, do_sample=False, output_scores=True)
+    calls = fbgemm_calls(monkeypatch)
+    fast = model.generate(**batch, **settings, return_dict_in_generate=True)
+    decoder_linears = sum(isinstance(module, nn.Linear) for module in model.get_decoder().modules()) + 1  # + lm_head
+    assert len(calls) >= 5 * decoder_linears  # every projection of each step after the first
+    monkeypatch.setattr(fast_paths, "FEW_ROW_LINEARS", False)
+    plain = model.generate(**batch, **settings, return_dict_in_generate=True)
+    assert torch.equal(fast.sequences, plain.sequences)
+    # Each layer equals torchao's up to float rounding, but a rounding-sized change in a layer's input can move an
+    # activation across a rounding boundary of the next layer's int8 grid: scores agree to int8's precision
+    fast_scores, plain_scores = torch.stack(fast.scores), torch.stack(plain.scores)
+    finite = torch.isfinite(plain_scores)  # min_new_tokens forbids the end token: -inf on both paths
+    assert torch.equal(torch.isfinite(fast_scores), finite)
+    difference = (fast_scores[finite] - plain_scores[finite]).abs().max().item()
+    assert difference <= 0.02 * plain_scores[finite].abs().max().item()
