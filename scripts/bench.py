@@ -58,7 +58,7 @@ from benchmarking import (
 from transformers import CompileConfig
 
 OURS = "ours"
-INT8 = f"{OURS} int8"  # torchao's dynamic int8 on every linear layer, compiled: approximate, its agreement is reported
+INT8 = f"{OURS} int8"  # torchao's dynamic int8 on every linear layer: approximate, its agreement is reported
 INT8_TORCH_AO = f"{INT8} torch.ao"  # torch's older `quantize_dynamic` (fbgemm, eager), for comparison
 
 
@@ -132,8 +132,10 @@ def compiled(model: torch.nn.Module) -> Callable:
 
 def quantized(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of ours with torchao's dynamic int8 on every linear layer (`Int8DynamicActivationInt8WeightConfig`:
-    weights int8 per row, activations quantised per row at each call), for `--int8`. torchao's int8 is fast on CPU
-    only compiled: inductor then runs the int8 matmuls on oneDNN (with freezing) instead of torchao's eager ops."""
+    weights int8 per row, activations quantised per row at each call), for `--int8`. The vision forward runs it
+    compiled with freezing (inductor then runs the int8 matmuls on oneDNN instead of torchao's eager ops);
+    generation runs it eager, where the few rows of each decoding step take fbgemm's int8 matmul
+    (`fast_paths._int8_linear`)."""
     return torchao_int8(model, "dynamic")
 
 
@@ -232,8 +234,8 @@ def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, a
     if args.engines and models[OURS].config.is_encoder_decoder:
         calls |= translator_calls(models[OURS], settings, args.threads)
     compiled = dict(cache_implementation="static", compile_config=CompileConfig(fullgraph=True, mode="default"))
-    if args.int8:  # decoding compiled without freezing, which breaks the static cache (transformers' Marian too)
-        calls[INT8] = partial(quantized(models[OURS]).generate, **compiled, **settings)
+    if args.int8:  # eager: the decoding steps' int8 matmuls run on fbgemm
+        calls[INT8] = partial(quantized(models[OURS]).generate, **settings)
         calls[INT8_TORCH_AO] = partial(torch_ao_int8(models[OURS]).generate, **settings)
     if args.compile:
         calls[f"{OURS} compiled"] = partial(models[OURS].generate, **compiled, **settings)
@@ -380,7 +382,7 @@ def argument_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="also time ours in int8: torchao's dynamic int8, compiled, and torch.ao's quantize_dynamic (approximate)",
+        help="also time ours in int8: torchao's dynamic int8 (vision compiled, generation eager) and torch.ao's quantize_dynamic (approximate)",
     )
     parser.add_argument(
         "--engines",

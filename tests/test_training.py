@@ -138,7 +138,7 @@ def test_train_transformer_on_csv_files_then_translate(tmp_path, capsys):
             "--vocab-size",
             "80",
             "--epochs",
-            "2",
+            "1",
             "--batch-size",
             "16",
             "--no-progress",
