@@ -22,6 +22,8 @@ The paths, each with its flag and environment variable:
   HF_VISIONTX_MLP_PIECES;
 - in training, the MLP's activated inner tensor recomputed in the backward pass instead of kept beside its input
   (`activation_recomputed`): `RECOMPUTE_ACTIVATIONS`, HF_VISIONTX_RECOMPUTE_ACTIVATIONS;
+- the cross-entropy's gradient over the vocabulary made in one tensor instead of two (`summed_cross_entropy`):
+  `FUSED_CROSS_ENTROPY`, HF_VISIONTX_FUSED_CROSS_ENTROPY;
 - the ViT classifier's last layer computed for the [CLS] token only (`last_layer_query_tokens`):
   `CLS_ONLY_LAST_LAYER`, HF_VISIONTX_CLS_ONLY;
 - Swin's shift masks kept by each block for reuse (`BoundedTensorCache`): `CACHE_SHIFT_MASKS`,
@@ -71,6 +73,7 @@ CLS_ONLY_LAST_LAYER = _switch("HF_VISIONTX_CLS_ONLY")
 CACHE_SHIFT_MASKS = _switch("HF_VISIONTX_MASK_CACHE")
 COMPILE_ON_CPU = _switch("HF_VISIONTX_COMPILE_ON_CPU")
 RECOMPUTE_ACTIVATIONS = _switch("HF_VISIONTX_RECOMPUTE_ACTIVATIONS")
+FUSED_CROSS_ENTROPY = _switch("HF_VISIONTX_FUSED_CROSS_ENTROPY")
 PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in: trades memory for speed
 
 
@@ -501,6 +504,57 @@ def activation_recomputed(
         yield
 
 
+# --- the cross-entropy's gradient made in one tensor --------------------------------------------------------------
+# `F.cross_entropy` is log_softmax then the loss on the log-probabilities: its backward pass makes the gradient with
+# respect to the log-probabilities [rows, vocab], then from it the gradient with respect to the logits, a second
+# [rows, vocab] tensor, while the saved log-probabilities are still held: three vocabulary-sized tensors at once,
+# the peak of a translation model's training step. `summed_cross_entropy` computes the same loss from the same
+# log-probabilities, and in backward writes the gradient with respect to the logits, softmax - smoothed target, into
+# one tensor.
+
+
+class _SummedCrossEntropy(torch.autograd.Function):
+    """The summed, label-smoothed cross-entropy of logits [rows, vocab] and labels [rows], as `F.cross_entropy`
+    computes it; its backward pass makes one [rows, vocab] tensor."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, ignore_index: int, label_smoothing: float):
+        log_probs = torch.log_softmax(logits, dim=-1)  # [N, V]
+        loss = F.nll_loss(log_probs, labels, ignore_index=ignore_index, reduction="sum")
+        if label_smoothing > 0:  # the uniform part of the target, as `F.cross_entropy` adds it
+            smooth = -log_probs.sum(-1).masked_fill(labels == ignore_index, 0.0)  # [N]
+            loss = (1 - label_smoothing) * loss + smooth.sum() * (label_smoothing / logits.shape[-1])
+        ctx.save_for_backward(log_probs, labels)
+        ctx.ignore_index, ctx.label_smoothing = ignore_index, label_smoothing
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        log_probs, labels = ctx.saved_tensors
+        smoothing = ctx.label_smoothing
+        kept = labels != ctx.ignore_index  # [N]
+        row_grad = (grad_loss * kept).to(log_probs.dtype)[:, None]  # [N, 1]: 0 on ignored rows
+        grad = log_probs.exp().mul_(row_grad)  # softmax, scaled: the one [N, V] tensor
+        if smoothing > 0:
+            grad.sub_(row_grad * (smoothing / log_probs.shape[-1]))
+        targets = labels.masked_fill(~kept, 0)[:, None]  # [N, 1]
+        grad.scatter_add_(1, targets, -(1 - smoothing) * row_grad)
+        return grad, None, None, None
+
+
+def summed_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int, label_smoothing: float
+) -> torch.Tensor:
+    """`F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum", label_smoothing=label_smoothing)`
+    for logits [rows, vocab] and labels [rows]; with autograd (and `FUSED_CROSS_ENTROPY` on, not compiling) its
+    backward pass makes one vocabulary-sized tensor instead of two."""
+    if not (FUSED_CROSS_ENTROPY and logits.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+        return F.cross_entropy(
+            logits, labels, ignore_index=ignore_index, reduction="sum", label_smoothing=label_smoothing
+        )
+    return _SummedCrossEntropy.apply(logits, labels, ignore_index, label_smoothing)
+
+
 # --- the ViT classifier's last layer for the [CLS] token only ---------------------------------------------------
 
 
@@ -554,5 +608,6 @@ __all__ = [
     "linear",
     "padding_free",
     "sdpa_attention_forward",
+    "summed_cross_entropy",
     "with_cached_eos_masks",
 ]

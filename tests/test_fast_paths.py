@@ -1,7 +1,7 @@
 """The speed-only paths of `modeling/fast_paths.py`, one section each: oneDNN for the few-row matmuls of
 token-by-token decoding, sdpa called directly, attention masks left out where they mask nothing, minimum-length logits
 processors with a cached end-of-sequence mask, the MLP run in row pieces, the MLP's activation recomputed in the
-backward pass, the ViT classifier's last layer for the [CLS] token only, and Swin's per-block shift-mask cache. For each: the path is taken, it gives what the plain path
+backward pass, the cross-entropy's gradient made in one tensor, the ViT classifier's last layer for the [CLS] token only, and Swin's per-block shift-mask cache. For each: the path is taken, it gives what the plain path
 (its switch off) gives, and a guard test fails loudly when a torch or transformers upgrade removes or changes what it
 leans on."""
 
@@ -42,7 +42,7 @@ from hf_visiontx.modeling.fast_paths import (
     padding_free,
     with_cached_eos_masks,
 )
-from support.memory import bytes_held_after
+from support.memory import bytes_held_after, peak_bytes_during
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import padded_source_batch, tiny_transformer_config
 from support.vit_tester import pixel_batch, tiny_vit_config
@@ -122,6 +122,7 @@ SWITCHES = {
     "CACHE_SHIFT_MASKS": "HF_VISIONTX_MASK_CACHE",
     "COMPILE_ON_CPU": "HF_VISIONTX_COMPILE_ON_CPU",
     "RECOMPUTE_ACTIVATIONS": "HF_VISIONTX_RECOMPUTE_ACTIVATIONS",
+    "FUSED_CROSS_ENTROPY": "HF_VISIONTX_FUSED_CROSS_ENTROPY",
 }
 
 
@@ -472,6 +473,42 @@ def test_the_apis_the_recomputed_activations_lean_on_still_exist():
         assert fast_paths._saves(outputs.grad_fn, inputs) and not fast_paths._saves(outputs.grad_fn, outputs)
     outputs = F.relu(inputs)
     assert fast_paths._saves(outputs.grad_fn, outputs) and not fast_paths._saves(outputs.grad_fn, inputs)
+
+
+# --- the cross-entropy's gradient made in one tensor ---------------------------------------------------------
+
+
+def logits_and_labels() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(40, 97, generator=generator, requires_grad=True)  # [N, V]
+    labels = torch.randint(0, 97, (40,), generator=generator)
+    labels[::7] = -100  # ignored positions
+    return logits, labels
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_summed_cross_entropy_equals_f_cross_entropy_and_its_gradient(label_smoothing):
+    logits, labels = logits_and_labels()
+    expected = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum", label_smoothing=label_smoothing)
+    loss = fast_paths.summed_cross_entropy(logits, labels, -100, label_smoothing)
+    assert loss.grad_fn.name().endswith("_SummedCrossEntropyBackward")
+    assert torch.equal(loss, expected)
+    (gradient,) = torch.autograd.grad(0.37 * loss, logits)
+    (expected_gradient,) = torch.autograd.grad(0.37 * expected, logits)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=1e-6, atol=1e-7)
+    assert not gradient[::7].any()
+
+
+def test_the_cross_entropy_backward_makes_one_vocabulary_sized_tensor(monkeypatch):
+    logits, labels = logits_and_labels()
+    vocabulary_bytes = logits.nbytes
+    peaks = {}
+    for switch in (True, False):
+        monkeypatch.setattr(fast_paths, "FUSED_CROSS_ENTROPY", switch)
+        loss = fast_paths.summed_cross_entropy(logits, labels, -100, 0.1)
+        peaks[switch] = peak_bytes_during(lambda loss=loss: torch.autograd.grad(loss, logits))
+    assert peaks[True] < 1.1 * vocabulary_bytes
+    assert peaks[False] >= 2 * vocabulary_bytes
 
 
 # --- per-step costs of token-by-token decoding -----------------------------------------------------------------

@@ -17,6 +17,11 @@ class _NewStorages(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.storages: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.peak = 0  # the most bytes of them alive at once, after any operator
+
+    def alive(self) -> int:
+        """The bytes of the recorded storages still alive."""
+        return sum(size for reference, size in self.storages.values() if not reference.expired())
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
@@ -29,6 +34,7 @@ class _NewStorages(TorchDispatchMode):
                 known = self.storages.get(storage._cdata)
                 if known is None or known[0].expired():  # an address reused after a free is a new storage
                     self.storages[storage._cdata] = (StorageWeakRef(storage), storage.nbytes())
+        self.peak = max(self.peak, self.alive())
         return result
 
 
@@ -38,7 +44,16 @@ def bytes_held_after(run: Callable[[], object]) -> tuple[object, int]:
     mode = _NewStorages()
     with mode:
         result = run()
-    return result, sum(size for reference, size in mode.storages.values() if not reference.expired())
+    return result, mode.alive()
+
+
+def peak_bytes_during(run: Callable[[], object]) -> int:
+    """The most bytes of tensors made during `run()` alive at once (after any operator), for example in a backward
+    pass."""
+    mode = _NewStorages()
+    with mode:
+        run()
+    return mode.peak
 
 
 def mlp_inner_bytes(model: torch.nn.Module, run: Callable[[], object]) -> int:
