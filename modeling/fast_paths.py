@@ -21,6 +21,10 @@ The paths, each with its flag and environment variable:
   `CACHED_EOS_MASKS`, HF_VISIONTX_CACHED_EOS_MASKS;
 - the MLP run in row pieces when its inner activation would be huge (`in_row_pieces`): `MLP_ROW_PIECES`,
   HF_VISIONTX_MLP_PIECES;
+- in training, the MLP's activated inner tensor recomputed in the backward pass instead of kept beside its input
+  (`activation_recomputed`): `RECOMPUTE_ACTIVATIONS`, HF_VISIONTX_RECOMPUTE_ACTIVATIONS;
+- the cross-entropy's gradient over the vocabulary made in one tensor instead of two (`summed_cross_entropy`):
+  `FUSED_CROSS_ENTROPY`, HF_VISIONTX_FUSED_CROSS_ENTROPY;
 - the ViT classifier's last layer computed for the [CLS] token only (`last_layer_query_tokens`):
   `CLS_ONLY_LAST_LAYER`, HF_VISIONTX_CLS_ONLY;
 - Swin's shift masks kept by each block for reuse (`BoundedTensorCache`): `CACHE_SHIFT_MASKS`,
@@ -33,7 +37,8 @@ global hook dictionaries (few-row linears); fbgemm's `quantized::linear_prepack`
 rows); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS`
 registry (direct sdpa); `Cache.is_compileable` (needless masks); `GenerationMixin._get_logits_processor` and the
 attributes of the minimum-length processors (cached end-of-sequence masks); `GenerationMixin._valid_auto_compile_criteria`
-and `CompileConfig._compile_all_devices` (compiled decoding on CPU). `tests/test_fast_paths.py` has, for each
+and `CompileConfig._compile_all_devices` (compiled decoding on CPU); torch's
+`_top_saved_tensors_default_hooks` (recomputed activations). `tests/test_fast_paths.py` has, for each
 path, a test that it is taken and equals the plain path, and a test that fails loudly when an upgrade removes or
 changes what it leans on.
 """
@@ -72,6 +77,8 @@ MLP_ROW_PIECES = _switch("HF_VISIONTX_MLP_PIECES")
 CLS_ONLY_LAST_LAYER = _switch("HF_VISIONTX_CLS_ONLY")
 CACHE_SHIFT_MASKS = _switch("HF_VISIONTX_MASK_CACHE")
 COMPILE_ON_CPU = _switch("HF_VISIONTX_COMPILE_ON_CPU")
+RECOMPUTE_ACTIVATIONS = _switch("HF_VISIONTX_RECOMPUTE_ACTIVATIONS")
+FUSED_CROSS_ENTROPY = _switch("HF_VISIONTX_FUSED_CROSS_ENTROPY")
 PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in: trades memory for speed
 
 
@@ -559,6 +566,121 @@ def in_row_pieces(
     return torch.cat(pieces).view(*hidden_states.shape[:-1], -1)  # [rows, D'] -> [..., D']
 
 
+# --- the MLP's activation recomputed in the backward pass -------------------------------------------------------
+# In training, a non-linearity whose backward pass needs its input (GELU, SiLU) leaves autograd holding two tensors
+# of the MLP's inner width per layer: fc1's output, which the non-linearity saves, and the non-linearity's output,
+# which fc2 saves for its weight gradient. The second is a function of the first. Inside `activation_recomputed`,
+# what autograd saves of the second is kept as a note instead, and recomputed from the first (which stays in memory
+# anyway) when the backward pass reads it: one elementwise function more per layer in backward, the same gradients,
+# one [rows, intermediate_size] tensor less per layer held from the forward to the backward pass.
+
+
+def _saves(node: torch.autograd.graph.Node, tensor: torch.Tensor) -> bool:
+    """Whether the backward node `node` saved `tensor` or a view of it."""
+    pointer = tensor.untyped_storage().data_ptr()
+    for name in dir(node):
+        if name.startswith("_saved_"):
+            saved = getattr(node, name)
+            if isinstance(saved, torch.Tensor) and saved.untyped_storage().data_ptr() == pointer:
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def activation_recomputed(
+    activation: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, outputs: torch.Tensor
+) -> Iterator[None]:
+    """Within the block, a tensor that autograd saves and that is `outputs` (= `activation(inputs)`) or a view of it
+    is kept as a note and recomputed from `inputs` when the backward pass reads it.
+
+    Taken only where it saves memory: `outputs` is a contiguous tensor that needs a gradient, and its own backward
+    node keeps `inputs` but not `outputs` (GELU and SiLU do; ReLU keeps its output, which fc2 then shares). Not taken
+    under `torch.compile` (which chooses what to recompute itself), nor inside other saved-tensor hooks (activation
+    checkpointing, offloading to the CPU), which the block would otherwise override. `activation` must be a
+    deterministic elementwise function.
+    """
+    if not (
+        RECOMPUTE_ACTIVATIONS
+        and outputs.requires_grad
+        and outputs.grad_fn is not None
+        and outputs.is_contiguous()
+        and not torch.compiler.is_compiling()
+        and torch._C._autograd._saved_tensors_hooks_is_enabled()
+        and torch._C._autograd._top_saved_tensors_default_hooks(False) is None
+        and _saves(outputs.grad_fn, inputs)
+        and not _saves(outputs.grad_fn, outputs)
+    ):
+        yield
+        return
+    pointer, device = outputs.untyped_storage().data_ptr(), outputs.device  # not the storage: that would keep it
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor | tuple:
+        if tensor.device != device or tensor.untyped_storage().data_ptr() != pointer:
+            return tensor
+        return tensor.shape, tensor.stride(), tensor.storage_offset()  # the view of `outputs` that was saved
+
+    def unpack(packed: torch.Tensor | tuple) -> torch.Tensor:
+        if isinstance(packed, torch.Tensor):
+            return packed
+        shape, stride, offset = packed
+        # grad mode as the backward pass sets it: with create_graph the recomputation joins the graph
+        return activation(inputs).contiguous().as_strided(shape, stride, offset)
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        yield
+
+
+# --- the cross-entropy's gradient made in one tensor --------------------------------------------------------------
+# `F.cross_entropy` is log_softmax then the loss on the log-probabilities: its backward pass makes the gradient with
+# respect to the log-probabilities [rows, vocab], then from it the gradient with respect to the logits, a second
+# [rows, vocab] tensor, while the saved log-probabilities are still held: three vocabulary-sized tensors at once,
+# the peak of a translation model's training step. `summed_cross_entropy` computes the same loss from the same
+# log-probabilities, and in backward writes the gradient with respect to the logits, softmax - smoothed target, into
+# one tensor.
+
+
+class _SummedCrossEntropy(torch.autograd.Function):
+    """The summed, label-smoothed cross-entropy of logits [rows, vocab] and labels [rows], as `F.cross_entropy`
+    computes it; its backward pass makes one [rows, vocab] tensor."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, ignore_index: int, label_smoothing: float):
+        log_probs = torch.log_softmax(logits, dim=-1)  # [N, V]
+        loss = F.nll_loss(log_probs, labels, ignore_index=ignore_index, reduction="sum")
+        if label_smoothing > 0:  # the uniform part of the target, as `F.cross_entropy` adds it
+            smooth = -log_probs.sum(-1).masked_fill(labels == ignore_index, 0.0)  # [N]
+            loss = (1 - label_smoothing) * loss + smooth.sum() * (label_smoothing / logits.shape[-1])
+        ctx.save_for_backward(log_probs, labels)
+        ctx.ignore_index, ctx.label_smoothing = ignore_index, label_smoothing
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        log_probs, labels = ctx.saved_tensors
+        smoothing = ctx.label_smoothing
+        kept = labels != ctx.ignore_index  # [N]
+        row_grad = (grad_loss * kept).to(log_probs.dtype)[:, None]  # [N, 1]: 0 on ignored rows
+        grad = log_probs.exp().mul_(row_grad)  # softmax, scaled: the one [N, V] tensor
+        if smoothing > 0:
+            grad.sub_(row_grad * (smoothing / log_probs.shape[-1]))
+        targets = labels.masked_fill(~kept, 0)[:, None]  # [N, 1]
+        grad.scatter_add_(1, targets, -(1 - smoothing) * row_grad)
+        return grad, None, None, None
+
+
+def summed_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int, label_smoothing: float
+) -> torch.Tensor:
+    """`F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum", label_smoothing=label_smoothing)`
+    for logits [rows, vocab] and labels [rows]; with autograd (and `FUSED_CROSS_ENTROPY` on, not compiling) its
+    backward pass makes one vocabulary-sized tensor instead of two."""
+    if not (FUSED_CROSS_ENTROPY and logits.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+        return F.cross_entropy(
+            logits, labels, ignore_index=ignore_index, reduction="sum", label_smoothing=label_smoothing
+        )
+    return _SummedCrossEntropy.apply(logits, labels, ignore_index, label_smoothing)
+
+
 # --- the ViT classifier's last layer for the [CLS] token only ---------------------------------------------------
 
 
@@ -601,6 +723,7 @@ __all__ = [
     "FEW_ROW_MIN_WEIGHT",
     "BoundedTensorCache",
     "FastDecodingMixin",
+    "activation_recomputed",
     "causal_mask_needless",
     "direct_sdpa",
     "few_row_linear",
@@ -611,5 +734,6 @@ __all__ = [
     "linear",
     "padding_free",
     "sdpa_attention_forward",
+    "summed_cross_entropy",
     "with_cached_eos_masks",
 ]

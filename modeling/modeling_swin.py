@@ -220,8 +220,10 @@ class VtxSwinPatchEmbeddings(nn.Module):
 
         One tensor out, so that hooks on the input embedding (PEFT's `enable_input_require_grads`) work."""
         height, width = pixel_values.shape[2:]
-        pad_bottom, pad_right = (-height) % self.patch_size, (-width) % self.patch_size
-        pixel_values = F.pad(pixel_values, (0, pad_right, 0, pad_bottom))
+        if not fits_whole_windows(height, width, self.patch_size):  # (F.pad would copy the image even for zero
+            # padding, and the convolution would keep the copy for its backward pass)
+            pad_bottom, pad_right = (-height) % self.patch_size, (-width) % self.patch_size
+            pixel_values = F.pad(pixel_values, (0, pad_right, 0, pad_bottom))  # [B, C_in, h * P, w * P]
         return self.projection(pixel_values)  # [B, C, h, w]
 
 

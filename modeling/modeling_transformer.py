@@ -39,7 +39,7 @@ from transformers.utils.deprecation import deprecate_kwarg
 
 from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_transformer import VtxTransformerConfig
-from .fast_paths import FastDecodingMixin, causal_mask_needless, linear, padding_free
+from .fast_paths import FastDecodingMixin, causal_mask_needless, linear, padding_free, summed_cross_entropy
 from .feed_forward import VtxMLP
 from .hub_mixin import VtxHubMixin
 from .input_checks import (
@@ -1149,11 +1149,10 @@ def label_smoothed_cross_entropy(
         num_items_in_batch: the number of target tokens over all gradient-accumulation micro-batches, passed by
             `Trainer`; when None, the tokens of this batch are counted.
     """
-    summed = F.cross_entropy(
+    summed = summed_cross_entropy(  # F.cross_entropy(..., reduction="sum"); memory path: see fast_paths
         logits.flatten(0, 1).float(),  # [B*T, V]
         labels.flatten(),  # [B*T]
         ignore_index=IGNORE_INDEX,
-        reduction="sum",
         label_smoothing=label_smoothing,
     )
     if num_items_in_batch is None:

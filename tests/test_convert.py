@@ -33,6 +33,7 @@ from hf_visiontx import (
 from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.data import train_tokenizer
+from support.memory import bytes_held_after, mlp_inner_bytes
 from support.transformer_tester import TINY_SIZES as TINY_TRANSFORMER_SIZES
 from support.transformer_tester import padded_source_batch
 from support.vit_tester import TINY_SIZES as TINY_VIT_SIZES
@@ -89,6 +90,24 @@ def test_converted_marian_generates_the_same_tokens(generate_kwargs):
     actual = ours.generate(input_ids, attention_mask=attention_mask, max_new_tokens=16, **generate_kwargs)
     assert expected.shape[0] == 4 * generate_kwargs.get("num_return_sequences", 1)
     assert torch.equal(actual, expected)
+
+
+def test_a_training_forward_keeps_less_for_backward_than_marian():
+    """The same weights, batch and dropout draws: ours keeps for the backward pass what transformers' Marian keeps
+    but for one of the two inner activations of each feed-forward network (SiLU's output, recomputed from its input
+    when the backward pass needs it)."""
+    reference = tiny_marian().train()
+    ours = from_transformers(reference).train()
+    input_ids, attention_mask = marian_batch()
+    labels = torch.randint(1, MARIAN_PAD, (4, 6), generator=torch.Generator().manual_seed(5))
+    batch = dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    torch.manual_seed(0)
+    _, our_bytes = bytes_held_after(lambda: ours(**batch).loss)
+    torch.manual_seed(0)
+    _, reference_bytes = bytes_held_after(lambda: reference(**batch).loss)
+    inner_bytes = mlp_inner_bytes(ours, lambda: ours(**batch))
+    assert inner_bytes > 0.05 * reference_bytes
+    assert our_bytes <= reference_bytes - inner_bytes + 16  # the loss's scalars
 
 
 def test_bare_marian_converts_to_the_bare_model():

@@ -1,7 +1,7 @@
 """The speed-only paths of `modeling/fast_paths.py`, one section each: oneDNN for the few-row matmuls of
 token-by-token decoding, sdpa called directly, attention masks left out where they mask nothing, minimum-length logits
-processors with a cached end-of-sequence mask, the MLP run in row pieces, the ViT classifier's last layer for the
-[CLS] token only, and Swin's per-block shift-mask cache. For each: the path is taken, it gives what the plain path
+processors with a cached end-of-sequence mask, the MLP run in row pieces, the MLP's activation recomputed in the
+backward pass, the cross-entropy's gradient made in one tensor, the ViT classifier's last layer for the [CLS] token only, and Swin's per-block shift-mask cache. For each: the path is taken, it gives what the plain path
 (its switch off) gives, and a guard test fails loudly when a torch or transformers upgrade removes or changes what it
 leans on."""
 
@@ -42,6 +42,7 @@ from hf_visiontx.modeling.fast_paths import (
     padding_free,
     with_cached_eos_masks,
 )
+from support.memory import bytes_held_after, peak_bytes_during
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import padded_source_batch, tiny_transformer_config
 from support.vit_tester import pixel_batch, tiny_vit_config
@@ -120,6 +121,8 @@ SWITCHES = {
     "CLS_ONLY_LAST_LAYER": "HF_VISIONTX_CLS_ONLY",
     "CACHE_SHIFT_MASKS": "HF_VISIONTX_MASK_CACHE",
     "COMPILE_ON_CPU": "HF_VISIONTX_COMPILE_ON_CPU",
+    "RECOMPUTE_ACTIVATIONS": "HF_VISIONTX_RECOMPUTE_ACTIVATIONS",
+    "FUSED_CROSS_ENTROPY": "HF_VISIONTX_FUSED_CROSS_ENTROPY",
 }
 
 
@@ -396,6 +399,116 @@ def test_mlp_runs_huge_activations_in_row_pieces_with_the_same_outputs(monkeypat
         calls_before = len(fc1_calls)
         model(pixels)
     assert len(fc1_calls) - calls_before == whole_calls
+
+
+# --- the MLP's activation recomputed in the backward pass ------------------------------------------------------
+
+
+def mlp_and_inputs(activation: str) -> tuple[feed_forward.VtxMLP, torch.Tensor]:
+    torch.manual_seed(0)
+    return feed_forward.VtxMLP(32, 128, activation), torch.randn(2, 10, 32, requires_grad=True)
+
+
+@pytest.mark.parametrize(("activation", "recomputed"), [("gelu", True), ("silu", True), ("relu", False)])
+def test_the_mlp_keeps_one_inner_activation_for_backward_with_the_same_gradients(activation, recomputed, monkeypatch):
+    """GELU and SiLU keep their input for the backward pass: fc2's copy of their output is recomputed instead. ReLU
+    keeps its output, which fc2 shares: there is nothing to gain and the path is not taken."""
+    mlp, inputs = mlp_and_inputs(activation)
+    inner_bytes = 2 * 10 * 128 * 4  # one [rows, intermediate_size] float32 tensor
+    held, gradients = {}, {}
+    for switch in (True, False):
+        monkeypatch.setattr(fast_paths, "RECOMPUTE_ACTIVATIONS", switch)
+        loss, held[switch] = bytes_held_after(lambda: mlp(inputs).sum())
+        gradients[switch] = torch.autograd.grad(loss, [inputs, *mlp.parameters()])
+    assert held[True] <= inner_bytes + 4  # fc1's output, and the loss
+    assert held[False] - held[True] == (inner_bytes if recomputed else 0)
+    assert all(torch.equal(on, off) for on, off in zip(gradients[True], gradients[False], strict=True))
+
+
+def test_the_recomputed_activation_joins_the_graph_for_second_derivatives(monkeypatch):
+    """With `create_graph=True` the recomputation is differentiable: fc2's weight gradient depends on fc1's weight."""
+    mlp, inputs = mlp_and_inputs("gelu")
+    results = {}
+    for switch in (True, False):
+        monkeypatch.setattr(fast_paths, "RECOMPUTE_ACTIVATIONS", switch)
+        (fc2_gradient,) = torch.autograd.grad(mlp(inputs).pow(2).sum(), mlp.fc2.weight, create_graph=True)
+        results[switch] = torch.autograd.grad(fc2_gradient.pow(2).sum(), mlp.fc1.weight)[0]
+    assert results[True].abs().sum() > 0
+    torch.testing.assert_close(results[True], results[False])
+
+
+def test_recomputation_stays_out_of_other_saved_tensor_hooks(monkeypatch):
+    """Activation checkpointing and CPU offloading save through hooks of their own: inside them the path is not
+    taken, so that everything saved still passes through theirs."""
+    mlp, inputs = mlp_and_inputs("gelu")
+    saved = {}
+    for switch in (True, False):
+        monkeypatch.setattr(fast_paths, "RECOMPUTE_ACTIVATIONS", switch)
+        saved[switch] = []
+
+        def pack(tensor, packed=saved[switch]):
+            packed.append((tuple(tensor.shape), tensor.untyped_storage().nbytes()))
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            mlp(inputs).sum().backward()
+    assert saved[True] == saved[False]
+
+
+def test_the_apis_the_recomputed_activations_lean_on_still_exist():
+    """The path asks torch whether saved-tensor hooks are enabled and which are active (private), and reads what
+    GELU, SiLU and ReLU saved through their backward nodes' `_saved_*` attributes."""
+    assert torch._C._autograd._saved_tensors_hooks_is_enabled() is True
+    top_hooks = torch._C._autograd._top_saved_tensors_default_hooks
+    assert top_hooks(False) is None
+
+    def pack(tensor):
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, pack):
+        assert top_hooks(False) == (pack, pack)
+    inputs = torch.randn(3, requires_grad=True)
+    for function in (F.gelu, F.silu):
+        outputs = function(inputs)
+        assert fast_paths._saves(outputs.grad_fn, inputs) and not fast_paths._saves(outputs.grad_fn, outputs)
+    outputs = F.relu(inputs)
+    assert fast_paths._saves(outputs.grad_fn, outputs) and not fast_paths._saves(outputs.grad_fn, inputs)
+
+
+# --- the cross-entropy's gradient made in one tensor ---------------------------------------------------------
+
+
+def logits_and_labels() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(40, 97, generator=generator, requires_grad=True)  # [N, V]
+    labels = torch.randint(0, 97, (40,), generator=generator)
+    labels[::7] = -100  # ignored positions
+    return logits, labels
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_summed_cross_entropy_equals_f_cross_entropy_and_its_gradient(label_smoothing):
+    logits, labels = logits_and_labels()
+    expected = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum", label_smoothing=label_smoothing)
+    loss = fast_paths.summed_cross_entropy(logits, labels, -100, label_smoothing)
+    assert loss.grad_fn.name().endswith("_SummedCrossEntropyBackward")
+    assert torch.equal(loss, expected)
+    (gradient,) = torch.autograd.grad(0.37 * loss, logits)
+    (expected_gradient,) = torch.autograd.grad(0.37 * expected, logits)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=1e-6, atol=1e-7)
+    assert not gradient[::7].any()
+
+
+def test_the_cross_entropy_backward_makes_one_vocabulary_sized_tensor(monkeypatch):
+    logits, labels = logits_and_labels()
+    vocabulary_bytes = logits.nbytes
+    peaks = {}
+    for switch in (True, False):
+        monkeypatch.setattr(fast_paths, "FUSED_CROSS_ENTROPY", switch)
+        loss = fast_paths.summed_cross_entropy(logits, labels, -100, 0.1)
+        peaks[switch] = peak_bytes_during(lambda loss=loss: torch.autograd.grad(loss, logits))
+    assert peaks[True] < 1.1 * vocabulary_bytes
+    assert peaks[False] >= 2 * vocabulary_bytes
 
 
 # --- per-step costs of token-by-token decoding -----------------------------------------------------------------

@@ -28,6 +28,7 @@ from hf_visiontx import (
 from hf_visiontx.apps.cli import main
 from hf_visiontx.convert import from_transformers
 from hf_visiontx.modeling.modeling_swin import relative_position_index, shifted_window_attention_mask
+from support.memory import bytes_held_after, mlp_inner_bytes
 from support.model_tester_mixin import ModelTesterMixin
 from support.swin_tester import NUM_LABELS, TINY_SIZES, tiny_swin_config
 from support.vit_tester import masked_positions, pixel_batch
@@ -254,6 +255,23 @@ def test_converted_swin_matches_on_non_square_images():
     pixels = torch.randn(2, 3, 30, 44, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         assert (ours(pixels).logits - reference(pixels).logits).abs().max() <= 1e-5
+
+
+def test_a_training_forward_keeps_less_for_backward_than_transformers_swin():
+    """Ours keeps for the backward pass what transformers' Swin keeps, but one inner activation per MLP where
+    transformers' keeps two (GELU's input and fc2's input), and no copy of the image (ours pads it only when it must):
+    at most transformers' bytes minus one inner activation per block, plus the per-sample stochastic-depth masks of
+    the MLP branch (which transformers' Swin leaves out)."""
+    reference = reference_swin(SwinForImageClassification).train()
+    ours = from_transformers(reference).train()
+    pixels = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0, 3, 6])
+    ours(pixels, labels=labels)  # builds the shift masks, which the model keeps between calls
+    _, reference_bytes = bytes_held_after(lambda: reference(pixels, labels=labels).loss)
+    _, our_bytes = bytes_held_after(lambda: ours(pixels, labels=labels).loss)
+    inner_bytes = mlp_inner_bytes(ours, lambda: ours(pixels, labels=labels))
+    assert inner_bytes > 0.1 * reference_bytes
+    assert our_bytes <= reference_bytes - inner_bytes + 4 * sum(ours.config.depths) * len(pixels)
 
 
 # --- heads, backbone, processor ------------------------------------------------------------------------------
