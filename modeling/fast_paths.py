@@ -48,6 +48,7 @@ import copy
 import functools
 import math
 import os
+import struct
 import sys
 import warnings
 import weakref
@@ -279,9 +280,9 @@ def _plain_cpu_float_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
 # every call (symmetric, one scale per row), multiplies int8 by int8 into int32 and rescales by both scales. Eager on
 # CPU it does that in a dozen separate operations around a `torch._int_mm` no faster than float32's matmul, so
 # decoding in int8 ran below float32 speed. Inside a `few_row_linears` block, up to `FEW_ROWS_MAX` rows take
-# fbgemm's int8 matmul instead (`quantized::linear_with_input_q_dq_qweight_dq_output_fp32`): the rows are quantised
-# exactly as torchao quantises them, handed over as their int8 values (scale 1, which fbgemm reads back exactly),
-# multiplied in int32 by the int8 weights and rescaled, torchao's result up to float rounding. fbgemm wants the
+# fbgemm's int8 matmul instead (`quantized::linear_with_input_q_dq_qweight_dq_output_fp32`): the rows, scaled by
+# torchao's scale for each, are handed over at scale 1, which fbgemm rounds and saturates to int8 exactly as torchao
+# does, multiplied in int32 by the int8 weights and rescaled: torchao's result up to float rounding. fbgemm wants the
 # weights packed: an int8 copy (a quarter of the float32 weights' size), made on a layer's first such call and kept
 # with the layer. Every other int8 scheme keeps torchao's own path.
 
@@ -336,7 +337,18 @@ def _pack_int8_for_fbgemm(qdata: torch.Tensor, scale: torch.Tensor, zero_point: 
             return None
 
 
-_INT8_PACKED: "weakref.WeakKeyDictionary[nn.Linear, _PackedWeight]" = weakref.WeakKeyDictionary()
+class _Int8Packing(_PackedWeight):
+    """A layer's fbgemm-packed int8 weights, and the weight object last found to hold torchao's dynamic int8 (which
+    then need not be checked again at every call)."""
+
+    __slots__ = ("checked",)
+
+    def __init__(self):
+        super().__init__()
+        self.checked = None  # a weak reference to the weight that passed `_torchao_dynamic_int8`
+
+
+_INT8_PACKED: "weakref.WeakKeyDictionary[nn.Linear, _Int8Packing]" = weakref.WeakKeyDictionary()
 
 
 def _int8_packed_weights(layer: nn.Linear):
@@ -345,11 +357,13 @@ def _int8_packed_weights(layer: nn.Linear):
     as long as the layer lives, not per `few_row_linears` block, and made again when the int8 weights or their
     scales change."""
     weight = layer.weight
-    if not (_int8_kernel_available() and _torchao_dynamic_int8(weight)):
-        return None
     state = _INT8_PACKED.get(layer)
-    if state is None:
-        state = _INT8_PACKED[layer] = _PackedWeight()
+    if state is None or state.checked is None or state.checked() is not weight:
+        if not (_int8_kernel_available() and _torchao_dynamic_int8(weight)):
+            return None
+        if state is None:
+            state = _INT8_PACKED[layer] = _Int8Packing()
+        state.checked = weakref.ref(weight)
     return state.of(weight.qdata, weight.scale, weight.zero_point, pack=_pack_int8_for_fbgemm)
 
 
@@ -358,14 +372,31 @@ def _int8_linear(inputs: torch.Tensor, packed, bias: torch.Tensor | None) -> tor
     [..., out_features]."""
     rows = inputs.reshape(-1, inputs.shape[-1])  # [..., in] -> [M, in]
     # torchao's float32 arithmetic: scale = max(max|x| / 127.5, eps) per row, int8 = round(x * (1 / scale)) in range
-    largest = torch.linalg.vector_norm(rows, float("inf"), dim=-1, keepdim=True)  # [M, 1]
-    scale = (largest / _INT8_ROW_SCALE_DIVISOR).clamp_(min=_FLOAT32_EPS)
-    levels = torch.round(rows * (1.0 / scale)).clamp_(-128, 127)  # [M, in], whole numbers
-    outputs = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(levels, 1.0, _INT8_ZERO_POINT, packed)
-    outputs = outputs.mul_(scale)  # [M, out]: (int8 rows @ int8 weights^T) * weight scales * row scales
-    if bias is not None:
-        outputs = outputs.add_(bias)
+    if rows.shape[0] == 1:  # one row (greedy decoding at batch 1): the scale as a number, three operations fewer
+        largest = torch.linalg.vector_norm(rows, float("inf")).item()
+        scale = max(_float32(largest / _INT8_ROW_SCALE_DIVISOR), _FLOAT32_EPS)
+        inverse = _float32(1.0 / scale)
+    else:
+        largest = torch.linalg.vector_norm(rows, float("inf"), dim=-1, keepdim=True)  # [M, 1]
+        scale = (largest / _INT8_ROW_SCALE_DIVISOR).clamp_(min=_FLOAT32_EPS)
+        inverse = 1.0 / scale
+    # Read at scale 1, fbgemm rounds x * (1 / scale) half to even and saturates to int8, as torchao's round and clamp
+    # do; it multiplies in int32 and applies the weights' scales: [M, out]
+    outputs = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+        rows * inverse, 1.0, _INT8_ZERO_POINT, packed
+    )
+    if bias is None:
+        outputs = outputs.mul_(scale)
+    elif rows.shape[0] == 1:
+        outputs = torch.add(bias, outputs, alpha=scale)  # bias + scale * outputs
+    else:
+        outputs = torch.addcmul(bias, outputs, scale)  # bias + outputs * row scales
     return outputs.reshape(*inputs.shape[:-1], outputs.shape[-1])  # [M, out] -> [..., out]
+
+
+def _float32(number: float) -> float:
+    """`number` rounded to float32: for the quotient of two float32 numbers, what float32 division gives."""
+    return struct.unpack("f", struct.pack("f", number))[0]
 
 
 def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -655,6 +686,7 @@ class _SummedCrossEntropy(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # second derivatives raise instead of silently missing terms
     def backward(ctx, grad_loss: torch.Tensor):
         log_probs, labels = ctx.saved_tensors
         smoothing = ctx.label_smoothing

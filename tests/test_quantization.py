@@ -262,6 +262,16 @@ def test_the_apis_the_int8_path_leans_on_still_exist():
     )
 
 
+@needs_fbgemm
+def test_fbgemm_reads_its_input_at_scale_1_as_torchao_rounds_and_clamps():
+    """The int8 path hands fbgemm x / scale unrounded: fbgemm must round halves to even and saturate to [-128, 127],
+    as torchao's `round` and `clamp` do."""
+    values = torch.tensor([[0.5, 1.5, 2.5, -0.5, -2.5, 127.5, -127.5, -128.5, 126.5, 3.49, 300.0, -300.0]])
+    identity = fast_paths._pack_int8_for_fbgemm(torch.eye(12, dtype=torch.int8), torch.ones(12, 1), None)
+    read = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(values, 1.0, 128, identity)
+    assert torch.equal(read, torch.round(values).clamp(-128, 127))
+
+
 def decoding_rows(rows: int) -> torch.Tensor:
     """[rows, 1, 64]: a decoding step's inputs, with a row of zeros (the smallest scale), a row of large values, and
     rows whose largest value is negative (its int8 value, -127.5 before rounding, is where roundings differ)."""
