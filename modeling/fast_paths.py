@@ -617,11 +617,10 @@ def _saves(node: torch.autograd.graph.Node, tensor: torch.Tensor) -> bool:
     return False
 
 
-@contextlib.contextmanager
 def activation_recomputed(
     activation: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, outputs: torch.Tensor
-) -> Iterator[None]:
-    """Within the block, a tensor that autograd saves and that is `outputs` (= `activation(inputs)`) or a view of it
+) -> contextlib.AbstractContextManager:
+    """A block within which a tensor that autograd saves and that is `outputs` (= `activation(inputs)`) or a view of it
     is kept as a note and recomputed from `inputs` when the backward pass reads it.
 
     Taken only where it saves memory: `outputs` is a contiguous tensor that needs a gradient, and its own backward
@@ -641,8 +640,7 @@ def activation_recomputed(
         and _saves(outputs.grad_fn, inputs)
         and not _saves(outputs.grad_fn, outputs)
     ):
-        yield
-        return
+        return contextlib.nullcontext()  # inference above all: no generator to make and run
     pointer, device = outputs.untyped_storage().data_ptr(), outputs.device  # not the storage: that would keep it
 
     def pack(tensor: torch.Tensor) -> torch.Tensor | tuple:
@@ -657,8 +655,7 @@ def activation_recomputed(
         # grad mode as the backward pass sets it: with create_graph the recomputation joins the graph
         return activation(inputs).contiguous().as_strided(shape, stride, offset)
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
-        yield
+    return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
 
 
 # --- the cross-entropy's gradient made in one tensor --------------------------------------------------------------
