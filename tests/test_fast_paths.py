@@ -43,6 +43,7 @@ from hf_visiontx.modeling.fast_paths import (
     with_cached_eos_masks,
 )
 from support.memory import bytes_held_after, peak_bytes_during
+from support.spies import record_calls
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import padded_source_batch, tiny_transformer_config
 from support.vit_tester import pixel_batch, tiny_vit_config
@@ -67,26 +68,12 @@ def linear_layer(in_features: int = 32, out_features: int = 48, seed: int = 0) -
 
 def spy_on_onednn(monkeypatch) -> list[torch.Tensor]:
     """Record the weights (as given, or packed) of the matmuls the few-row path hands to oneDNN."""
-    calls, original = [], fast_paths._onednn_linear
-
-    def counted(inputs, weight, bias):
-        calls.append(weight)
-        return original(inputs, weight, bias)
-
-    monkeypatch.setattr(fast_paths, "_onednn_linear", counted)
-    return calls
+    return record_calls(monkeypatch, fast_paths, "_onednn_linear", lambda inputs, weight, bias: weight)
 
 
 def spy_on_packing(monkeypatch) -> list[torch.Tensor]:
     """Record the weights whose packed copies are handed out."""
-    calls, original = [], fast_paths._PackedWeight.of
-
-    def counted(holder, *sources, pack):
-        calls.append(sources[0])
-        return original(holder, *sources, pack=pack)
-
-    monkeypatch.setattr(fast_paths._PackedWeight, "of", counted)
-    return calls
+    return record_calls(monkeypatch, fast_paths._PackedWeight, "of", lambda holder, *sources, pack: sources[0])
 
 
 def test_the_private_apis_the_few_row_path_leans_on_still_exist():

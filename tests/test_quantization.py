@@ -29,6 +29,7 @@ from hf_visiontx import (
 )
 from hf_visiontx.modeling import fast_paths
 from hf_visiontx.modeling.fast_paths import FEW_ROWS_MAX, few_row_linears, linear
+from support.spies import record_calls
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import BOS, EOS, PAD, VOCAB_SIZE, padded_source_batch, tiny_transformer_config
 from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
@@ -231,14 +232,7 @@ def test_torchao_config_quantizes_all_but_a_tied_output_layer_and_saves(name, co
 
 def fbgemm_calls(monkeypatch) -> list[torch.Tensor]:
     """Record the inputs the few-row path hands to fbgemm's int8 linear."""
-    calls, original = [], fast_paths._int8_linear
-
-    def counted(inputs, packed, bias):
-        calls.append(inputs)
-        return original(inputs, packed, bias)
-
-    monkeypatch.setattr(fast_paths, "_int8_linear", counted)
-    return calls
+    return record_calls(monkeypatch, fast_paths, "_int8_linear", lambda inputs, packed, bias: inputs)
 
 
 def dynamic_int8_layer(in_features: int = 64, out_features: int = 96, **config) -> nn.Linear:
@@ -326,9 +320,7 @@ def test_other_int8_calls_keep_torchaos_path(case, monkeypatch):
 @needs_fbgemm
 def test_the_packed_copy_is_kept_with_the_layer_and_follows_new_weights(monkeypatch):
     layer, row = dynamic_int8_layer(), torch.randn(1, 64)
-    packing = []
-    original = fast_paths._pack_int8_for_fbgemm
-    monkeypatch.setattr(fast_paths, "_pack_int8_for_fbgemm", lambda *a: packing.append(1) or original(*a))
+    packing = record_calls(monkeypatch, fast_paths, "_pack_int8_for_fbgemm", lambda qdata, scale, zero_point: qdata)
     with torch.no_grad():
         for _ in range(2):  # two blocks, as two generate() calls open
             with few_row_linears(layer):
