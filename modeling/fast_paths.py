@@ -38,9 +38,9 @@ rows); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS`
 registry (direct sdpa); `Cache.is_compileable` (needless masks); `GenerationMixin._get_logits_processor` and the
 attributes of the minimum-length processors (cached end-of-sequence masks); `GenerationMixin._valid_auto_compile_criteria`
 and `CompileConfig._compile_all_devices` (compiled decoding on CPU); torch's
-`_top_saved_tensors_default_hooks` (recomputed activations). `tests/test_fast_paths.py` has, for each
-path, a test that it is taken and equals the plain path, and a test that fails loudly when an upgrade removes or
-changes what it leans on.
+`_top_saved_tensors_default_hooks` (recomputed activations). `tests/test_fast_paths.py` (for the int8 rows, which
+need torchao, `tests/test_quantization.py`) has, for each path, a test that it is taken and equals the plain path,
+and a test that fails loudly when an upgrade removes or changes what it leans on.
 """
 
 import contextlib
