@@ -631,10 +631,10 @@ def activation_recomputed(
     """
     if not (
         RECOMPUTE_ACTIVATIONS
+        and not torch.compiler.is_compiling()  # first: a compiled graph cannot read `grad_fn`
         and outputs.requires_grad
         and outputs.grad_fn is not None
         and outputs.is_contiguous()
-        and not torch.compiler.is_compiling()
         and torch._C._autograd._saved_tensors_hooks_is_enabled()
         and torch._C._autograd._top_saved_tensors_default_hooks(False) is None
         and _saves(outputs.grad_fn, inputs)
@@ -703,7 +703,7 @@ def summed_cross_entropy(
     """`F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum", label_smoothing=label_smoothing)`
     for logits [rows, vocab] and labels [rows]; with autograd (and `FUSED_CROSS_ENTROPY` on, not compiling) its
     backward pass makes one vocabulary-sized tensor instead of two."""
-    if not (FUSED_CROSS_ENTROPY and logits.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or not (FUSED_CROSS_ENTROPY and logits.requires_grad and torch.is_grad_enabled()):
         return F.cross_entropy(
             logits, labels, ignore_index=ignore_index, reduction="sum", label_smoothing=label_smoothing
         )
