@@ -1,9 +1,10 @@
 """The speed-only paths of `modeling/fast_paths.py`, one section each: oneDNN for the few-row matmuls of
 token-by-token decoding, sdpa called directly, attention masks left out where they mask nothing, minimum-length logits
 processors with a cached end-of-sequence mask, the MLP run in row pieces, the MLP's activation recomputed in the
-backward pass, the cross-entropy's gradient made in one tensor, the ViT classifier's last layer for the [CLS] token only, and Swin's per-block shift-mask cache. For each: the path is taken, it gives what the plain path
-(its switch off) gives, and a guard test fails loudly when a torch or transformers upgrade removes or changes what it
-leans on."""
+backward pass, the cross-entropy's gradient made in one tensor, the ViT classifier's last layer for the [CLS] token
+only, and Swin's per-block shift-mask cache (the int8 rows on fbgemm are tested in `test_quantization.py`, which
+needs torchao). For each: the path is taken, it gives what the plain path (its switch off) gives, and a guard test
+fails loudly when a torch or transformers upgrade removes or changes what it leans on."""
 
 import copy
 import gc
