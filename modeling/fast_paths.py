@@ -242,33 +242,25 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     if torch.compiler.is_compiling():
         return _compiled_linear(layer, inputs)
     state = _OPEN_LAYERS.get(layer) if _OPEN_LAYERS else None
-    if state is None:
+    if state is None or not _few_row_inference_call(layer, inputs):
         return layer(inputs)
     weight, bias = layer.weight, layer.bias
     if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's int8 weights, or another library's
-        packed = None
-        if inputs.numel() <= FEW_ROWS_MAX * layer.in_features and _plain_cpu_float_call(layer, inputs):
-            packed = _int8_packed_weights(layer)
+        packed = _int8_packed_weights(layer)
         return layer(inputs) if packed is None else _int8_linear(inputs, packed, bias)
-    if not (
-        inputs.numel() <= FEW_ROWS_MAX * layer.in_features
-        and weight.numel() >= FEW_ROW_MIN_WEIGHT
-        and not torch.is_grad_enabled()
-        and inputs.dtype == weight.dtype == torch.float32
-        and inputs.device.type == "cpu"
-        and type(weight) is nn.Parameter
-        and _runs_as_written(layer)
-    ):
+    if not (weight.numel() >= FEW_ROW_MIN_WEIGHT and weight.dtype == torch.float32):
         return layer(inputs)
     if PACK_WEIGHTS and inputs.numel() > layer.in_features:  # one row gains nothing from packing
         weight = state.of(weight, pack=_pack_for_onednn)
     return _onednn_linear(inputs.contiguous(), weight, bias)
 
 
-def _plain_cpu_float_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
-    """Whether a call of `layer` is inference on float32 CPU inputs that runs exactly `nn.Linear.forward`."""
+def _few_row_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether a call of `layer` multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd and runs
+    exactly `nn.Linear.forward`: what both few-row paths (oneDNN and int8) require of the call."""
     return (
-        not torch.is_grad_enabled()
+        inputs.numel() <= FEW_ROWS_MAX * layer.in_features
+        and not torch.is_grad_enabled()
         and inputs.dtype == torch.float32
         and inputs.device.type == "cpu"
         and _runs_as_written(layer)
@@ -406,13 +398,10 @@ def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     if not (
         _OPEN_BLOCKS
         and type(layer) is nn.Linear
-        and inputs.numel() <= FEW_ROWS_MAX * layer.in_features
-        and layer.weight.numel() >= FEW_ROW_MIN_WEIGHT
-        and not torch.is_grad_enabled()
-        and inputs.dtype == layer.weight.dtype == torch.float32
-        and inputs.device.type == "cpu"
+        and _few_row_inference_call(layer, inputs)
         and type(layer.weight) is nn.Parameter
-        and _runs_as_written(layer)
+        and layer.weight.numel() >= FEW_ROW_MIN_WEIGHT
+        and layer.weight.dtype == torch.float32
     ):
         return layer(inputs)
     return few_row_linear(inputs.contiguous(), layer.weight, layer.bias)
