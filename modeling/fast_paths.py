@@ -9,8 +9,9 @@ copy of this module: there only the environment variables reach it.
 The paths, each with its flag and environment variable:
 - few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`), in eager mode and inside a
   compiled decoding step (`few_row_linear`): `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK; with packed copies of the
-  weights for 2 rows or more only when asked (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default); under
-  the same switch, few rows through torchao's dynamic int8 weights on fbgemm (`_int8_linear`);
+  weights for 2 rows or more only when asked (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default); on an
+  Intel CPU calls of few rows or little work stay with `F.linear` (`MKL_FEW_ROWS`, HF_VISIONTX_MKL_FEW_ROWS=0 or 1 to decide instead of
+  the CPU's vendor); under the same switch, few rows through torchao's dynamic int8 weights on fbgemm (`_int8_linear`);
 - `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
   `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
 - sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
@@ -48,6 +49,7 @@ import copy
 import functools
 import math
 import os
+import platform
 import struct
 import sys
 import warnings
@@ -83,12 +85,29 @@ FUSED_CROSS_ENTROPY = _switch("HF_VISIONTX_FUSED_CROSS_ENTROPY")
 PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in: trades memory for speed
 
 
+def _intel_cpu_with_mkl() -> bool:
+    """Whether `F.linear` runs on MKL on an Intel CPU, where MKL takes kernels of its own (on other CPUs, generic
+    ones): torch is built with MKL and the CPU's vendor is GenuineIntel."""
+    if not torch.backends.mkl.is_available():
+        return False
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            vendor = next((line for line in cpuinfo if line.startswith("vendor_id")), "")
+    except OSError:  # not Linux: Windows names the vendor here, macOS does not (and its Intel Macs are rare)
+        vendor = platform.processor()
+    return "GenuineIntel" in vendor
+
+
+MKL_FEW_ROWS = {"1": True, "0": False}.get(os.environ.get("HF_VISIONTX_MKL_FEW_ROWS", ""), _intel_cpu_with_mkl())
+
+
 # --- few-row linear layers --------------------------------------------------------------------------------------
 # While a Transformer decodes token by token, each projection multiplies 1 to 64 rows (batch x beams) by a large
 # weight, a case MKL's sgemm behind `F.linear` handles poorly. Inside a `few_row_linears(decoder, lm_head)` block
 # (which `FastDecodingMixin.generate` opens), their plain `nn.Linear` layers run oneDNN's matmul instead, on the
 # weight as it is, for 1 to `FEW_ROWS_MAX` rows, when the weight is large enough (`FEW_ROW_MIN_WEIGHT`) that
-# oneDNN's fixed cost per call pays off. For 2 rows or more oneDNN is faster still on a copy of the weight
+# oneDNN's fixed cost per call pays off (`_onednn_faster`; on an Intel CPU, where MKL's matrix-vector kernels are
+# fast, `F.linear` keeps the calls of few rows or little work: `MKL_FEW_ROWS`). For 2 rows or more oneDNN is faster still on a copy of the weight
 # re-laid-out ("packed") for it, but the copies hold the decoder's weights a second time for the duration of the
 # block, which puts the peak memory of batched and beam decoding far above transformers' models: they are made
 # only when `PACK_WEIGHTS` asks for them, once per layer and block. Everything else takes the layer's own
@@ -104,6 +123,12 @@ PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in:
 
 FEW_ROWS_MAX = 64  # up to this many rows oneDNN beats F.linear (MKL) on CPU
 FEW_ROW_MIN_WEIGHT = 1 << 18  # below this many weight elements oneDNN's fixed cost per call outweighs its gain
+# On an Intel CPU (`MKL_FEW_ROWS`) MKL multiplies up to 3 rows with kernels of its own, which stream any weight
+# faster than oneDNN; from 4 rows on it changes kernels, and oneDNN is the faster once its fixed cost per call (about
+# 35 us there) is small beside the work: from about 2^23 multiply-adds (bench_linear.py: a 512x512 weight from 32
+# rows, 512x2048 from 8, a 512x32000 output layer from 4).
+MKL_FEWEST_ROWS = 4  # with `MKL_FEW_ROWS`, F.linear keeps calls of fewer rows ...
+MKL_LEAST_WORK = 1 << 23  # ... and of fewer than this many multiply-adds (rows x weight elements)
 
 
 @functools.cache
@@ -218,6 +243,16 @@ def few_row_linears(*modules: nn.Module) -> Iterator[None]:
                 del _OPEN_LAYERS[layer]
 
 
+def _onednn_faster(rows: int, weight: torch.Tensor) -> bool:
+    """Whether oneDNN multiplies `rows` float32 rows by `weight` faster than `F.linear` does: for weights of at least
+    `FEW_ROW_MIN_WEIGHT` elements, and on an Intel CPU (`MKL_FEW_ROWS`) only from `MKL_FEWEST_ROWS` rows and
+    `MKL_LEAST_WORK` multiply-adds on."""
+    if MKL_FEW_ROWS and rows < MKL_FEWEST_ROWS:
+        return False
+    elements = weight.numel()
+    return elements >= FEW_ROW_MIN_WEIGHT and not (MKL_FEW_ROWS and rows * elements < MKL_LEAST_WORK)
+
+
 def _runs_as_written(layer: nn.Linear) -> bool:
     """Whether calling `layer` would run exactly `nn.Linear.forward`: no module or global hooks, no replaced forward."""
     return not (
@@ -231,9 +266,10 @@ def _runs_as_written(layer: nn.Linear) -> bool:
 
 def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`layer(inputs)`, computed by oneDNN when `layer` is a plain `nn.Linear` inside a `few_row_linears` block and
-    the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd by a weight of at least
-    `FEW_ROW_MIN_WEIGHT` elements (in a compiled graph traced inside such a block, through `few_row_linear`); by
-    fbgemm when the weight is torchao's dynamic int8 (`_int8_linear`, same conditions but the weight's size).
+    the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd where oneDNN is the faster
+    (`_onednn_faster`: by the weight's size and, on an Intel CPU, the rows; in a compiled graph traced inside such
+    a block, through `few_row_linear`); by fbgemm when the weight is torchao's dynamic int8 (`_int8_linear`, same
+    conditions but the weight's size and the rows).
 
     Args:
         layer: any module mapping [..., in_features] to [..., out_features].
@@ -241,14 +277,20 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """
     if torch.compiler.is_compiling():
         return _compiled_linear(layer, inputs)
+    # The checks run at every projection of every decoding step, between matmuls that have just evicted the
+    # interpreter's data from the caches: the cheapest reason to leave the call to the layer comes first.
     state = _OPEN_LAYERS.get(layer) if _OPEN_LAYERS else None
-    if state is None or not _few_row_inference_call(layer, inputs):
+    if state is None:
         return layer(inputs)
     weight, bias = layer.weight, layer.bias
     if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's int8 weights, or another library's
-        packed = _int8_packed_weights(layer)
+        packed = _int8_packed_weights(layer) if _few_row_inference_call(layer, inputs) else None
         return layer(inputs) if packed is None else _int8_linear(inputs, packed, bias)
-    if not (weight.numel() >= FEW_ROW_MIN_WEIGHT and weight.dtype == torch.float32):
+    if not (
+        _onednn_faster(inputs.numel() // layer.in_features, weight)
+        and weight.dtype == torch.float32
+        and _few_row_inference_call(layer, inputs)
+    ):
         return layer(inputs)
     if PACK_WEIGHTS and inputs.numel() > layer.in_features:  # one row gains nothing from packing
         weight = state.of(weight, pack=_pack_for_onednn)
@@ -400,8 +442,8 @@ def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         and type(layer) is nn.Linear
         and _few_row_inference_call(layer, inputs)
         and type(layer.weight) is nn.Parameter
-        and layer.weight.numel() >= FEW_ROW_MIN_WEIGHT
         and layer.weight.dtype == torch.float32
+        and _onednn_faster(inputs.numel() // layer.in_features, layer.weight)
     ):
         return layer(inputs)
     return few_row_linear(inputs.contiguous(), layer.weight, layer.bias)
@@ -739,6 +781,7 @@ class BoundedTensorCache:
 __all__ = [
     "FEW_ROWS_MAX",
     "FEW_ROW_MIN_WEIGHT",
+    "MKL_FEW_ROWS",
     "BoundedTensorCache",
     "FastDecodingMixin",
     "activation_recomputed",

@@ -15,8 +15,8 @@ For each implementation the table gives its rate (best of `--repeats` calls afte
 take turns), for ours the ratio to the fastest peer and the same ratio taken round by round (median, lowest and
 highest: on a shared machine the best-of rates of two implementations can come from different spells, the calls
 of one round run back to back), the share of the machine's limit it reaches (inference and training: the fp32 matmul
-rate, from the FLOPs of the workload as torch's flop counter counts them, over the time; generation: the
-single-stream memory read rate, from the bytes of the weights each decoding step reads), the peak of resident
+rate, from the FLOPs of the workload as torch's flop counter counts them, over the time; generation: the memory
+read rate with one thread or `--threads`, whichever is higher, from the bytes of the weights each decoding step reads), the peak of resident
 memory during one call above what was resident before it, and how its result agrees with ours (compiled rows also
 give their first call, which compiles). `bench_memory.py` measures the peaks in separate processes.
 
@@ -405,7 +405,7 @@ def main() -> None:
         print(
             f"{info['cpu']}; torch {info['torch']}, {info['threads']} threads, fp32; "
             f"measured fp32 matmul rate {info['matmul_gflops']:.0f} GFLOP/s, "
-            f"single-stream memory read rate {info['read_gbs']:.1f} GB/s\n{TABLE_HEADER}",
+            f"memory read rate {info['read_gbs']:.1f} GB/s\n{TABLE_HEADER}",
             flush=True,
         )
     rows = []

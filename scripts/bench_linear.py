@@ -1,7 +1,8 @@
 """Per-call time of `fast_paths.linear` inside `few_row_linears` (oneDNN on the weight as it is, the default, and on
 a packed copy, `PACK_WEIGHTS`) against `F.linear` (MKL) at the sizes a Transformer-base decoder multiplies while generating: 1 to 128 rows (batch x beams) by its projection and output
 matrices. Each layer is called on enough distinct weights (about 150 MB, as one decoding step reads) that they
-come from memory, not from cache.
+come from memory, not from cache. The few-row columns time oneDNN at every row count; the last column says which
+of the two `linear` takes on this CPU (`fast_paths._onednn_faster`: on an Intel CPU, F.linear up to a few rows).
 
     python scripts/bench_linear.py                  # d_model 512, d_ff 2048, vocabulary 32000, 2 threads
     python scripts/bench_linear.py --threads 4
@@ -30,6 +31,7 @@ def ours(layers: torch.nn.ModuleList, inputs: torch.Tensor, packed: bool) -> tor
     """Every layer through the few-row path (the caller holds a `few_row_linears` block open), on packed copies of
     the weights or not."""
     fast_paths.PACK_WEIGHTS = packed
+    fast_paths.MKL_FEW_ROWS = False  # oneDNN at every row count
     return [linear(layer, inputs) for layer in layers][-1]
 
 
@@ -45,8 +47,12 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=512)
     parser.add_argument("--d-ff", type=int, default=2048)
     parser.add_argument("--vocab-size", type=int, default=32000)
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=[1, 4, 16, FEW_ROWS_MAX, 2 * FEW_ROWS_MAX], help="row counts to time"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    mkl_few_rows = fast_paths.MKL_FEW_ROWS
     shapes = [
         (args.d_model, args.d_model),
         (args.d_model, 3 * args.d_model),
@@ -56,11 +62,11 @@ def main() -> None:
     ]
     print(
         f"{'in -> out':>14} {'rows':>5} {'F.linear us':>12} {'few-row us':>11} {'speed-up':>9} {'GB/s':>6} "
-        f"{'packed us':>10} {'speed-up':>9}"
+        f"{'packed us':>10} {'speed-up':>9}  linear takes"
     )
     for in_features, out_features in shapes:
         layers = layers_of(in_features, out_features)
-        for rows in (1, 4, 16, FEW_ROWS_MAX, 2 * FEW_ROWS_MAX):
+        for rows in args.rows:
             inputs = torch.randn(rows, in_features)
             with torch.no_grad(), few_row_linears(layers):
                 timed = best_times(
@@ -75,9 +81,11 @@ def main() -> None:
                 torch.testing.assert_close(timed[name][1], timed["plain"][1], rtol=1e-4, atol=1e-4)
             plain_us, ours_us, packed_us = (timed[name][0] / len(layers) * 1e6 for name in ("plain", "ours", "packed"))
             bandwidth = 4 * in_features * out_features / (ours_us * 1e-6) / 1e9
+            fast_paths.MKL_FEW_ROWS = mkl_few_rows
+            taken = "oneDNN" if fast_paths._onednn_faster(rows, layers[0].weight) else "F.linear"
             print(
                 f"{in_features:>6} -> {out_features:<5} {rows:>5} {plain_us:>12.0f} {ours_us:>11.0f} "
-                f"{plain_us / ours_us:>8.2f}x {bandwidth:>6.1f} {packed_us:>10.0f} {plain_us / packed_us:>8.2f}x",
+                f"{plain_us / ours_us:>8.2f}x {bandwidth:>6.1f} {packed_us:>10.0f} {plain_us / packed_us:>8.2f}x  {taken}",
                 flush=True,
             )
 

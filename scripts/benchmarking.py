@@ -62,17 +62,18 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
 
 
 def read_bandwidth_gbs(megabytes: int = 512, repeats: int = 5) -> float:
-    """The machine's single-stream memory read rate: best GB/s of one thread summing a buffer far larger than any
-    cache (the rate at which one decoding step can stream its weights from memory)."""
+    """The machine's memory read rate as a decoding step can use it: best GB/s of summing a buffer far larger than
+    any cache, with one thread or with torch's threads (on some machines one core cannot draw all the bandwidth)."""
     threads = torch.get_num_threads()
     buffer = torch.ones(megabytes * (1 << 20) // 4)
-    torch.set_num_threads(1)
+    best = float("inf")
     try:
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            buffer.sum()
-            best = min(best, time.perf_counter() - start)
+        for count in sorted({1, threads}):
+            torch.set_num_threads(count)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                buffer.sum()
+                best = min(best, time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
     return buffer.numel() * 4 / best / 1e9

@@ -178,6 +178,7 @@ def test_a_compiled_greedy_step_runs_its_projections_on_onednn_and_gives_the_eag
     """Inductor would run a few-row projection through MKL's sgemm (`addmm`); inside generate() the compiled step
     calls `hf_visiontx::few_row_linear` (oneDNN) for every projection of the decoder and the output layer."""
     monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 0)  # the tiny model's weights are below it
+    monkeypatch.setattr(fast_paths, "MKL_FEW_ROWS", False)  # on an Intel CPU, oneDNN at every row count
     model, (input_ids, attention_mask) = translator(), padded_source_batch()
     input_ids, attention_mask = input_ids[:rows], attention_mask[:rows]  # batch x 1 rows per projection
     settings = dict(attention_mask=attention_mask, max_new_tokens=5, min_new_tokens=5, do_sample=False)

@@ -10,6 +10,7 @@ import copy
 import gc
 import importlib.util
 import inspect
+import io
 import pickle
 import weakref
 
@@ -54,8 +55,10 @@ needs_onednn = pytest.mark.skipif(not few_row_linears_available(), reason="this 
 
 @pytest.fixture(autouse=True)
 def onednn_for_tiny_weights(monkeypatch):
-    """The tiny test models' weights are far below `FEW_ROW_MIN_WEIGHT`: let the few-row path take them."""
+    """The tiny test models' weights are far below `FEW_ROW_MIN_WEIGHT`: let the few-row path take them, at any
+    number of rows whatever the CPU's vendor (the tests of `MKL_FEW_ROWS` turn it on)."""
     monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 0)
+    monkeypatch.setattr(fast_paths, "MKL_FEW_ROWS", False)
 
 
 def parameters_of(function) -> list[str]:
@@ -227,6 +230,60 @@ def test_weights_below_the_size_where_onednn_pays_off_keep_f_linear(monkeypatch)
         monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 48 * 32)
         torch.testing.assert_close(linear(layer, torch.ones(2, 32)), output)
         assert onednn
+
+
+@needs_onednn
+def test_on_an_intel_cpu_f_linear_keeps_the_few_rows_mkl_multiplies_faster(monkeypatch):
+    """On an Intel CPU MKL's own kernels beat oneDNN up to 3 rows, and oneDNN's fixed cost per call outweighs its
+    gain below `MKL_LEAST_WORK` multiply-adds; elsewhere oneDNN takes every row count up to the most."""
+    layer, onednn = linear_layer(), spy_on_onednn(monkeypatch)  # a weight of 48 x 32 elements
+
+    def rows_taken_by_onednn() -> list[int]:
+        taken = []
+        with few_row_linears(layer), torch.no_grad():
+            for rows in range(1, FEW_ROWS_MAX + 1):
+                onednn.clear()
+                inputs = torch.randn(rows, 32)
+                torch.testing.assert_close(linear(layer, inputs), F.linear(inputs, layer.weight, layer.bias))
+                if onednn:
+                    taken.append(rows)
+        return taken
+
+    monkeypatch.setattr(fast_paths, "MKL_FEW_ROWS", True)
+    assert rows_taken_by_onednn() == []  # 64 rows x 1536 elements: far below 2^23 multiply-adds
+    monkeypatch.setattr(fast_paths, "MKL_LEAST_WORK", 10 * 48 * 32)
+    assert rows_taken_by_onednn() == list(range(10, FEW_ROWS_MAX + 1))
+    monkeypatch.setattr(fast_paths, "MKL_LEAST_WORK", 0)  # as for a large weight: MKL's own kernels up to 3 rows
+    assert rows_taken_by_onednn() == list(range(4, FEW_ROWS_MAX + 1))
+    monkeypatch.setattr(fast_paths, "MKL_FEW_ROWS", False)
+    assert rows_taken_by_onednn() == list(range(1, FEW_ROWS_MAX + 1))
+
+
+@pytest.mark.parametrize(
+    ("vendor_line", "variable", "expected"),
+    [
+        ("vendor_id\t: GenuineIntel\n", None, True),
+        ("vendor_id\t: AuthenticAMD\n", None, False),
+        ("vendor_id\t: AuthenticAMD\n", "1", True),
+        ("vendor_id\t: GenuineIntel\n", "0", False),
+    ],
+    ids=["Intel", "AMD", "forced on", "forced off"],
+)
+def test_mkl_few_rows_follows_the_cpu_vendor_unless_its_variable_decides(vendor_line, variable, expected, monkeypatch):
+    """Read once at import: the vendor in /proc/cpuinfo (with torch built with MKL), or HF_VISIONTX_MKL_FEW_ROWS."""
+    if variable is None:
+        monkeypatch.delenv("HF_VISIONTX_MKL_FEW_ROWS", raising=False)
+    else:
+        monkeypatch.setenv("HF_VISIONTX_MKL_FEW_ROWS", variable)
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: True)
+    cpuinfo = "processor\t: 0\n" + vendor_line + "model name\t: a CPU\n"
+    spec = importlib.util.spec_from_file_location("vendor_fast_paths", fast_paths.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    opened = []
+    fresh.open = lambda path: opened.append(path) or io.StringIO(cpuinfo)  # the module's only file
+    spec.loader.exec_module(fresh)
+    assert opened == ["/proc/cpuinfo"]
+    assert fresh.MKL_FEW_ROWS is expected
 
 
 def translator_and_batch() -> tuple[VtxTransformerForConditionalGeneration, dict[str, torch.Tensor]]:
