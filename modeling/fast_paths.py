@@ -98,7 +98,13 @@ def _intel_cpu_with_mkl() -> bool:
     return "GenuineIntel" in vendor
 
 
-MKL_FEW_ROWS = {"1": True, "0": False}.get(os.environ.get("HF_VISIONTX_MKL_FEW_ROWS", ""), _intel_cpu_with_mkl())
+def _mkl_few_rows_setting() -> bool:
+    """`MKL_FEW_ROWS` as HF_VISIONTX_MKL_FEW_ROWS sets it ("1" or "0"), or else as the CPU's vendor decides."""
+    variable = os.environ.get("HF_VISIONTX_MKL_FEW_ROWS")
+    return variable == "1" if variable in ("0", "1") else _intel_cpu_with_mkl()
+
+
+MKL_FEW_ROWS = _mkl_few_rows_setting()
 
 
 # --- few-row linear layers --------------------------------------------------------------------------------------
