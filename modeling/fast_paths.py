@@ -10,8 +10,9 @@ The paths, each with its flag and environment variable:
 - few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`), in eager mode and inside a
   compiled decoding step (`few_row_linear`): `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK; with packed copies of the
   weights for 2 rows or more only when asked (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default); on an
-  Intel CPU calls of few rows or little work stay with `F.linear` (`MKL_FEW_ROWS`, HF_VISIONTX_MKL_FEW_ROWS=0 or 1 to decide instead of
-  the CPU's vendor); under the same switch, few rows through torchao's dynamic int8 weights on fbgemm (`_int8_linear`);
+  Intel CPU calls of few rows or little work stay with `F.linear` (`MKL_FEW_ROWS`, HF_VISIONTX_MKL_FEW_ROWS=0 or 1
+  to decide instead of the CPU's vendor); under the same switch, few rows through torchao's dynamic int8 weights on
+  fbgemm (`_int8_linear`);
 - `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
   `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
 - sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
@@ -113,10 +114,10 @@ MKL_FEW_ROWS = _mkl_few_rows_setting()
 # (which `FastDecodingMixin.generate` opens), their plain `nn.Linear` layers run oneDNN's matmul instead, on the
 # weight as it is, for 1 to `FEW_ROWS_MAX` rows, when the weight is large enough (`FEW_ROW_MIN_WEIGHT`) that
 # oneDNN's fixed cost per call pays off (`_onednn_faster`; on an Intel CPU, where MKL's matrix-vector kernels are
-# fast, `F.linear` keeps the calls of few rows or little work: `MKL_FEW_ROWS`). For 2 rows or more oneDNN is faster still on a copy of the weight
-# re-laid-out ("packed") for it, but the copies hold the decoder's weights a second time for the duration of the
-# block, which puts the peak memory of batched and beam decoding far above transformers' models: they are made
-# only when `PACK_WEIGHTS` asks for them, once per layer and block. Everything else takes the layer's own
+# fast, `F.linear` keeps the calls of few rows or little work: `MKL_FEW_ROWS`). For 2 rows or more oneDNN is faster
+# still on a copy of the weight re-laid-out ("packed") for it, but the copies hold the decoder's weights a second
+# time for the duration of the block, which puts the peak memory of batched and beam decoding far above
+# transformers' models: they are made only when `PACK_WEIGHTS` asks for them, once per layer and block. Everything else takes the layer's own
 # forward: training, more rows, other dtypes and devices, and any layer that is not exactly `nn.Linear` or that
 # carries hooks or a replaced forward (quantized, PEFT-wrapped or offloaded layers stay untouched). The layers
 # themselves stay plain `nn.Linear` modules at all times.

@@ -16,9 +16,9 @@ take turns), for ours the ratio to the fastest peer and the same ratio taken rou
 highest: on a shared machine the best-of rates of two implementations can come from different spells, the calls
 of one round run back to back), the share of the machine's limit it reaches (inference and training: the fp32 matmul
 rate, from the FLOPs of the workload as torch's flop counter counts them, over the time; generation: the memory
-read rate with one thread or `--threads`, whichever is higher, from the bytes of the weights each decoding step reads), the peak of resident
-memory during one call above what was resident before it, and how its result agrees with ours (compiled rows also
-give their first call, which compiles). `bench_memory.py` measures the peaks in separate processes.
+read rate with one thread or `--threads`, whichever is higher, from the bytes of the weights each decoding step
+reads), the peak of resident memory during one call above what was resident before it, and how its result agrees
+with ours (compiled rows also give their first call, which compiles). `bench_memory.py` measures the peaks in separate processes.
 
     python scripts/bench.py                          # everything
     python scripts/bench.py --only vit --repeats 3   # workloads whose name contains "vit" (case-insensitive)

@@ -85,7 +85,8 @@ def main() -> None:
             taken = "oneDNN" if fast_paths._onednn_faster(rows, layers[0].weight) else "F.linear"
             print(
                 f"{in_features:>6} -> {out_features:<5} {rows:>5} {plain_us:>12.0f} {ours_us:>11.0f} "
-                f"{plain_us / ours_us:>8.2f}x {bandwidth:>6.1f} {packed_us:>10.0f} {plain_us / packed_us:>8.2f}x  {taken}",
+                f"{plain_us / ours_us:>8.2f}x {bandwidth:>6.1f} {packed_us:>10.0f} {plain_us / packed_us:>8.2f}x"
+                f"  {taken}",
                 flush=True,
             )
 
