@@ -23,6 +23,8 @@ The paths, each with its flag and environment variable:
   `CACHED_EOS_MASKS`, HF_VISIONTX_CACHED_EOS_MASKS;
 - the MLP run in row pieces when its inner activation would be huge (`in_row_pieces`): `MLP_ROW_PIECES`,
   HF_VISIONTX_MLP_PIECES;
+- in inference, the MLP's activation written over the first projection's output (`activated_in_place`):
+  `IN_PLACE_ACTIVATIONS`, HF_VISIONTX_IN_PLACE_ACTIVATIONS;
 - in training, the MLP's activated inner tensor recomputed in the backward pass instead of kept beside its input
   (`activation_recomputed`): `RECOMPUTE_ACTIVATIONS`, HF_VISIONTX_RECOMPUTE_ACTIVATIONS;
 - the cross-entropy's gradient over the vocabulary made in one tensor instead of two (`summed_cross_entropy`):
@@ -40,7 +42,8 @@ rows); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS`
 registry (direct sdpa); `Cache.is_compileable` (needless masks); `GenerationMixin._get_logits_processor` and the
 attributes of the minimum-length processors (cached end-of-sequence masks); `GenerationMixin._valid_auto_compile_criteria`
 and `CompileConfig._compile_all_devices` (compiled decoding on CPU); torch's
-`_top_saved_tensors_default_hooks` (recomputed activations). `tests/test_fast_paths.py` (for the int8 rows, which
+`_top_saved_tensors_default_hooks` (recomputed activations); `torch.ops.aten.gelu_` and the `act` attribute of
+transformers' `GELUActivation` (in-place activations). `tests/test_fast_paths.py` (for the int8 rows, which
 need torchao, `tests/test_quantization.py`) has, for each path, a test that it is taken and equals the plain path,
 and a test that fails loudly when an upgrade removes or changes what it leans on.
 """
@@ -62,6 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as torch_module
 from transformers import GenerationConfig, LogitsProcessorList
+from transformers.activations import GELUActivation
 from transformers.cache_utils import Cache
 from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
 from transformers.integrations.sdpa_attention import sdpa_attention_forward as transformers_sdpa_attention_forward
@@ -83,6 +87,7 @@ CACHE_SHIFT_MASKS = _switch("HF_VISIONTX_MASK_CACHE")
 COMPILE_ON_CPU = _switch("HF_VISIONTX_COMPILE_ON_CPU")
 RECOMPUTE_ACTIVATIONS = _switch("HF_VISIONTX_RECOMPUTE_ACTIVATIONS")
 FUSED_CROSS_ENTROPY = _switch("HF_VISIONTX_FUSED_CROSS_ENTROPY")
+IN_PLACE_ACTIVATIONS = _switch("HF_VISIONTX_IN_PLACE_ACTIVATIONS")
 PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in: trades memory for speed
 
 
@@ -260,8 +265,9 @@ def _onednn_faster(rows: int, weight: torch.Tensor) -> bool:
     return elements >= FEW_ROW_MIN_WEIGHT and not (MKL_FEW_ROWS and rows * elements < MKL_LEAST_WORK)
 
 
-def _runs_as_written(layer: nn.Linear) -> bool:
-    """Whether calling `layer` would run exactly `nn.Linear.forward`: no module or global hooks, no replaced forward."""
+def _runs_as_written(layer: nn.Module) -> bool:
+    """Whether calling `layer` would run exactly its class's forward: no module or global hooks, no replaced
+    forward."""
     return not (
         layer._forward_hooks
         or layer._forward_pre_hooks
@@ -635,6 +641,51 @@ def in_row_pieces(
     return torch.cat(pieces).view(*hidden_states.shape[:-1], -1)  # [rows, D'] -> [..., D']
 
 
+# --- the MLP's activation in place --------------------------------------------------------------------------------
+# In inference the MLP's first projection returns a fresh tensor that nothing reads after the activation. Computing
+# the activation out of place allocates a second tensor of the inner width, whose fresh pages the CPU faults in as
+# the activation writes them; written over the projection's output instead, the result is the same to the bit and
+# one allocation (the MLP's largest) is gone. Only where nobody can see the difference: no autograd, no hooks on
+# the projection (a hook may keep its output) or on the activation (calling it in place skips its hooks), and an
+# activation whose in-place form computes exactly what its forward computes.
+
+
+def _in_place_form(activation: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The function that overwrites a tensor with `activation(tensor)`, for the activations of our configs whose
+    in-place form is the same computation (transformers' exact GELU, ReLU, SiLU as "swish"); None for any other."""
+    kind = type(activation)
+    if kind is GELUActivation and activation.act is F.gelu:
+        return torch.ops.aten.gelu_
+    if kind is nn.ReLU:
+        return torch.relu_
+    if kind is nn.SiLU:
+        return functools.partial(F.silu, inplace=True)
+    return None
+
+
+def activated_in_place(activation: nn.Module, layer: nn.Module, projected: torch.Tensor) -> torch.Tensor:
+    """`activation(projected)`, where `projected` is the output `layer` has just returned; in inference, when
+    `layer` is a plain `nn.Linear` and neither it nor `activation` carries hooks, computed over `projected`.
+
+    Args:
+        activation: the MLP's non-linearity.
+        layer: the projection that made `projected` (its fresh output, read by nothing else).
+        projected: [..., intermediate_size].
+    Returns:
+        [..., intermediate_size]: `projected` itself when overwritten.
+    """
+    if not IN_PLACE_ACTIVATIONS or torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return activation(projected)
+    in_place = _in_place_form(activation)
+    if (
+        in_place is None
+        or type(layer) is not nn.Linear
+        or not (_runs_as_written(layer) and _runs_as_written(activation))
+    ):
+        return activation(projected)
+    return in_place(projected)
+
+
 # --- the MLP's activation recomputed in the backward pass -------------------------------------------------------
 # In training, a non-linearity whose backward pass needs its input (GELU, SiLU) leaves autograd holding two tensors
 # of the MLP's inner width per layer: fc1's output, which the non-linearity saves, and the non-linearity's output,
@@ -791,6 +842,7 @@ __all__ = [
     "MKL_FEW_ROWS",
     "BoundedTensorCache",
     "FastDecodingMixin",
+    "activated_in_place",
     "activation_recomputed",
     "causal_mask_needless",
     "direct_sdpa",

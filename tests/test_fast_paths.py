@@ -114,6 +114,7 @@ SWITCHES = {
     "COMPILE_ON_CPU": "HF_VISIONTX_COMPILE_ON_CPU",
     "RECOMPUTE_ACTIVATIONS": "HF_VISIONTX_RECOMPUTE_ACTIVATIONS",
     "FUSED_CROSS_ENTROPY": "HF_VISIONTX_FUSED_CROSS_ENTROPY",
+    "IN_PLACE_ACTIVATIONS": "HF_VISIONTX_IN_PLACE_ACTIVATIONS",
 }
 
 
@@ -444,6 +445,65 @@ def test_mlp_runs_huge_activations_in_row_pieces_with_the_same_outputs(monkeypat
         calls_before = len(fc1_calls)
         model(pixels)
     assert len(fc1_calls) - calls_before == whole_calls
+
+
+# --- the MLP's activation in place ------------------------------------------------------------------------------
+
+
+def run_mlp_watching_its_inner_tensors(mlp, inputs, monkeypatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The MLP's output, fc1's output as `fast_paths.linear` returned it, and the tensor fc2 was given."""
+    fc1_outputs, fc2_inputs, original = [], [], feed_forward.linear
+    monkeypatch.setattr(
+        feed_forward, "linear", lambda layer, x: fc1_outputs.append(original(layer, x)) or fc1_outputs[-1]
+    )
+    handle = mlp.fc2.register_forward_pre_hook(lambda module, args: fc2_inputs.append(args[0]))
+    try:
+        output = mlp(inputs)
+    finally:
+        handle.remove()
+    return output, fc1_outputs[0], fc2_inputs[0]
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu", "swish"])
+def test_in_inference_the_activation_overwrites_the_first_projections_output(activation, monkeypatch):
+    """No second tensor of the inner width: fc2 reads the very tensor fc1 returned, and the output is the same to
+    the bit as with the activation out of place."""
+    mlp, inputs = mlp_and_inputs(activation)
+    assert fast_paths._in_place_form(mlp.activation) is not None  # transformers' GELU still holds F.gelu as `act`
+    with torch.no_grad():
+        output, fc1_output, fc2_input = run_mlp_watching_its_inner_tensors(mlp, inputs, monkeypatch)
+        monkeypatch.setattr(fast_paths, "IN_PLACE_ACTIVATIONS", False)
+        plain, plain_fc1_output, plain_fc2_input = run_mlp_watching_its_inner_tensors(mlp, inputs, monkeypatch)
+    assert fc2_input.data_ptr() == fc1_output.data_ptr()
+    assert plain_fc2_input.data_ptr() != plain_fc1_output.data_ptr()
+    assert torch.equal(fc2_input, mlp.activation(plain_fc1_output))
+    assert torch.equal(output, plain)
+
+
+@pytest.mark.parametrize(
+    "case", ["autograd", "hook keeping fc1's output", "hook on the activation", "wrapped fc1", "no in-place form"]
+)
+def test_the_activation_stays_out_of_place_where_the_difference_could_be_seen(case, monkeypatch):
+    """Gradients need fc1's output; a hook may keep it (and must see it as it was); a hook on the activation must
+    run; a layer that is not exactly nn.Linear may return a tensor it keeps; GPT-2's tanh GELU has no in-place form
+    that computes the same."""
+    mlp, inputs = mlp_and_inputs("gelu_new" if case == "no in-place form" else "gelu")
+    kept, activation_calls = [], []
+    if case == "hook keeping fc1's output":
+        mlp.fc1.register_forward_hook(lambda module, args, output: kept.append(output))
+    if case == "hook on the activation":
+        mlp.activation.register_forward_hook(lambda *_: activation_calls.append(1))
+    if case == "wrapped fc1":
+        mlp.fc1.__class__ = type("WrappedLinear", (torch.nn.Linear,), {})
+    with torch.enable_grad() if case == "autograd" else torch.no_grad():
+        output, fc1_output, fc2_input = run_mlp_watching_its_inner_tensors(mlp, inputs, monkeypatch)
+    assert fc2_input.data_ptr() != fc1_output.data_ptr()
+    assert torch.equal(fc2_input, mlp.activation(fc1_output.detach()))
+    if kept:
+        assert torch.equal(kept[0], F.linear(inputs, mlp.fc1.weight, mlp.fc1.bias))
+    assert bool(activation_calls) == (case == "hook on the activation")
+    with torch.no_grad():
+        torch.testing.assert_close(output, mlp.fc2(mlp.activation(mlp.fc1(inputs))))
 
 
 # --- the MLP's activation recomputed in the backward pass ------------------------------------------------------
