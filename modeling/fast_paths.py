@@ -299,15 +299,23 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's int8 weights, or another library's
         packed = _int8_packed_weights(layer) if _few_row_inference_call(layer, inputs) else None
         return layer(inputs) if packed is None else _int8_linear(inputs, packed, bias)
-    if not (
-        _onednn_faster(inputs.numel() // layer.in_features, weight)
-        and weight.dtype == torch.float32
-        and _few_row_inference_call(layer, inputs)
-    ):
+    if not _onednn_call(layer, inputs):
         return layer(inputs)
     if PACK_WEIGHTS and inputs.numel() > layer.in_features:  # one row gains nothing from packing
         weight = state.of(weight, pack=_pack_for_onednn)
     return _onednn_linear(inputs.contiguous(), weight, bias)
+
+
+def _onednn_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether the few-row path runs this call of `layer` on oneDNN: float32 weights (a plain parameter, not a
+    tensor subclass) where oneDNN is the faster, and a call the path may take (`_few_row_inference_call`)."""
+    weight = layer.weight
+    return (
+        type(weight) is nn.Parameter
+        and _onednn_faster(inputs.numel() // layer.in_features, weight)
+        and weight.dtype == torch.float32
+        and _few_row_inference_call(layer, inputs)
+    )
 
 
 def _few_row_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
@@ -450,14 +458,7 @@ def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`linear` as a compiled graph sees it: `few_row_linear` for at most `FEW_ROWS_MAX` float32 rows on CPU without
     autograd through a plain `nn.Linear`, while a `few_row_linears` block is open; the layer's own forward
     otherwise."""
-    if not (
-        _OPEN_BLOCKS
-        and type(layer) is nn.Linear
-        and _few_row_inference_call(layer, inputs)
-        and type(layer.weight) is nn.Parameter
-        and layer.weight.dtype == torch.float32
-        and _onednn_faster(inputs.numel() // layer.in_features, layer.weight)
-    ):
+    if not (_OPEN_BLOCKS and type(layer) is nn.Linear and _onednn_call(layer, inputs)):
         return layer(inputs)
     return few_row_linear(inputs.contiguous(), layer.weight, layer.bias)
 
