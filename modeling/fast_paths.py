@@ -13,6 +13,8 @@ The paths, each with its flag and environment variable:
   Intel CPU calls of few rows or little work stay with `F.linear` (`MKL_FEW_ROWS`, HF_VISIONTX_MKL_FEW_ROWS=0 or 1
   to decide instead of the CPU's vendor); under the same switch, few rows through torchao's dynamic int8 weights on
   fbgemm (`_int8_linear`);
+- in inference, linear layers of many rows on oneDNN (`linear`), the MLP's first one with its non-linearity fused
+  (`projected_and_activated`): `MANY_ROW_LINEARS`, HF_VISIONTX_MANY_ROW_LINEARS;
 - `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
   `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
 - sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
@@ -43,7 +45,8 @@ registry (direct sdpa); `Cache.is_compileable` (needless masks); `GenerationMixi
 attributes of the minimum-length processors (cached end-of-sequence masks); `GenerationMixin._valid_auto_compile_criteria`
 and `CompileConfig._compile_all_devices` (compiled decoding on CPU); torch's
 `_top_saved_tensors_default_hooks` (recomputed activations); `torch.ops.aten.gelu_` and the `act` attribute of
-transformers' `GELUActivation` (in-place activations). `tests/test_fast_paths.py` (for the int8 rows, which
+transformers' `GELUActivation` (in-place activations); oneDNN's post-op names and the `act` attribute of
+transformers' `GELUTanh` (many-row linears). `tests/test_fast_paths.py` (for the int8 rows, which
 need torchao, `tests/test_quantization.py`) has, for each path, a test that it is taken and equals the plain path,
 and a test that fails loudly when an upgrade removes or changes what it leans on.
 """
@@ -65,7 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as torch_module
 from transformers import GenerationConfig, LogitsProcessorList
-from transformers.activations import GELUActivation
+from transformers.activations import GELUActivation, GELUTanh, NewGELUActivation, SiLUActivation
 from transformers.cache_utils import Cache
 from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
 from transformers.integrations.sdpa_attention import sdpa_attention_forward as transformers_sdpa_attention_forward
@@ -88,6 +91,7 @@ COMPILE_ON_CPU = _switch("HF_VISIONTX_COMPILE_ON_CPU")
 RECOMPUTE_ACTIVATIONS = _switch("HF_VISIONTX_RECOMPUTE_ACTIVATIONS")
 FUSED_CROSS_ENTROPY = _switch("HF_VISIONTX_FUSED_CROSS_ENTROPY")
 IN_PLACE_ACTIVATIONS = _switch("HF_VISIONTX_IN_PLACE_ACTIVATIONS")
+MANY_ROW_LINEARS = _switch("HF_VISIONTX_MANY_ROW_LINEARS")
 PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in: trades memory for speed
 
 
@@ -282,7 +286,8 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd where oneDNN is the faster
     (`_onednn_faster`: by the weight's size and, on an Intel CPU, the rows; in a compiled graph traced inside such
     a block, through `few_row_linear`); by fbgemm when the weight is torchao's dynamic int8 (`_int8_linear`, same
-    conditions but the weight's size and the rows).
+    conditions but the weight's size and the rows); by oneDNN too for an inference call of more rows and enough
+    work, in or out of a block (`_many_row_call`).
 
     Args:
         layer: any module mapping [..., in_features] to [..., out_features].
@@ -294,13 +299,13 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     # interpreter's data from the caches: the cheapest reason to leave the call to the layer comes first.
     state = _OPEN_LAYERS.get(layer) if _OPEN_LAYERS else None
     if state is None:
-        return layer(inputs)
+        return _many_row_linear(layer, inputs)
     weight, bias = layer.weight, layer.bias
     if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's int8 weights, or another library's
         packed = _int8_packed_weights(layer) if _few_row_inference_call(layer, inputs) else None
         return layer(inputs) if packed is None else _int8_linear(inputs, packed, bias)
     if not _onednn_call(layer, inputs):
-        return layer(inputs)
+        return _many_row_linear(layer, inputs)
     if PACK_WEIGHTS and inputs.numel() > layer.in_features:  # one row gains nothing from packing
         weight = state.of(weight, pack=_pack_for_onednn)
     return _onednn_linear(inputs.contiguous(), weight, bias)
@@ -326,8 +331,114 @@ def _few_row_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
         and not torch.is_grad_enabled()
         and inputs.dtype == torch.float32
         and inputs.device.type == "cpu"
+        and not torch.is_autocast_enabled("cpu")  # autocast would have F.linear compute in its lower precision
         and _runs_as_written(layer)
     )
+
+
+# --- many-row linear layers in inference ---------------------------------------------------------------------------
+# `F.linear` hands a projection of many rows (an image's tokens, the encoder's sentences) to MKL as `addmm`, which
+# first copies the bias into every row of a fresh output and then multiplies into it; oneDNN's matmul adds the bias
+# as it writes the product, and can apply the MLP's non-linearity in the same pass. In inference, a call of a plain
+# `nn.Linear` on more than `FEW_ROWS_MAX` float32 rows on CPU with at least `MANY_ROW_LEAST_WORK` multiply-adds runs
+# oneDNN (`linear`, in or out of a `few_row_linears` block), and the MLP's first projection runs with its
+# non-linearity fused where oneDNN computes the same function (`projected_and_activated`): GELU, exact or tanh,
+# ReLU, SiLU. Below that much work oneDNN's fixed cost per call outweighs its gain (`bench_linear.py --many-rows`).
+# The results equal `F.linear`'s up to float rounding: the two libraries sum in different orders. Training,
+# autocast, other dtypes and devices, and layers that are not exactly `nn.Linear` or carry hooks keep the layer's
+# own forward, as in the few-row path.
+
+MANY_ROW_LEAST_WORK = 1 << 24  # multiply-adds (rows x weight elements) from which oneDNN beats F.linear on many rows
+
+
+def _many_row_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether `linear` runs this call of `layer` on oneDNN by the many-row rule: in inference, without autocast,
+    more than `FEW_ROWS_MAX` float32 rows on CPU and at least `MANY_ROW_LEAST_WORK` multiply-adds through a plain
+    `nn.Linear` with a float32 weight (a plain parameter, not a tensor subclass) that runs exactly its forward."""
+    if not (MANY_ROW_LINEARS and type(layer) is nn.Linear and type(inputs) is torch.Tensor):
+        return False
+    weight = layer.weight
+    rows = inputs.numel() // layer.in_features
+    return (
+        rows > FEW_ROWS_MAX
+        and rows * weight.numel() >= MANY_ROW_LEAST_WORK
+        and inputs.shape[-1] == layer.in_features  # any other shape gets F.linear's own error
+        and not torch.is_grad_enabled()
+        and type(weight) is nn.Parameter
+        and inputs.dtype == weight.dtype == torch.float32
+        and inputs.is_cpu
+        and weight.is_cpu
+        and not torch.is_autocast_enabled("cpu")
+        and _onednn_linear_available()
+        and _runs_as_written(layer)
+    )
+
+
+def _many_row_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """`layer(inputs)`, by oneDNN's matmul when the many-row rule takes the call (`_many_row_call`)."""
+    if _many_row_call(layer, inputs):
+        return _onednn_linear(inputs.contiguous(), layer.weight, layer.bias)
+    return layer(inputs)
+
+
+def _onednn_activated_linear(
+    inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, post_op: tuple[str, list, str]
+) -> torch.Tensor:
+    """The non-linearity `post_op` (from `_onednn_post_op`) of inputs [..., in] @ weight [out, in]^T + bias, in one
+    pass of oneDNN's matmul."""
+    return torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, *post_op)
+
+
+def _onednn_post_op(activation: nn.Module) -> tuple[str, list, str] | None:
+    """oneDNN's name, scalars and algorithm for `activation` applied as the matmul writes its output, for the
+    non-linearities where oneDNN computes the same function (up to float rounding): transformers' exact GELU, its
+    tanh GELUs (GPT-2's "gelu_new", "gelu_pytorch_tanh"), ReLU, SiLU ("swish", "silu"); None for any other."""
+    kind = type(activation)
+    if kind is GELUActivation and activation.act is F.gelu:
+        return "gelu", [], "none"
+    if kind is NewGELUActivation or (kind is GELUTanh and _is_tanh_gelu(activation.act)):
+        return "gelu", [], "tanh"
+    if kind is nn.ReLU:
+        return "relu", [], ""
+    if kind is nn.SiLU or kind is SiLUActivation:
+        return "swish", [], ""
+    return None
+
+
+def _is_tanh_gelu(function: Callable) -> bool:
+    """Whether `function` is `F.gelu` with `approximate="tanh"` bound (what transformers' `GELUTanh` holds)."""
+    return (
+        isinstance(function, functools.partial)
+        and function.func is F.gelu
+        and not function.args
+        and function.keywords == {"approximate": "tanh"}
+    )
+
+
+def projected_and_activated(
+    layer: nn.Module, activation: nn.Module, inputs: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLP's first projection and its non-linearity: `layer(inputs)` (through `linear`) and `activation` of it.
+
+    In inference the two may be one tensor: computed in one oneDNN pass where the many-row rule takes the call and
+    oneDNN has the non-linearity (`_onednn_post_op`, and no hooks on `activation`), or the non-linearity written over
+    the projection's output (`activated_in_place`). Nothing reads the projection's output then.
+
+    Args:
+        layer: the projection, [..., in_features] -> [..., intermediate_size].
+        activation: the non-linearity.
+        inputs: [..., in_features].
+    Returns:
+        the projection's output and the activated tensor, each [..., intermediate_size] (the same tensor when they
+        were computed as one).
+    """
+    if not torch.compiler.is_compiling() and _many_row_call(layer, inputs) and _runs_as_written(activation):
+        post_op = _onednn_post_op(activation)
+        if post_op is not None:
+            activated = _onednn_activated_linear(inputs.contiguous(), layer.weight, layer.bias, post_op)
+            return activated, activated
+    projected = linear(layer, inputs)
+    return projected, activated_in_place(activation, layer, projected)
 
 
 # --- few rows through torchao's dynamic int8 weights -------------------------------------------------------------

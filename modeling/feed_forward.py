@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from transformers.activations import ACT2FN
 
-from .fast_paths import activated_in_place, activation_recomputed, in_row_pieces, linear
+from .fast_paths import activation_recomputed, in_row_pieces, linear, projected_and_activated
 
 
 class VtxMLP(nn.Module):
@@ -31,10 +31,9 @@ class VtxMLP(nn.Module):
 
     def feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """The network itself, [..., hidden_size] -> [..., hidden_size]; the projections go through
-        `fast_paths.linear` (oneDNN for the few rows of a decoding step), and in inference the activation
-        overwrites the first projection's output (`fast_paths.activated_in_place`)."""
-        inner = linear(self.fc1, hidden_states)  # [..., intermediate_size]
-        activated = activated_in_place(self.activation, self.fc1, inner)  # fast path: see fast_paths
+        `fast_paths.linear` (oneDNN where it is the faster), and in inference the activation is fused into the first
+        projection or overwrites its output (`fast_paths.projected_and_activated`)."""
+        inner, activated = projected_and_activated(self.fc1, self.activation, hidden_states)  # fast paths: see there
         with activation_recomputed(self.activation, inner, activated):  # memory path: see fast_paths
             return linear(self.fc2, self.dropout(activated))
 

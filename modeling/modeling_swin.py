@@ -37,7 +37,7 @@ from transformers.modeling_outputs import (
 
 from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_swin import VtxSwinConfig
-from .fast_paths import BoundedTensorCache
+from .fast_paths import BoundedTensorCache, linear
 from .feed_forward import VtxMLP
 from .heads import ImageClassificationHead, MaskedImageModelingHead, linear_classifier, simmim_decoder
 from .hub_mixin import VtxHubMixin
@@ -316,7 +316,7 @@ class VtxSwinAttention(nn.Module):
             `output_attentions` is set or attention runs eager (None otherwise).
         """
         batch_windows, tokens, dim = windows.shape
-        query, key, value = split_heads(self.qkv_proj(windows), 3, self.num_heads)  # 3 x [B*nW, H, m*m, d]
+        query, key, value = split_heads(linear(self.qkv_proj, windows), 3, self.num_heads)  # 3 x [B*nW, H, m*m, d]
         bias = self.relative_position_bias(window_size).to(windows.dtype)  # [1, H, m*m, m*m]
         if shift_mask is not None:
             num_windows = shift_mask.shape[0]
@@ -325,7 +325,7 @@ class VtxSwinAttention(nn.Module):
             bias = bias.reshape(batch_windows, self.num_heads, tokens, tokens)  # [B*nW, H, m*m, m*m]
         attn_output, attn_weights = attend(self, query, key, value, bias, output_attentions)  # [B*nW, m*m, H, d]
         attn_output = attn_output.reshape(batch_windows, tokens, dim)  # [B*nW, m*m, H, d] -> [B*nW, m*m, dim]
-        return self.o_proj(attn_output), attn_weights
+        return linear(self.o_proj, attn_output), attn_weights
 
 
 class VtxSwinBlock(GradientCheckpointingLayer):
@@ -413,7 +413,7 @@ class VtxSwinPatchMerging(nn.Module):
         # neighbours (0,0), (1,0), (0,1), (1,1) of each 2x2 group, in the reference's order (column parity major)
         merged = features.permute(0, 1, 3, 4, 2, 5).reshape(batch, rows * cols, 4 * dim)  # [B, r*c, 4C]
         new_grid = (rows, cols)
-        return self.reduction(self.norm(merged)), new_grid
+        return linear(self.reduction, self.norm(merged)), new_grid
 
 
 class VtxSwinStage(nn.Module):

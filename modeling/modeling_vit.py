@@ -24,7 +24,7 @@ from transformers.modeling_outputs import (
 
 from .attention import SwitchableAttentionMixin, attend, split_heads
 from .configuration_vit import VtxViTConfig
-from .fast_paths import last_layer_query_tokens
+from .fast_paths import last_layer_query_tokens, linear
 from .feed_forward import VtxMLP
 from .heads import ImageClassificationHead, MaskedImageModelingHead, linear_classifier, simmim_decoder
 from .hub_mixin import VtxHubMixin
@@ -123,12 +123,12 @@ class VtxViTAttention(nn.Module):
         With `query_tokens` only the first `query_tokens` tokens attend (to all of them) and the output is
         [batch, query_tokens, D]. The projections stay whole module calls, so wrapped or quantised layers work."""
         batch, tokens, hidden_size = hidden_states.shape
-        query, key, value = split_heads(self.qkv_proj(hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
+        query, key, value = split_heads(linear(self.qkv_proj, hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
         if query_tokens is not None:
             query, tokens = query[:, :, :query_tokens], query_tokens  # [B, H, q, Dh]
         attn_output, attn_weights = attend(self, query, key, value, None, output_attentions)  # [B, q, H, Dh]
         attn_output = attn_output.reshape(batch, tokens, hidden_size)  # [B, T, H, Dh] -> [B, T, D]
-        return self.o_proj(attn_output), attn_weights
+        return linear(self.o_proj, attn_output), attn_weights
 
 
 class VtxViTLayer(GradientCheckpointingLayer):

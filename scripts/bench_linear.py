@@ -6,6 +6,13 @@ of the two `linear` takes on this CPU (`fast_paths._onednn_faster`: on an Intel 
 
     python scripts/bench_linear.py                  # d_model 512, d_ff 2048, vocabulary 32000, 2 threads
     python scripts/bench_linear.py --threads 4
+
+With `--many-rows` it times instead the many-row path (`fast_paths.MANY_ROW_LINEARS`) at the projections of ViT-B/16,
+Swin-T and a Transformer-base encoder, batch 1 and 8: `F.linear` against oneDNN's matmul, and for the MLP's first
+projection `F.linear` then the in-place GELU against oneDNN with the GELU fused; the last column says whether the
+path takes the call (`MANY_ROW_LEAST_WORK`). Every call writes a fresh output, as in a model.
+
+    python scripts/bench_linear.py --many-rows
 """
 
 import argparse
@@ -14,6 +21,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from benchmarking import best_times
+from transformers.activations import ACT2FN
 
 from hf_visiontx.modeling import fast_paths
 from hf_visiontx.modeling.fast_paths import FEW_ROWS_MAX, few_row_linears, linear
@@ -40,8 +48,69 @@ def plain(layers: torch.nn.ModuleList, inputs: torch.Tensor) -> torch.Tensor:
     return [F.linear(inputs, layer.weight, layer.bias) for layer in layers][-1]
 
 
+def many_row_shapes() -> list[tuple[str, int, int, int, bool]]:
+    """(model, rows, in, out, whether the MLP's GELU follows) of the projections of ViT-B/16 and Swin-T at 224 px,
+    and of a Transformer-base encoder over 32 tokens, at batch 1 and 8; Swin's patch merging included."""
+    shapes = []
+    for batch in (1, 8):
+        rows = batch * 197
+        shapes += [(f"ViT-B/16 b{batch}", rows, 768, out, out == 3072) for out in (2304, 768, 3072)]
+        shapes.append((f"ViT-B/16 b{batch}", rows, 3072, 768, False))
+        for stage, channels in enumerate((96, 192, 384, 768)):
+            rows, name = batch * 3136 >> (2 * stage), f"Swin-T b{batch} stage {stage + 1}"
+            shapes += [
+                (name, rows, channels, out, out == 4 * channels) for out in (3 * channels, channels, 4 * channels)
+            ]
+            shapes.append((name, rows, 4 * channels, channels, False))
+            if stage:
+                shapes.append((name + " merging", rows, 2 * channels, channels, False))
+        rows = batch * 32
+        shapes += [(f"Transformer-base encoder b{batch}", rows, 512, out, False) for out in (1536, 512, 2048)]
+        shapes.append((f"Transformer-base encoder b{batch}", rows, 2048, 512, False))
+    return shapes
+
+
+def plain_gelu(layer: torch.nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
+    """F.linear, then the exact GELU written over its output (the MLP's path without oneDNN)."""
+    return torch.ops.aten.gelu_(F.linear(inputs, layer.weight, layer.bias))
+
+
+def many_rows(repeats: int) -> None:
+    """Time the many-row path against F.linear at `many_row_shapes()` and print a row per shape."""
+    print(
+        f"{'model':>34} {'rows':>6} {'in -> out':>13} {'F.linear us':>12} {'oneDNN us':>10} {'speed-up':>9}"
+        f" {'+GELU F us':>11} {'fused us':>9} {'speed-up':>9}  linear takes"
+    )
+    gelu = ACT2FN["gelu"]
+    for model, rows, in_features, out_features, activated in many_row_shapes():
+        layer, inputs = torch.nn.Linear(in_features, out_features), torch.randn(rows, in_features)
+        workloads = {
+            "plain": partial(F.linear, inputs, layer.weight, layer.bias),
+            "ours": partial(fast_paths._onednn_linear, inputs, layer.weight, layer.bias),
+        }
+        if activated:
+            workloads["plain gelu"] = partial(plain_gelu, layer, inputs)
+            workloads["fused"] = partial(fast_paths.projected_and_activated, layer, gelu, inputs)
+        with torch.no_grad():
+            timed = best_times(workloads, repeats)
+            taken = "oneDNN" if fast_paths._many_row_call(layer, inputs) else "F.linear"
+        torch.testing.assert_close(timed["ours"][1], timed["plain"][1], rtol=1e-4, atol=1e-4)
+        us = {name: time * 1e6 for name, (time, _) in timed.items()}
+        line = (
+            f"{model:>34} {rows:>6} {in_features:>5} -> {out_features:<5} {us['plain']:>12.0f} {us['ours']:>10.0f}"
+            f" {us['plain'] / us['ours']:>8.2f}x"
+        )
+        if activated:
+            torch.testing.assert_close(timed["fused"][1][1], timed["plain gelu"][1], rtol=1e-4, atol=1e-4)
+            line += f" {us['plain gelu']:>11.0f} {us['fused']:>9.0f} {us['plain gelu'] / us['fused']:>8.2f}x"
+        else:
+            line += " " * 31
+        print(f"{line}  {taken}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--many-rows", action="store_true", help="time the many-row path at image-model shapes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--d-model", type=int, default=512)
@@ -52,6 +121,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.many_rows:
+        many_rows(args.repeats)
+        return
     mkl_few_rows = fast_paths.MKL_FEW_ROWS
     shapes = [
         (args.d_model, args.d_model),

@@ -6,12 +6,14 @@ only, and Swin's per-block shift-mask cache (the int8 rows on fbgemm are tested 
 needs torchao). For each: the path is taken, it gives what the plain path (its switch off) gives, and a guard test
 fails loudly when a torch or transformers upgrade removes or changes what it leans on."""
 
+import contextlib
 import copy
 import gc
 import importlib.util
 import inspect
 import io
 import pickle
+import re
 import weakref
 
 import pytest
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from torch.nn.modules import module as torch_module
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CompileConfig, GenerationMixin, LogitsProcessorList, masking_utils
+from transformers.activations import ACT2FN, GELUActivation
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
 from transformers.integrations import sdpa_attention
@@ -115,6 +118,7 @@ SWITCHES = {
     "RECOMPUTE_ACTIVATIONS": "HF_VISIONTX_RECOMPUTE_ACTIVATIONS",
     "FUSED_CROSS_ENTROPY": "HF_VISIONTX_FUSED_CROSS_ENTROPY",
     "IN_PLACE_ACTIVATIONS": "HF_VISIONTX_IN_PLACE_ACTIVATIONS",
+    "MANY_ROW_LINEARS": "HF_VISIONTX_MANY_ROW_LINEARS",
 }
 
 
@@ -182,21 +186,23 @@ def test_few_row_linear_equals_f_linear_and_follows_weight_changes(packed, monke
 
 
 @needs_onednn
+@pytest.mark.parametrize("rows", [4, FEW_ROWS_MAX + 1], ids=["few rows in a block", "many rows"])
 @pytest.mark.parametrize(
     "case",
-    ["autograd", "many rows", "bfloat16", "forward hook", "replaced forward", "subclass", "global hook", "torchao"],
+    ["autograd", "bfloat16", "autocast", "forward hook", "replaced forward", "subclass", "global hook", "torchao"],
 )
-def test_few_row_path_leaves_the_call_to_the_layer_outside_its_domain(case, monkeypatch):
-    """Anything the fast path cannot honour (gradients, other dtypes, hooks of users and of accelerate, layers that
-    are not exactly nn.Linear, as quantizers and PEFT make them, or whose weight torchao replaced by an int8 tensor)
-    runs the layer's own forward."""
+def test_the_onednn_paths_leave_the_call_to_the_layer_outside_their_domain(case, rows, monkeypatch):
+    """Anything the fast paths cannot honour (gradients, other dtypes, autocast's lower precision, hooks of users
+    and of accelerate, layers that are not exactly nn.Linear, as quantizers and PEFT make them, or whose weight
+    torchao replaced by an int8 tensor) runs the layer's own forward: in a decoding step's block and, for many rows,
+    anywhere."""
+    monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
     layer = linear_layer()
     if case == "subclass":
         layer = type("WrappedLinear", (torch.nn.Linear,), {})(32, 48)
     if case == "torchao":  # the layer stays an nn.Linear; its weight becomes a float32-typed int8 tensor subclass
         torchao_quantization = pytest.importorskip("torchao.quantization")
         torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
-    rows = FEW_ROWS_MAX + 1 if case == "many rows" else 4
     inputs = torch.randn(rows, 32)
     if case == "bfloat16":
         layer, inputs = layer.to(torch.bfloat16), inputs.to(torch.bfloat16)
@@ -208,16 +214,50 @@ def test_few_row_path_leaves_the_call_to_the_layer_outside_its_domain(case, monk
     if case == "global hook":
         handle = torch_module.register_module_forward_hook(lambda *_: calls.append(1))
     onednn = spy_on_onednn(monkeypatch)
+    block = few_row_linears(layer) if rows <= FEW_ROWS_MAX else contextlib.nullcontext()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=case == "autocast")
     try:
-        with few_row_linears(layer), torch.no_grad() if case != "autograd" else torch.enable_grad():
+        with block, autocast, torch.no_grad() if case != "autograd" else torch.enable_grad():
             output = linear(layer, inputs)
+            expected = F.linear(inputs, layer.weight, layer.bias)
     finally:
         if case == "global hook":
             handle.remove()
     assert not onednn
     assert bool(calls) == (case in ("forward hook", "replaced forward", "global hook"))
     assert (output.grad_fn is not None) == (case == "autograd")
-    torch.testing.assert_close(output, F.linear(inputs, layer.weight, layer.bias))
+    assert output.dtype == (torch.bfloat16 if case in ("bfloat16", "autocast") else torch.float32)
+    torch.testing.assert_close(output, expected)
+
+
+@needs_onednn
+def test_many_rows_take_onednn_from_enough_work_in_or_out_of_a_block(monkeypatch):
+    """More than `FEW_ROWS_MAX` rows with at least `MANY_ROW_LEAST_WORK` multiply-adds go to oneDNN in inference,
+    also inside a decoding block (a prefill); fewer rows outside a block, less work, or the switch off keep
+    `F.linear`; an input of the wrong width gets `F.linear`'s own error."""
+    layer, onednn = linear_layer(), spy_on_onednn(monkeypatch)
+    inputs = torch.randn(5, 13, 32)  # 65 rows
+    work = (FEW_ROWS_MAX + 1) * layer.weight.numel()
+    with torch.no_grad():
+        monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", work + 1)
+        plain = linear(layer, inputs)
+        assert not onednn
+        monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", work)
+        torch.testing.assert_close(linear(layer, inputs), plain, rtol=1e-5, atol=1e-5)
+        assert len(onednn) == 1
+        with few_row_linears(layer):
+            torch.testing.assert_close(linear(layer, inputs), plain, rtol=1e-5, atol=1e-5)
+        assert len(onednn) == 2
+        monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
+        linear(layer, inputs.reshape(-1, 32)[:FEW_ROWS_MAX])
+        assert len(onednn) == 2
+        with pytest.raises(RuntimeError) as expected:
+            layer(torch.randn(FEW_ROWS_MAX + 1, 31))
+        with pytest.raises(RuntimeError, match=re.escape(str(expected.value))):
+            linear(layer, torch.randn(FEW_ROWS_MAX + 1, 31))
+        monkeypatch.setattr(fast_paths, "MANY_ROW_LINEARS", False)
+        assert torch.equal(linear(layer, inputs), plain)
+    assert len(onednn) == 2
 
 
 @needs_onednn
@@ -452,9 +492,9 @@ def test_mlp_runs_huge_activations_in_row_pieces_with_the_same_outputs(monkeypat
 
 def run_mlp_watching_its_inner_tensors(mlp, inputs, monkeypatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The MLP's output, fc1's output as `fast_paths.linear` returned it, and the tensor fc2 was given."""
-    fc1_outputs, fc2_inputs, original = [], [], feed_forward.linear
-    monkeypatch.setattr(
-        feed_forward, "linear", lambda layer, x: fc1_outputs.append(original(layer, x)) or fc1_outputs[-1]
+    fc1_outputs, fc2_inputs, original = [], [], fast_paths.linear
+    monkeypatch.setattr(  # fc1 goes through `fast_paths.projected_and_activated`, fc2 through `feed_forward.linear`
+        fast_paths, "linear", lambda layer, x: fc1_outputs.append(original(layer, x)) or fc1_outputs[-1]
     )
     handle = mlp.fc2.register_forward_pre_hook(lambda module, args: fc2_inputs.append(args[0]))
     try:
@@ -504,6 +544,111 @@ def test_the_activation_stays_out_of_place_where_the_difference_could_be_seen(ca
     assert bool(activation_calls) == (case == "hook on the activation")
     with torch.no_grad():
         torch.testing.assert_close(output, mlp.fc2(mlp.activation(mlp.fc1(inputs))))
+
+
+ONEDNN_POST_OPS = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "relu": "relu", "swish": "swish"}
+ONEDNN_POST_OPS["silu"] = "swish"
+
+
+def test_the_activations_of_our_configs_have_their_onednn_post_op():
+    """transformers' activation classes (and what GELUActivation and GELUTanh hold as `act`) are what the fused
+    path recognises: a change there must fail here, not silently stop fusing."""
+    for name, post_op in ONEDNN_POST_OPS.items():
+        assert fast_paths._onednn_post_op(ACT2FN[name])[0] == post_op, name
+    assert fast_paths._onednn_post_op(ACT2FN["quick_gelu"]) is None
+    assert fast_paths._onednn_post_op(GELUActivation(use_gelu_python=True)) is None
+
+
+@needs_onednn
+@pytest.mark.parametrize("activation", sorted(ONEDNN_POST_OPS))
+def test_in_inference_many_rows_run_the_first_projection_and_activation_in_one_onednn_pass(activation, monkeypatch):
+    """oneDNN applies the non-linearity as it writes the product (the same function as transformers' activation, up
+    to float rounding): fc2 reads that tensor, and the MLP's output is the plain path's."""
+    monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
+    torch.manual_seed(0)
+    mlp, inputs = feed_forward.VtxMLP(32, 128, activation), torch.randn(2, FEW_ROWS_MAX, 32)
+    fused = record_calls(monkeypatch, fast_paths, "_onednn_activated_linear", lambda *args: args[3][0])
+    fc2_inputs = []
+    mlp.fc2.register_forward_pre_hook(lambda module, args: fc2_inputs.append(args[0]))
+    with torch.no_grad():
+        output = mlp(inputs)
+        monkeypatch.setattr(fast_paths, "MANY_ROW_LINEARS", False)
+        plain = mlp(inputs)
+    assert fused == [ONEDNN_POST_OPS[activation]]
+    expected = mlp.activation(F.linear(inputs, mlp.fc1.weight, mlp.fc1.bias))
+    torch.testing.assert_close(fc2_inputs[0], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(output, plain, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+@pytest.mark.parametrize("case", ["hook on the activation", "no oneDNN form", "autograd"])
+def test_the_activation_stays_a_call_of_its_own_where_fusing_would_change_what_runs(case, monkeypatch):
+    """A hook on the activation must run; an activation oneDNN does not have (QuickGELU) must be computed as
+    written; gradients need the plain path."""
+    monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
+    torch.manual_seed(0)
+    mlp = feed_forward.VtxMLP(32, 128, "quick_gelu" if case == "no oneDNN form" else "gelu")
+    inputs = torch.randn(2, FEW_ROWS_MAX, 32)
+    fused, hooked = record_calls(monkeypatch, fast_paths, "_onednn_activated_linear", lambda *args: 1), []
+    if case == "hook on the activation":
+        mlp.activation.register_forward_hook(lambda *_: hooked.append(1))
+    with torch.enable_grad() if case == "autograd" else torch.no_grad():
+        output = mlp(inputs)
+    assert not fused
+    assert bool(hooked) == (case == "hook on the activation")
+    with torch.no_grad():
+        torch.testing.assert_close(output, mlp.fc2(mlp.activation(mlp.fc1(inputs))), rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+@pytest.mark.parametrize("family", ["vit", "swin"])
+def test_in_inference_every_projection_of_an_image_model_runs_on_onednn_with_the_same_outputs(family, monkeypatch):
+    """Attention's Q/K/V and output projections, both MLP layers (the first fused with its GELU) and Swin's patch
+    merging take the many-row path; the pooler's few rows keep F.linear; the outputs are the plain path's."""
+    monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
+    torch.manual_seed(0)
+    config = (tiny_vit_config if family == "vit" else tiny_swin_config)(
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    model = (VtxViTModel if family == "vit" else VtxSwinModel)(config).eval()
+    weights = spy_on_onednn(monkeypatch)
+    fused_weights = record_calls(monkeypatch, fast_paths, "_onednn_activated_linear", lambda *args: args[1])
+    pixels = pixel_batch(batch=2)
+    with torch.no_grad():
+        outputs = model(pixels)
+        monkeypatch.setattr(fast_paths, "MANY_ROW_LINEARS", False)
+        plain = model(pixels)
+    blocks = "layers." if family == "vit" else "stages."
+    projections = {
+        id(module.weight)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and name.startswith(blocks)
+    }
+    assert {id(weight) for weight in weights + fused_weights} == projections
+    assert len(fused_weights) == (config.num_hidden_layers if family == "vit" else sum(config.depths))
+    torch.testing.assert_close(outputs.last_hidden_state, plain.last_hidden_state, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outputs.pooler_output, plain.pooler_output, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_a_translation_models_forward_runs_its_projections_on_onednn_with_the_same_logits(monkeypatch):
+    """Encoder and decoder over whole sentences (teacher forcing), the output layer included: every projection
+    takes the many-row path, and the logits are the plain path's; generate() gives the same tokens."""
+    monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
+    model, _ = translator_and_batch()
+    input_ids, attention_mask = padded_source_batch(batch=8)  # 72 rows
+    weights = spy_on_onednn(monkeypatch)
+    fused_weights = record_calls(monkeypatch, fast_paths, "_onednn_activated_linear", lambda *args: args[1])
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids).logits
+        tokens = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=5)
+        monkeypatch.setattr(fast_paths, "MANY_ROW_LINEARS", False)
+        plain = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids).logits
+        plain_tokens = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=5)
+    projections = {id(module.weight) for module in model.modules() if isinstance(module, torch.nn.Linear)}
+    assert {id(weight) for weight in weights + fused_weights} == projections
+    torch.testing.assert_close(logits, plain, rtol=1e-5, atol=1e-5)
+    assert torch.equal(tokens, plain_tokens)
 
 
 # --- the MLP's activation recomputed in the backward pass ------------------------------------------------------
