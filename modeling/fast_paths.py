@@ -13,8 +13,9 @@ The paths, each with its flag and environment variable:
   Intel CPU calls of few rows or little work stay with `F.linear` (`MKL_FEW_ROWS`, HF_VISIONTX_MKL_FEW_ROWS=0 or 1
   to decide instead of the CPU's vendor); under the same switch, few rows through torchao's dynamic int8 weights on
   fbgemm (`_int8_linear`);
-- in inference, linear layers of many rows on oneDNN (`linear`), the MLP's first one with its non-linearity fused
-  (`projected_and_activated`): `MANY_ROW_LINEARS`, HF_VISIONTX_MANY_ROW_LINEARS;
+- in inference outside decoding steps too, linear layers on oneDNN where it is the faster (`linear`), the MLP's first
+  one over many rows with its non-linearity fused (`projected_and_activated`): `ONEDNN_LINEARS`,
+  HF_VISIONTX_ONEDNN_LINEARS;
 - `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
   `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
 - sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
@@ -91,7 +92,7 @@ COMPILE_ON_CPU = _switch("HF_VISIONTX_COMPILE_ON_CPU")
 RECOMPUTE_ACTIVATIONS = _switch("HF_VISIONTX_RECOMPUTE_ACTIVATIONS")
 FUSED_CROSS_ENTROPY = _switch("HF_VISIONTX_FUSED_CROSS_ENTROPY")
 IN_PLACE_ACTIVATIONS = _switch("HF_VISIONTX_IN_PLACE_ACTIVATIONS")
-MANY_ROW_LINEARS = _switch("HF_VISIONTX_MANY_ROW_LINEARS")
+ONEDNN_LINEARS = _switch("HF_VISIONTX_ONEDNN_LINEARS")
 PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in: trades memory for speed
 
 
@@ -286,8 +287,8 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     the call multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd where oneDNN is the faster
     (`_onednn_faster`: by the weight's size and, on an Intel CPU, the rows; in a compiled graph traced inside such
     a block, through `few_row_linear`); by fbgemm when the weight is torchao's dynamic int8 (`_int8_linear`, same
-    conditions but the weight's size and the rows); by oneDNN too for an inference call of more rows and enough
-    work, in or out of a block (`_many_row_call`).
+    conditions but the weight's size and the rows); by oneDNN too, in or out of a block, for an inference call of
+    more rows and enough work, or of few rows where oneDNN is the faster (`_onednn_inference_call`).
 
     Args:
         layer: any module mapping [..., in_features] to [..., out_features].
@@ -299,13 +300,13 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     # interpreter's data from the caches: the cheapest reason to leave the call to the layer comes first.
     state = _OPEN_LAYERS.get(layer) if _OPEN_LAYERS else None
     if state is None:
-        return _many_row_linear(layer, inputs)
+        return _inference_linear(layer, inputs)
     weight, bias = layer.weight, layer.bias
     if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's int8 weights, or another library's
         packed = _int8_packed_weights(layer) if _few_row_inference_call(layer, inputs) else None
         return layer(inputs) if packed is None else _int8_linear(inputs, packed, bias)
     if not _onednn_call(layer, inputs):
-        return _many_row_linear(layer, inputs)
+        return _inference_linear(layer, inputs)
     if PACK_WEIGHTS and inputs.numel() > layer.in_features:  # one row gains nothing from packing
         weight = state.of(weight, pack=_pack_for_onednn)
     return _onednn_linear(inputs.contiguous(), weight, bias)
@@ -336,32 +337,38 @@ def _few_row_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
     )
 
 
-# --- many-row linear layers in inference ---------------------------------------------------------------------------
+# --- linear layers in inference outside decoding steps ---------------------------------------------------------
 # `F.linear` hands a projection of many rows (an image's tokens, the encoder's sentences) to MKL as `addmm`, which
 # first copies the bias into every row of a fresh output and then multiplies into it; oneDNN's matmul adds the bias
 # as it writes the product, and can apply the MLP's non-linearity in the same pass. In inference, a call of a plain
-# `nn.Linear` on more than `FEW_ROWS_MAX` float32 rows on CPU with at least `MANY_ROW_LEAST_WORK` multiply-adds runs
-# oneDNN (`linear`, in or out of a `few_row_linears` block), and the MLP's first projection runs with its
-# non-linearity fused where oneDNN computes the same function (`projected_and_activated`): GELU, exact or tanh,
-# ReLU, SiLU. Below that much work oneDNN's fixed cost per call outweighs its gain (`bench_linear.py --many-rows`).
-# The results equal `F.linear`'s up to float rounding: the two libraries sum in different orders. Training,
-# autocast, other dtypes and devices, and layers that are not exactly `nn.Linear` or carry hooks keep the layer's
-# own forward, as in the few-row path.
+# `nn.Linear` on float32 rows on CPU runs oneDNN (`linear`, in or out of a `few_row_linears` block) when it multiplies
+# more than `FEW_ROWS_MAX` rows with at least `MANY_ROW_LEAST_WORK` multiply-adds (below that oneDNN's fixed cost per
+# call outweighs its gain), or fewer rows where the few-row rule finds oneDNN the faster (`_onednn_faster`; under
+# `FEW_ROW_LINEARS` too, so that its switch keeps every call of few rows on `F.linear`). Over many rows the MLP's
+# first projection runs with its non-linearity fused where oneDNN computes the same function
+# (`projected_and_activated`): GELU, exact or tanh, ReLU, SiLU (at a few rows fusing was no faster).
+# `bench_linear.py --many-rows` times both libraries at the models' shapes. The results equal `F.linear`'s up to
+# float rounding: the two libraries sum in different orders. Training, autocast, other dtypes and devices, and
+# layers that are not exactly `nn.Linear` or carry hooks keep the layer's own forward, as in the few-row path.
 
 MANY_ROW_LEAST_WORK = 1 << 24  # multiply-adds (rows x weight elements) from which oneDNN beats F.linear on many rows
 
 
-def _many_row_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
-    """Whether `linear` runs this call of `layer` on oneDNN by the many-row rule: in inference, without autocast,
-    more than `FEW_ROWS_MAX` float32 rows on CPU and at least `MANY_ROW_LEAST_WORK` multiply-adds through a plain
-    `nn.Linear` with a float32 weight (a plain parameter, not a tensor subclass) that runs exactly its forward."""
-    if not (MANY_ROW_LINEARS and type(layer) is nn.Linear and type(inputs) is torch.Tensor):
+def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether `linear` runs this call of `layer` on oneDNN outside the few-row path: in inference, without
+    autocast, float32 rows on CPU through a plain `nn.Linear` with a float32 weight (a plain parameter, not a tensor
+    subclass) that runs exactly its forward; more than `FEW_ROWS_MAX` rows with at least `MANY_ROW_LEAST_WORK`
+    multiply-adds, or fewer where `_onednn_faster` says so and `FEW_ROW_LINEARS` is on."""
+    if not (ONEDNN_LINEARS and type(layer) is nn.Linear and type(inputs) is torch.Tensor):
         return False
     weight = layer.weight
     rows = inputs.numel() // layer.in_features
+    if rows > FEW_ROWS_MAX:
+        faster = rows * weight.numel() >= MANY_ROW_LEAST_WORK
+    else:
+        faster = FEW_ROW_LINEARS and rows > 0 and _onednn_faster(rows, weight)
     return (
-        rows > FEW_ROWS_MAX
-        and rows * weight.numel() >= MANY_ROW_LEAST_WORK
+        faster
         and inputs.shape[-1] == layer.in_features  # any other shape gets F.linear's own error
         and not torch.is_grad_enabled()
         and type(weight) is nn.Parameter
@@ -374,9 +381,9 @@ def _many_row_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
     )
 
 
-def _many_row_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """`layer(inputs)`, by oneDNN's matmul when the many-row rule takes the call (`_many_row_call`)."""
-    if _many_row_call(layer, inputs):
+def _inference_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """`layer(inputs)`, by oneDNN's matmul when `_onednn_inference_call` takes the call."""
+    if _onednn_inference_call(layer, inputs):
         return _onednn_linear(inputs.contiguous(), layer.weight, layer.bias)
     return layer(inputs)
 
@@ -420,9 +427,10 @@ def projected_and_activated(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The MLP's first projection and its non-linearity: `layer(inputs)` (through `linear`) and `activation` of it.
 
-    In inference the two may be one tensor: computed in one oneDNN pass where the many-row rule takes the call and
-    oneDNN has the non-linearity (`_onednn_post_op`, and no hooks on `activation`), or the non-linearity written over
-    the projection's output (`activated_in_place`). Nothing reads the projection's output then.
+    In inference the two may be one tensor: computed in one oneDNN pass for more than `FEW_ROWS_MAX` rows that
+    `_onednn_inference_call` takes, where oneDNN has the non-linearity (`_onednn_post_op`, and no hooks on
+    `activation`), or the non-linearity written over the projection's output (`activated_in_place`). Nothing reads
+    the projection's output then.
 
     Args:
         layer: the projection, [..., in_features] -> [..., intermediate_size].
@@ -432,7 +440,12 @@ def projected_and_activated(
         the projection's output and the activated tensor, each [..., intermediate_size] (the same tensor when they
         were computed as one).
     """
-    if not torch.compiler.is_compiling() and _many_row_call(layer, inputs) and _runs_as_written(activation):
+    if (
+        not torch.compiler.is_compiling()
+        and _onednn_inference_call(layer, inputs)
+        and inputs.numel() > FEW_ROWS_MAX * layer.in_features
+        and _runs_as_written(activation)
+    ):
         post_op = _onednn_post_op(activation)
         if post_op is not None:
             activated = _onednn_activated_linear(inputs.contiguous(), layer.weight, layer.bias, post_op)

@@ -7,7 +7,7 @@ of the two `linear` takes on this CPU (`fast_paths._onednn_faster`: on an Intel 
     python scripts/bench_linear.py                  # d_model 512, d_ff 2048, vocabulary 32000, 2 threads
     python scripts/bench_linear.py --threads 4
 
-With `--many-rows` it times instead the many-row path (`fast_paths.MANY_ROW_LINEARS`) at the projections of ViT-B/16,
+With `--many-rows` it times instead the many-row path (`fast_paths.ONEDNN_LINEARS`) at the projections of ViT-B/16,
 Swin-T and a Transformer-base encoder, batch 1 and 8: `F.linear` against oneDNN's matmul, and for the MLP's first
 projection `F.linear` then the in-place GELU against oneDNN with the GELU fused; the last column says whether the
 path takes the call (`MANY_ROW_LEAST_WORK`). Every call writes a fresh output, as in a model.
@@ -93,7 +93,7 @@ def many_rows(repeats: int) -> None:
             workloads["fused"] = partial(fast_paths.projected_and_activated, layer, gelu, inputs)
         with torch.no_grad():
             timed = best_times(workloads, repeats)
-            taken = "oneDNN" if fast_paths._many_row_call(layer, inputs) else "F.linear"
+            taken = "oneDNN" if fast_paths._onednn_inference_call(layer, inputs) else "F.linear"
         torch.testing.assert_close(timed["ours"][1], timed["plain"][1], rtol=1e-4, atol=1e-4)
         us = {name: time * 1e6 for name, (time, _) in timed.items()}
         line = (

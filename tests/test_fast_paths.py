@@ -118,7 +118,7 @@ SWITCHES = {
     "RECOMPUTE_ACTIVATIONS": "HF_VISIONTX_RECOMPUTE_ACTIVATIONS",
     "FUSED_CROSS_ENTROPY": "HF_VISIONTX_FUSED_CROSS_ENTROPY",
     "IN_PLACE_ACTIVATIONS": "HF_VISIONTX_IN_PLACE_ACTIVATIONS",
-    "MANY_ROW_LINEARS": "HF_VISIONTX_MANY_ROW_LINEARS",
+    "ONEDNN_LINEARS": "HF_VISIONTX_ONEDNN_LINEARS",
 }
 
 
@@ -159,6 +159,7 @@ def test_few_row_linears_switch(monkeypatch):
 @pytest.mark.parametrize("packed", [False, True], ids=["weights as they are", "packed copies"])
 def test_few_row_linear_equals_f_linear_and_follows_weight_changes(packed, monkeypatch):
     monkeypatch.setattr(fast_paths, "PACK_WEIGHTS", packed)
+    monkeypatch.setattr(fast_paths, "ONEDNN_LINEARS", False)  # the block alone decides
     layer = linear_layer()
     inputs = torch.randn(3, 5, 32)  # 15 rows
     onednn, packing = spy_on_onednn(monkeypatch), spy_on_packing(monkeypatch)
@@ -233,8 +234,8 @@ def test_the_onednn_paths_leave_the_call_to_the_layer_outside_their_domain(case,
 @needs_onednn
 def test_many_rows_take_onednn_from_enough_work_in_or_out_of_a_block(monkeypatch):
     """More than `FEW_ROWS_MAX` rows with at least `MANY_ROW_LEAST_WORK` multiply-adds go to oneDNN in inference,
-    also inside a decoding block (a prefill); fewer rows outside a block, less work, or the switch off keep
-    `F.linear`; an input of the wrong width gets `F.linear`'s own error."""
+    also inside a decoding block (a prefill); fewer rows outside a block follow the few-row rule (and its switch);
+    less work or the switch off keep `F.linear`; an input of the wrong width gets `F.linear`'s own error."""
     layer, onednn = linear_layer(), spy_on_onednn(monkeypatch)
     inputs = torch.randn(5, 13, 32)  # 65 rows
     work = (FEW_ROWS_MAX + 1) * layer.weight.numel()
@@ -248,16 +249,22 @@ def test_many_rows_take_onednn_from_enough_work_in_or_out_of_a_block(monkeypatch
         with few_row_linears(layer):
             torch.testing.assert_close(linear(layer, inputs), plain, rtol=1e-5, atol=1e-5)
         assert len(onednn) == 2
-        monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
-        linear(layer, inputs.reshape(-1, 32)[:FEW_ROWS_MAX])
-        assert len(onednn) == 2
+        few = inputs.reshape(-1, 32)[:FEW_ROWS_MAX]
+        torch.testing.assert_close(linear(layer, few), F.linear(few, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        assert len(onednn) == 3  # the fixture lets oneDNN take any weight at a few rows
+        monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", layer.weight.numel() + 1)
+        linear(layer, few)
+        monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 0)
+        monkeypatch.setattr(fast_paths, "FEW_ROW_LINEARS", False)
+        linear(layer, few)
+        assert len(onednn) == 3
         with pytest.raises(RuntimeError) as expected:
             layer(torch.randn(FEW_ROWS_MAX + 1, 31))
         with pytest.raises(RuntimeError, match=re.escape(str(expected.value))):
             linear(layer, torch.randn(FEW_ROWS_MAX + 1, 31))
-        monkeypatch.setattr(fast_paths, "MANY_ROW_LINEARS", False)
+        monkeypatch.setattr(fast_paths, "ONEDNN_LINEARS", False)
         assert torch.equal(linear(layer, inputs), plain)
-    assert len(onednn) == 2
+    assert len(onednn) == 3
 
 
 @needs_onednn
@@ -353,6 +360,7 @@ def test_a_model_copies_pickles_and_saves_unchanged_inside_a_few_row_block(monke
 
 @needs_onednn
 def test_generation_gives_the_same_tokens_with_and_without_the_few_row_path(monkeypatch):
+    monkeypatch.setattr(fast_paths, "ONEDNN_LINEARS", False)  # the decoding steps' block alone decides
     model, batch = translator_and_batch()
     settings = dict(max_new_tokens=8, do_sample=False, num_beams=3)
     onednn, packing = spy_on_onednn(monkeypatch), spy_on_packing(monkeypatch)
@@ -572,7 +580,7 @@ def test_in_inference_many_rows_run_the_first_projection_and_activation_in_one_o
     mlp.fc2.register_forward_pre_hook(lambda module, args: fc2_inputs.append(args[0]))
     with torch.no_grad():
         output = mlp(inputs)
-        monkeypatch.setattr(fast_paths, "MANY_ROW_LINEARS", False)
+        monkeypatch.setattr(fast_paths, "ONEDNN_LINEARS", False)
         plain = mlp(inputs)
     assert fused == [ONEDNN_POST_OPS[activation]]
     expected = mlp.activation(F.linear(inputs, mlp.fc1.weight, mlp.fc1.bias))
@@ -604,7 +612,7 @@ def test_the_activation_stays_a_call_of_its_own_where_fusing_would_change_what_r
 @pytest.mark.parametrize("family", ["vit", "swin"])
 def test_in_inference_every_projection_of_an_image_model_runs_on_onednn_with_the_same_outputs(family, monkeypatch):
     """Attention's Q/K/V and output projections, both MLP layers (the first fused with its GELU) and Swin's patch
-    merging take the many-row path; the pooler's few rows keep F.linear; the outputs are the plain path's."""
+    merging run on oneDNN; the outputs are the plain path's."""
     monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
     torch.manual_seed(0)
     config = (tiny_vit_config if family == "vit" else tiny_swin_config)(
@@ -616,7 +624,7 @@ def test_in_inference_every_projection_of_an_image_model_runs_on_onednn_with_the
     pixels = pixel_batch(batch=2)
     with torch.no_grad():
         outputs = model(pixels)
-        monkeypatch.setattr(fast_paths, "MANY_ROW_LINEARS", False)
+        monkeypatch.setattr(fast_paths, "ONEDNN_LINEARS", False)
         plain = model(pixels)
     blocks = "layers." if family == "vit" else "stages."
     projections = {
@@ -642,7 +650,7 @@ def test_a_translation_models_forward_runs_its_projections_on_onednn_with_the_sa
     with torch.no_grad():
         logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids).logits
         tokens = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=5)
-        monkeypatch.setattr(fast_paths, "MANY_ROW_LINEARS", False)
+        monkeypatch.setattr(fast_paths, "ONEDNN_LINEARS", False)
         plain = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids).logits
         plain_tokens = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=5)
     projections = {id(module.weight) for module in model.modules() if isinstance(module, torch.nn.Linear)}
