@@ -8,6 +8,7 @@ from torch import nn
 from transformers import PreTrainedConfig
 from transformers.modeling_outputs import ImageClassifierOutput, MaskedImageModelingOutput
 
+from .fast_paths import linear
 from .input_checks import check_shape, resolve_return_dict
 
 
@@ -55,7 +56,7 @@ class ImageClassificationHead:
             **self.encoder_options,
             **kwargs,
         )
-        logits = self.classifier(outputs.pooler_output)  # [B, num_labels]
+        logits = linear(self.classifier, outputs.pooler_output)  # [B, num_labels]
         loss = classification_loss(self, logits, labels, kwargs.get("num_items_in_batch"))
         carried = _carried_fields(self.classifier_output, outputs, ("loss", "logits"))
         output = self.classifier_output(loss=loss, logits=logits, **carried)

@@ -121,7 +121,8 @@ class VtxViTAttention(nn.Module):
         attention runs eager (None otherwise).
 
         With `query_tokens` only the first `query_tokens` tokens attend (to all of them) and the output is
-        [batch, query_tokens, D]. The projections stay whole module calls, so wrapped or quantised layers work."""
+        [batch, query_tokens, D]. The projections go through `fast_paths.linear`, which calls a wrapped or quantised
+        layer whole."""
         batch, tokens, hidden_size = hidden_states.shape
         query, key, value = split_heads(linear(self.qkv_proj, hidden_states), 3, self.num_heads)  # 3 x [B, H, T, Dh]
         if query_tokens is not None:
