@@ -356,7 +356,7 @@ MANY_ROW_LEAST_WORK = 1 << 24  # multiply-adds (rows x weight elements) from whi
 
 def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
     """Whether `linear` runs this call of `layer` on oneDNN outside the few-row path: in inference, without
-    autocast, float32 rows on CPU through a plain `nn.Linear` with a float32 weight (a plain parameter, not a tensor
+    autocast, tracing or torch.func transforms, float32 rows on CPU through a plain `nn.Linear` with a float32 weight (a plain parameter, not a tensor
     subclass) that runs exactly its forward; more than `FEW_ROWS_MAX` rows with at least `MANY_ROW_LEAST_WORK`
     multiply-adds, or fewer where `_onednn_faster` says so and `FEW_ROW_LINEARS` is on."""
     if not (ONEDNN_LINEARS and type(layer) is nn.Linear and type(inputs) is torch.Tensor):
@@ -376,6 +376,8 @@ def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
         and inputs.is_cpu
         and weight.is_cpu
         and not torch.is_autocast_enabled("cpu")
+        and not torch.jit.is_tracing()  # a traced graph must hold the layer's own operator, which exporters know
+        and not torch._C._are_functorch_transforms_active()  # vmap and grad: oneDNN's operator has no rules for them
         and _onednn_linear_available()
         and _runs_as_written(layer)
     )

@@ -231,6 +231,33 @@ def test_the_onednn_paths_leave_the_call_to_the_layer_outside_their_domain(case,
     torch.testing.assert_close(output, expected)
 
 
+class ThroughLinear(torch.nn.Module):
+    """A module whose forward is `fast_paths.linear(layer, inputs)`, for tracing."""
+
+    def __init__(self, layer: torch.nn.Linear):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return linear(self.layer, inputs)
+
+
+@needs_onednn
+def test_tracing_and_vmap_keep_the_layers_own_operator(monkeypatch):
+    """A traced graph (the legacy ONNX exporter traces) must hold `aten::linear`, which exporters know, not oneDNN's
+    operator; under vmap oneDNN's operator has no batching rule."""
+    monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
+    layer, onednn = linear_layer(), spy_on_onednn(monkeypatch)
+    inputs = torch.randn(FEW_ROWS_MAX + 1, 32)
+    with torch.no_grad():
+        traced = torch.jit.trace(ThroughLinear(layer), inputs, check_trace=False)
+        batched = torch.vmap(lambda x: linear(layer, x))(inputs.reshape(5, 13, 32))
+    assert not onednn
+    graph = str(traced.inlined_graph)
+    assert "aten::linear" in graph and "mkldnn" not in graph
+    torch.testing.assert_close(batched.reshape(-1, 48), F.linear(inputs, layer.weight, layer.bias))
+
+
 @needs_onednn
 def test_many_rows_take_onednn_from_enough_work_in_or_out_of_a_block(monkeypatch):
     """More than `FEW_ROWS_MAX` rows with at least `MANY_ROW_LEAST_WORK` multiply-adds go to oneDNN in inference,
