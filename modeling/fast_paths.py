@@ -325,11 +325,16 @@ def _onednn_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
 
 
 def _few_row_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
-    """Whether a call of `layer` multiplies at most `FEW_ROWS_MAX` float32 rows on CPU without autograd and runs
-    exactly `nn.Linear.forward`: what both few-row paths (oneDNN and int8) require of the call."""
+    """Whether a call of `layer` multiplies at most `FEW_ROWS_MAX` rows and is a plain inference call
+    (`_plain_inference_call`): what both few-row paths (oneDNN and int8) require of the call."""
+    return inputs.numel() <= FEW_ROWS_MAX * layer.in_features and _plain_inference_call(layer, inputs)
+
+
+def _plain_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether a call of `layer` multiplies float32 rows on CPU without autograd or autocast and runs exactly
+    `nn.Linear.forward`: what every path that replaces `F.linear` requires of the call."""
     return (
-        inputs.numel() <= FEW_ROWS_MAX * layer.in_features
-        and not torch.is_grad_enabled()
+        not torch.is_grad_enabled()
         and inputs.dtype == torch.float32
         and inputs.device.type == "cpu"
         and not torch.is_autocast_enabled("cpu")  # autocast would have F.linear compute in its lower precision
@@ -355,10 +360,10 @@ MANY_ROW_LEAST_WORK = 1 << 24  # multiply-adds (rows x weight elements) from whi
 
 
 def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
-    """Whether `linear` runs this call of `layer` on oneDNN outside the few-row path: in inference, without
-    autocast, tracing or torch.func transforms, float32 rows on CPU through a plain `nn.Linear` with a float32 weight (a plain parameter, not a tensor
-    subclass) that runs exactly its forward; more than `FEW_ROWS_MAX` rows with at least `MANY_ROW_LEAST_WORK`
-    multiply-adds, or fewer where `_onednn_faster` says so and `FEW_ROW_LINEARS` is on."""
+    """Whether `linear` runs this call of `layer` on oneDNN outside the few-row path: a plain inference call
+    (`_plain_inference_call`) outside tracing and torch.func transforms, through a plain `nn.Linear` with a float32
+    weight on CPU (a plain parameter, not a tensor subclass); more than `FEW_ROWS_MAX` rows with at least
+    `MANY_ROW_LEAST_WORK` multiply-adds, or fewer where `_onednn_faster` says so and `FEW_ROW_LINEARS` is on."""
     if not (ONEDNN_LINEARS and type(layer) is nn.Linear and type(inputs) is torch.Tensor):
         return False
     weight = layer.weight
@@ -370,16 +375,13 @@ def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
     return (
         faster
         and inputs.shape[-1] == layer.in_features  # any other shape gets F.linear's own error
-        and not torch.is_grad_enabled()
         and type(weight) is nn.Parameter
-        and inputs.dtype == weight.dtype == torch.float32
-        and inputs.is_cpu
+        and weight.dtype == torch.float32
         and weight.is_cpu
-        and not torch.is_autocast_enabled("cpu")
         and not torch.jit.is_tracing()  # a traced graph must hold the layer's own operator, which exporters know
         and not torch._C._are_functorch_transforms_active()  # vmap and grad: oneDNN's operator has no rules for them
         and _onednn_linear_available()
-        and _runs_as_written(layer)
+        and _plain_inference_call(layer, inputs)
     )
 
 
@@ -442,10 +444,12 @@ def projected_and_activated(
         the projection's output and the activated tensor, each [..., intermediate_size] (the same tensor when they
         were computed as one).
     """
-    if (
+    if (  # compiling first (a size test would guard an exported graph), then the row count: a decoding step's few
+        # rows leave at once for `linear`
         not torch.compiler.is_compiling()
-        and _onednn_inference_call(layer, inputs)
+        and type(layer) is nn.Linear
         and inputs.numel() > FEW_ROWS_MAX * layer.in_features
+        and _onednn_inference_call(layer, inputs)
         and _runs_as_written(activation)
     ):
         post_op = _onednn_post_op(activation)
