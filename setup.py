@@ -56,8 +56,18 @@ setup(
         # CTranslate2 export of the Transformer, and CTranslate2 to run it
         "ctranslate2": CTRANSLATE2,
         # The test suite runs every optional path, so nothing is skipped: plots, ONNX, CTranslate2, PEFT's LoRA and
-        # torchao's quantizers (client libraries users bring to our models), and the linter/formatter CI runs first.
-        "test": ["pytest>=8.0", "matplotlib>=3.7", "peft>=0.17", "torchao>=0.14", "ruff==0.17.6", *ONNX, *CTRANSLATE2],
+        # torchao's quantizers (client libraries users bring to our models), the linter/formatter CI runs first, and
+        # pytest-xdist, which runs the suite on every CPU.
+        "test": [
+            "pytest>=8.0",
+            "pytest-xdist>=3.5",
+            "matplotlib>=3.7",
+            "peft>=0.17",
+            "torchao>=0.14",
+            "ruff==0.17.6",
+            *ONNX,
+            *CTRANSLATE2,
+        ],
     },
     entry_points={"console_scripts": ["hf-visiontx = hf_visiontx.apps.cli:main"]},
     classifiers=[
