@@ -8,7 +8,8 @@ copy of this module: there only the environment variables reach it.
 
 The paths, each with its flag and environment variable:
 - few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`), in eager mode and inside a
-  compiled decoding step (`few_row_linear`): `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK; with packed copies of the
+  compiled decoding step (`few_row_linear`; one row there as a reduction inductor generates, `_one_row_linear`):
+  `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK; with packed copies of the
   weights for 2 rows or more only when asked (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default); on an
   Intel CPU calls of few rows or little work stay with `F.linear` (`MKL_FEW_ROWS`, HF_VISIONTX_MKL_FEW_ROWS=0 or 1
   to decide instead of the CPU's vendor); under the same switch, few rows through torchao's dynamic int8 weights on
@@ -134,9 +135,11 @@ MKL_FEW_ROWS = _mkl_few_rows_setting()
 #
 # Under `torch.compile` (a decoding step that `generate()` compiles) inductor would run every projection through
 # MKL's sgemm (`addmm`), and it lowers oneDNN's operator only for weights frozen into the graph. So inside an open
-# block a compiled few-row projection calls `few_row_linear`, a custom operator that inductor leaves as a call to
-# oneDNN on the weight as it is; every graph traced outside a block (`torch.export` included) keeps the layer's own
-# forward.
+# block a compiled projection of 2 to `FEW_ROWS_MAX` rows calls `few_row_linear`, a custom operator that inductor
+# leaves as a call to oneDNN on the weight as it is. One row (greedy decoding of one sequence) is written as a product
+# summed over the input features (`_one_row_linear`): inductor generates a reduction kernel for it that streams the
+# weight faster than either library's matrix-vector call and joins the step's other operations in one graph. Every
+# graph traced outside a block (`torch.export` included) keeps the layer's own forward.
 
 FEW_ROWS_MAX = 64  # up to this many rows oneDNN beats F.linear (MKL) on CPU
 FEW_ROW_MIN_WEIGHT = 1 << 18  # below this many weight elements oneDNN's fixed cost per call outweighs its gain
@@ -585,12 +588,26 @@ def _float32(number: float) -> float:
 
 
 def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """`linear` as a compiled graph sees it: `few_row_linear` for at most `FEW_ROWS_MAX` float32 rows on CPU without
-    autograd through a plain `nn.Linear`, while a `few_row_linears` block is open; the layer's own forward
-    otherwise."""
+    """`linear` as a compiled graph sees it, while a `few_row_linears` block is open, for a call through a plain
+    `nn.Linear` that the few-row path would run on oneDNN (`_onednn_call`): one row as a multiply-and-sum that
+    inductor generates and fuses with its neighbours (`_one_row_linear`), 2 to `FEW_ROWS_MAX` rows by
+    `few_row_linear`. The layer's own forward otherwise."""
     if not (_OPEN_BLOCKS and type(layer) is nn.Linear and _onednn_call(layer, inputs)):
         return layer(inputs)
+    if inputs.numel() == layer.in_features:
+        return _one_row_linear(inputs, layer.weight, layer.bias)
     return few_row_linear(inputs.contiguous(), layer.weight, layer.bias)
+
+
+def _one_row_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """inputs [..., in] holding one row @ weight [out, in]^T + bias, written as a product summed over `in`.
+
+    Traced by inductor, this becomes a reduction kernel that reads each weight once at the memory's rate, in one
+    graph with the step's other operations, where an extern matmul call (MKL's or oneDNN's) reads the weights more
+    slowly at one row and splits the graph at every projection. For more rows the same loop would read the weight
+    once per row, so it is kept to one."""
+    product = (inputs.unsqueeze(-2) * weight).sum(-1)  # [..., 1, in] * [out, in] -> [..., out]
+    return product if bias is None else product + bias
 
 
 # --- sdpa called directly ---------------------------------------------------------------------------------------
