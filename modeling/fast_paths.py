@@ -19,7 +19,8 @@ The paths, each with its flag and environment variable:
   HF_VISIONTX_ONEDNN_LINEARS;
 - `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
   `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
-- sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`): `DIRECT_SDPA`,
+- sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`), and in a compiled
+  decoding step one query's attention as reductions inductor generates (`_one_query_attention`): `DIRECT_SDPA`,
   HF_VISIONTX_DIRECT_SDPA;
 - attention masks left out where they mask nothing (`padding_free`, `causal_mask_needless`): `SKIP_NEEDLESS_MASKS`,
   HF_VISIONTX_SKIP_MASKS;
@@ -628,6 +629,8 @@ def sdpa_attention_forward(
     Equal to transformers' own sdpa function for our models (no grouped-query heads, no soft-capping, no position
     bias), without its per-call checks, which cost more than the attention itself when one token is decoded.
     Causality is the kernel's when `module.is_causal` and no mask is given (the mask builders leave it out then).
+    In a decoding step that `generate()` compiles (inside a `few_row_linears` block), one query's attention is
+    written out for inductor instead (`_one_query_attention`).
 
     Args:
         query: [batch, heads, q_len, head_dim]; key, value: [batch, heads, kv_len, head_dim].
@@ -635,11 +638,38 @@ def sdpa_attention_forward(
     Returns:
         output [batch, q_len, heads, head_dim] (a view: the caller's reshape copies when it must) and None.
     """
+    one_query = query.shape[2] == 1 and query.dtype == torch.float32 and dropout == 0.0
+    if one_query and _OPEN_BLOCKS and torch.compiler.is_compiling():
+        return _one_query_attention(query, key, value, attention_mask, scaling), None
     is_causal = module.is_causal and attention_mask is None and query.shape[2] > 1
     output = F.scaled_dot_product_attention(
         query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=is_causal
     )  # [B, H, Q, D]
     return output.transpose(1, 2), None  # [B, H, Q, D] -> [B, Q, H, D]
+
+
+def _one_query_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float
+) -> torch.Tensor:
+    """softmax(q k^T * scaling + mask) v for one float32 query per sequence and head, written as products summed
+    over the head and key dimensions, for a decoding step that `generate()` compiles: inductor generates fused reductions for
+    it, where sdpa's flash kernel spends more on its fixed work per call than on one query's attention.
+
+    Args:
+        query: [batch, heads, 1, head_dim]; key, value: [batch, heads, kv_len, head_dim].
+        attention_mask: additive float mask or boolean mask (True: attend) broadcastable to [batch, heads, 1,
+            kv_len], or None.
+    Returns:
+        output [batch, 1, heads, head_dim].
+    """
+    scores = (query * key).sum(-1).unsqueeze(-2) * scaling  # [B, H, 1, D] * [B, H, K, D] -> [B, H, K] -> [B, H, 1, K]
+    if attention_mask is not None and attention_mask.dtype == torch.bool:
+        scores = scores.masked_fill(~attention_mask, -math.inf)
+    elif attention_mask is not None:
+        scores = scores + attention_mask
+    probabilities = scores.softmax(-1).unsqueeze(-1)  # [B, H, 1, K] -> [B, H, 1, K, 1]
+    output = (probabilities * value.unsqueeze(2)).sum(-2)  # [B, H, 1, K, 1] * [B, H, 1, K, D] -> [B, H, 1, D]
+    return output.transpose(1, 2)  # [B, H, 1, D] -> [B, 1, H, D]
 
 
 def direct_sdpa(implementation: str) -> Callable | None:

@@ -180,7 +180,8 @@ def test_a_compiled_greedy_step_runs_its_projections_on_onednn_or_as_reductions_
 ):
     """Inductor would run a few-row projection through MKL's sgemm (`addmm`); inside generate() the compiled step
     calls `hf_visiontx::few_row_linear` (oneDNN) for every projection of the decoder and the output layer, or, at one
-    row, computes each as a reduction in the graph's own generated code, calling no matmul at all."""
+    row, computes each as a reduction in the graph's own generated code, calling no matmul at all. Its attention
+    (one query) is the graph's own code too: no sdpa kernel is called after the prefill."""
     monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 0)  # the tiny model's weights are below it
     monkeypatch.setattr(fast_paths, "MKL_FEW_ROWS", False)  # on an Intel CPU, oneDNN at every row count
     model, (input_ids, attention_mask) = translator(), padded_source_batch()
@@ -195,11 +196,12 @@ def test_a_compiled_greedy_step_runs_its_projections_on_onednn_or_as_reductions_
     assert torch.equal(compiled_generation(), eager)
     operators = profiled_operators(compiled_generation)
     # The first of the 5 tokens comes from the uncompiled prefill, which also runs the encoder: the eager call for
-    # that one token makes the same matmul calls.
+    # that one token makes the same library calls.
     prefill_only = settings | dict(max_new_tokens=1, min_new_tokens=1)
-    prefill = matmul_calls(profiled_operators(lambda: model.generate(input_ids, **prefill_only)))
+    prefill = library_calls(profiled_operators(lambda: model.generate(input_ids, **prefill_only)))
+    assert prefill["aten::_scaled_dot_product_flash_attention_for_cpu"] > 0  # the counted name is the kernel's
     if rows == 1:
-        assert matmul_calls(operators) == prefill
+        assert library_calls(operators) == prefill
     else:
         decoder_projections = sum(
             isinstance(module, torch.nn.Linear) and not name.endswith("encoder_attn.kv_proj")  # once, at prefill
@@ -210,15 +212,23 @@ def test_a_compiled_greedy_step_runs_its_projections_on_onednn_or_as_reductions_
         onednn_calls = Counter(
             {"hf_visiontx::few_row_linear": few_row_calls, "mkldnn::_linear_pointwise": few_row_calls}
         )
-        assert matmul_calls(operators) == prefill + onednn_calls  # each call of ours runs oneDNN's matmul
+        assert library_calls(operators) == prefill + onednn_calls  # each call of ours runs oneDNN's matmul
 
 
-MATMUL_OPERATORS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::mv", "mkldnn::_linear_pointwise")
+LIBRARY_KERNELS = (
+    "aten::addmm",
+    "aten::mm",
+    "aten::bmm",
+    "aten::mv",
+    "mkldnn::_linear_pointwise",
+    "hf_visiontx::few_row_linear",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+)
 
 
-def matmul_calls(operators: list[str]) -> Counter:
-    """How often each matmul operator (and our `few_row_linear`) appears in `operators`."""
-    return Counter(name for name in operators if name in MATMUL_OPERATORS or name == "hf_visiontx::few_row_linear")
+def library_calls(operators: list[str]) -> Counter:
+    """How often each library kernel of a decoding step (the matmuls, ours, sdpa's) appears in `operators`."""
+    return Counter(name for name in operators if name in LIBRARY_KERNELS)
 
 
 def test_a_graph_traced_outside_generate_keeps_the_plain_projections():

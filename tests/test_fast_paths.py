@@ -822,6 +822,22 @@ def test_sdpa_attention_equals_transformers_sdpa_function(causal, query_length, 
         assert not torch.allclose(ours, plain)
 
 
+@pytest.mark.parametrize("mask_kind", ["none", "boolean", "additive"])
+def test_one_query_attention_written_for_inductor_equals_sdpa(mask_kind):
+    """The compiled decoding step's attention (`_one_query_attention`: one query, as products and sums) gives sdpa's
+    output, with either kind of mask hiding some keys."""
+    generator = torch.Generator().manual_seed(7)
+    query = torch.randn(3, 4, 1, 8, generator=generator)  # [B, H, 1, D]
+    key, value = torch.randn(2, 3, 4, 6, 8, generator=generator).unbind(0)  # 2 x [B, H, K, D]
+    attend = torch.ones(3, 1, 1, 6, dtype=torch.bool)
+    attend[1, ..., 4:] = False  # the second sequence's last two keys: a static cache's empty slots
+    attend[2, ..., 0] = False
+    mask = {"none": None, "boolean": attend, "additive": torch.zeros(attend.shape).masked_fill(~attend, -1e30)}
+    ours = fast_paths._one_query_attention(query, key, value, mask[mask_kind], scaling=0.3)
+    reference = F.scaled_dot_product_attention(query, key, value, attn_mask=mask[mask_kind], scale=0.3)
+    torch.testing.assert_close(ours, reference.transpose(1, 2), rtol=1e-5, atol=1e-6)  # [B, 1, H, D]
+
+
 def test_the_private_apis_direct_sdpa_leans_on_still_exist():
     """Direct sdpa replaces transformers' sdpa function only while the registry maps "sdpa" to it, and must take the
     arguments our attention modules pass it."""
