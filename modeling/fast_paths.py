@@ -592,12 +592,21 @@ def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`linear` as a compiled graph sees it, while a `few_row_linears` block is open, for a call through a plain
     `nn.Linear` that the few-row path would run on oneDNN (`_onednn_call`): one row as a multiply-and-sum that
     inductor generates and fuses with its neighbours (`_one_row_linear`), 2 to `FEW_ROWS_MAX` rows by
-    `few_row_linear`. The layer's own forward otherwise."""
-    if not (_OPEN_BLOCKS and type(layer) is nn.Linear and _onednn_call(layer, inputs)):
+    `few_row_linear`; one row through torchao's weight-only int8 as the same sum over the int8 weights
+    (`_one_row_int8_linear`). The layer's own forward otherwise."""
+    if not (_OPEN_BLOCKS and type(layer) is nn.Linear):
         return layer(inputs)
-    if inputs.numel() == layer.in_features:
-        return _one_row_linear(inputs, layer.weight, layer.bias)
-    return few_row_linear(inputs.contiguous(), layer.weight, layer.bias)
+    one_row = inputs.numel() == layer.in_features
+    weight = layer.weight
+    if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's weight-only int8 has a one-row form
+        if one_row and _torchao_weight_only_int8(weight) and _few_row_inference_call(layer, inputs):
+            return _one_row_int8_linear(inputs, weight.qdata, weight.scale, layer.bias)
+        return layer(inputs)
+    if not _onednn_call(layer, inputs):
+        return layer(inputs)
+    if one_row:
+        return _one_row_linear(inputs, weight, layer.bias)
+    return few_row_linear(inputs.contiguous(), weight, layer.bias)
 
 
 def _one_row_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -609,6 +618,31 @@ def _one_row_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     once per row, so it is kept to one."""
     product = (inputs.unsqueeze(-2) * weight).sum(-1)  # [..., 1, in] * [out, in] -> [..., out]
     return product if bias is None else product + bias
+
+
+def _one_row_int8_linear(
+    inputs: torch.Tensor, qdata: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """`_one_row_linear` through int8 weights `qdata` [out, in] with one `scale` per output row (or one for all), as
+    torchao computes its weight-only int8: (inputs @ qdata^T) * scale + bias. Inductor converts each int8 weight as it
+    reads it, so the weights stream at a quarter of float32's bytes."""
+    product = (inputs.unsqueeze(-2) * qdata).sum(-1) * scale.flatten()  # [..., 1, in] * [out, in] -> [..., out]
+    return product if bias is None else product + bias
+
+
+def _torchao_weight_only_int8(weight: torch.Tensor) -> bool:
+    """Whether `weight` holds torchao's weight-only int8 (`Int8WeightOnlyConfig`) for float32 layers with one scale
+    per output row or one for the whole weight: the scheme `_one_row_int8_linear` computes. Read from the type's
+    name, so that nothing here imports torchao and a compiled graph can evaluate it."""
+    kind = type(weight)
+    return (
+        kind.__name__ == "Int8Tensor"
+        and kind.__module__.startswith("torchao.")
+        and weight.act_quant_kwargs is None
+        and weight.act_pre_scale is None
+        and weight.dtype == torch.float32
+        and weight.block_size[-1] == weight.shape[-1]
+    )
 
 
 # --- sdpa called directly ---------------------------------------------------------------------------------------

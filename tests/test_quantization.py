@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 from torch import nn
-from transformers import PreTrainedModel, TorchAoConfig, VisionEncoderDecoderModel
+from transformers import CompileConfig, PreTrainedModel, TorchAoConfig, VisionEncoderDecoderModel
 
 from hf_visiontx import (
     VtxSwinBackbone,
@@ -358,3 +358,48 @@ def test_decoding_in_dynamic_int8_gives_torchaos_tokens_through_fbgemm(beams, mo
     assert torch.equal(torch.isfinite(fast_scores), finite)
     difference = (fast_scores[finite] - plain_scores[finite]).abs().max().item()
     assert difference <= 0.02 * plain_scores[finite].abs().max().item()
+
+
+def test_one_int8_row_as_a_reduction_equals_torchaos_weight_only_layer():
+    """A compiled decoding step computes a one-row projection through weight-only int8 as a sum over the int8
+    weights (`_one_row_int8_linear`); it equals the quantized layer's own forward. The dynamic scheme, which also
+    quantizes the activations, is not taken for it."""
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 96)
+    torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
+    weight, row = layer.weight, torch.randn(1, 1, 64)
+    assert fast_paths._torchao_weight_only_int8(weight) and not fast_paths._torchao_dynamic_int8(weight)
+    assert not fast_paths._torchao_weight_only_int8(dynamic_int8_layer().weight)
+    with torch.no_grad():
+        expected = layer(row)
+    ours = fast_paths._one_row_int8_linear(row, weight.qdata, weight.scale, layer.bias)
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)  # [1, 1, 96]
+
+
+@pytest.mark.slow  # an inductor compile
+def test_compiled_decoding_in_weight_only_int8_gives_the_eager_tokens_without_a_matmul_call():
+    """Greedy decoding of one sentence with torchao's weight-only int8 and a compiled step: the eager model's
+    tokens, and after the prefill no matmul of any library is called: each projection is a reduction over the int8
+    weights in the graph's own code."""
+    torch.manual_seed(0)
+    model = VtxTransformerForConditionalGeneration(tiny_transformer_config(dropout=0.0, **TOKEN_IDS)).eval()
+    torchao_quantization.quantize_(model, torchao_quantization.Int8WeightOnlyConfig())
+    batch = {name: tensor[:1] for name, tensor in source_batch().items()}
+    settings = dict(max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    eager = model.generate(**batch, **settings)
+    compile_config = CompileConfig(fullgraph=True, mode="default")
+
+    def compiled_generation() -> torch.Tensor:
+        return model.generate(**batch, cache_implementation="static", compile_config=compile_config, **settings)
+
+    assert torch.equal(compiled_generation(), eager)
+    matmuls = ("aten::mm", "aten::addmm", "aten::_weight_int8pack_mm", "mkldnn::_linear_pointwise")
+
+    def matmul_calls(run: Callable[[], object]) -> int:
+        with torch.profiler.profile() as profiler:
+            run()
+        return sum(event.name in matmuls for event in profiler.events())
+
+    prefill_only = settings | dict(max_new_tokens=1, min_new_tokens=1)  # the uncompiled first token, encoder included
+    prefill = matmul_calls(lambda: model.generate(**batch, **prefill_only))
+    assert prefill > 0 and matmul_calls(compiled_generation) == prefill
