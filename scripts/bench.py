@@ -24,6 +24,7 @@ with ours (compiled rows also give their first call, which compiles). `bench_mem
     python scripts/bench.py --only vit --repeats 3   # workloads whose name contains "vit" (case-insensitive)
     python scripts/bench.py --compile                # adds ours under torch.compile (inductor; slow to compile)
     python scripts/bench.py --int8                   # adds ours in int8 (torchao dynamic; torch.ao's), and agreement
+    python scripts/bench.py --int8 --compile         # also generation in torchao's weight-only int8, compiled
     python scripts/bench.py --engines                # adds ours exported to CTranslate2 and ONNX Runtime (see
                                                      # bench_engines.py; needs the ctranslate2 and onnx extras)
     python scripts/bench.py --json > bench.json      # the same rows as JSON
@@ -60,6 +61,7 @@ from transformers import CompileConfig
 OURS = "ours"
 INT8 = f"{OURS} int8"  # torchao's dynamic int8 on every linear layer: approximate, its agreement is reported
 INT8_TORCH_AO = f"{INT8} torch.ao"  # torch's older `quantize_dynamic` (fbgemm, eager), for comparison
+INT8_WEIGHT_ONLY_COMPILED = f"{INT8} weight-only compiled"  # generation with --int8 --compile: torchao's weight-only
 
 
 @dataclass
@@ -239,6 +241,9 @@ def generation(models: dict[str, torch.nn.Module], batch: int, num_beams: int, a
         calls[INT8_TORCH_AO] = partial(torch_ao_int8(models[OURS]).generate, **settings)
     if args.compile:
         calls[f"{OURS} compiled"] = partial(models[OURS].generate, **compiled, **settings)
+    if args.int8 and args.compile:  # one-row steps read the int8 weights in the compiled graph's own reductions
+        weight_only = torchao_int8(models[OURS], "weight-only")
+        calls[INT8_WEIGHT_ONLY_COMPILED] = partial(weight_only.generate, **compiled, **settings)
 
     def count_flops() -> int:
         with eager_attention(models[OURS]):
@@ -382,7 +387,7 @@ def argument_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="also time ours in int8: torchao's dynamic int8 (vision compiled, generation eager) and torch.ao's quantize_dynamic (approximate)",
+        help="also time ours in int8: torchao's dynamic int8 (vision compiled, generation eager) and torch.ao's quantize_dynamic (approximate); with --compile, generation in torchao's weight-only int8 compiled too",
     )
     parser.add_argument(
         "--engines",
