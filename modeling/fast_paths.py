@@ -740,24 +740,25 @@ def causal_mask_needless(query_length: int, cache: Cache | None, attention_mask:
 # --- minimum-length logits processors with their end-of-sequence mask built once --------------------------------
 # transformers' `MinLengthLogitsProcessor` and `MinNewTokensLengthLogitsProcessor` rebuild the end-of-sequence mask
 # over the whole vocabulary at every step (`arange` + `isin` + `where`), even once the minimum length is reached.
-# The subclasses here build the mask once per vocabulary size and device, and return the same scores: -inf on the
-# end-of-sequence ids below the minimum length, a copy of the scores otherwise.
+# The subclasses here find the end-of-sequence columns once per vocabulary size and device, and return the same
+# scores: a copy with -inf written into those columns below the minimum length (`index_fill`, which touches only
+# them, where `where` passes over the whole [batch, vocabulary] mask), a copy of the scores otherwise.
 
 
 class _CachedEosMask:
-    """The boolean [vocab_size] mask of the end-of-sequence ids (`self.eos_token_id`), built on first use."""
+    """The end-of-sequence ids (`self.eos_token_id`) that lie in the vocabulary, as columns found on first use."""
 
-    def _eos_mask(self, scores: torch.Tensor) -> torch.Tensor:
-        mask = getattr(self, "_cached_eos_mask", None)
-        if mask is None or mask.shape[0] != scores.shape[-1] or mask.device != scores.device:
+    def _eos_columns(self, scores: torch.Tensor) -> torch.Tensor:
+        key = (scores.shape[-1], scores.device)
+        if getattr(self, "_cached_eos_key", None) != key:
             vocabulary = torch.arange(scores.shape[-1], device=scores.device)  # [V]
-            mask = torch.isin(vocabulary, self.eos_token_id.to(scores.device))  # [V]
-            self._cached_eos_mask = mask
-        return mask
+            in_vocabulary = torch.isin(vocabulary, self.eos_token_id.to(scores.device))  # [V], as transformers' mask
+            self._cached_eos_columns, self._cached_eos_key = vocabulary[in_vocabulary], key  # [E]
+        return self._cached_eos_columns
 
     def _forbid_eos(self, scores: torch.Tensor, too_short: bool) -> torch.Tensor:
         """scores [batch, V] with -inf on the end-of-sequence ids when `too_short`; a copy of them otherwise."""
-        return torch.where(self._eos_mask(scores), -math.inf, scores) if too_short else scores.clone()
+        return scores.index_fill(-1, self._eos_columns(scores), -math.inf) if too_short else scores.clone()
 
 
 class CachedMinLengthLogitsProcessor(_CachedEosMask, MinLengthLogitsProcessor):
