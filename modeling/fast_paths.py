@@ -24,7 +24,7 @@ The paths, each with its flag and environment variable:
   HF_VISIONTX_DIRECT_SDPA;
 - attention masks left out where they mask nothing (`padding_free`, `causal_mask_needless`): `SKIP_NEEDLESS_MASKS`,
   HF_VISIONTX_SKIP_MASKS;
-- minimum-length logits processors that build their end-of-sequence mask once (`FastDecodingMixin`):
+- minimum-length logits processors that find the end-of-sequence columns once and fill only them (`FastDecodingMixin`):
   `CACHED_EOS_MASKS`, HF_VISIONTX_CACHED_EOS_MASKS;
 - the MLP run in row pieces when its inner activation would be huge (`in_row_pieces`): `MLP_ROW_PIECES`,
   HF_VISIONTX_MLP_PIECES;
