@@ -335,13 +335,16 @@ def _few_row_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
 
 
 def _plain_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
-    """Whether a call of `layer` multiplies float32 rows on CPU without autograd or autocast and runs exactly
-    `nn.Linear.forward`: what every path that replaces `F.linear` requires of the call."""
+    """Whether a call of `layer` multiplies float32 rows on CPU without autograd or autocast, outside tracing and
+    torch.func transforms, and runs exactly `nn.Linear.forward`: what every path that replaces `F.linear` requires
+    of the call."""
     return (
         not torch.is_grad_enabled()
         and inputs.dtype == torch.float32
         and inputs.device.type == "cpu"
         and not torch.is_autocast_enabled("cpu")  # autocast would have F.linear compute in its lower precision
+        and not torch.jit.is_tracing()  # a traced graph must hold the layer's own operator, which exporters know
+        and not torch._C._are_functorch_transforms_active()  # vmap, grad: no rules for oneDNN's or fbgemm's ops
         and _runs_as_written(layer)
     )
 
@@ -365,7 +368,7 @@ MANY_ROW_LEAST_WORK = 1 << 24  # multiply-adds (rows x weight elements) from whi
 
 def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
     """Whether `linear` runs this call of `layer` on oneDNN outside the few-row path: a plain inference call
-    (`_plain_inference_call`) outside tracing and torch.func transforms, through a plain `nn.Linear` with a float32
+    (`_plain_inference_call`), through a plain `nn.Linear` with a float32
     weight on CPU (a plain parameter, not a tensor subclass); more than `FEW_ROWS_MAX` rows with at least
     `MANY_ROW_LEAST_WORK` multiply-adds, or fewer where `_onednn_faster` says so and `FEW_ROW_LINEARS` is on."""
     if not (ONEDNN_LINEARS and type(layer) is nn.Linear and type(inputs) is torch.Tensor):
@@ -382,8 +385,6 @@ def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
         and type(weight) is nn.Parameter
         and weight.dtype == torch.float32
         and weight.is_cpu
-        and not torch.jit.is_tracing()  # a traced graph must hold the layer's own operator, which exporters know
-        and not torch._C._are_functorch_transforms_active()  # vmap and grad: oneDNN's operator has no rules for them
         and _onednn_linear_available()
         and _plain_inference_call(layer, inputs)
     )

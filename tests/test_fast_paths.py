@@ -243,16 +243,24 @@ class ThroughLinear(torch.nn.Module):
 
 
 @needs_onednn
-def test_tracing_and_vmap_keep_the_layers_own_operator(monkeypatch):
+@pytest.mark.parametrize("rows", ["many rows", "few rows in a decoding block"])
+def test_tracing_and_vmap_keep_the_layers_own_operator(rows, monkeypatch):
     """A traced graph (the legacy ONNX exporter traces) must hold `aten::linear`, which exporters know, not oneDNN's
-    operator; under vmap oneDNN's operator has no batching rule."""
+    operator; under vmap oneDNN's operator has no batching rule. Both rules that send a call to oneDNN (many rows
+    anywhere, few rows inside `few_row_linears`) keep out of them."""
     monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
+    monkeypatch.setattr(fast_paths, "FEW_ROW_MIN_WEIGHT", 0)
+    monkeypatch.setattr(fast_paths, "MKL_FEW_ROWS", False)
     layer, onednn = linear_layer(), spy_on_onednn(monkeypatch)
-    inputs = torch.randn(FEW_ROWS_MAX + 1, 32)
-    with torch.no_grad():
+    count = FEW_ROWS_MAX + 1 if rows == "many rows" else 4
+    inputs = torch.randn(count, 32)
+    block = few_row_linears(layer) if rows != "many rows" else contextlib.nullcontext()
+    with torch.no_grad(), block:
+        linear(layer, inputs)
+        assert len(onednn) == 1  # the call itself takes oneDNN
         traced = torch.jit.trace(ThroughLinear(layer), inputs, check_trace=False)
-        batched = torch.vmap(lambda x: linear(layer, x))(inputs.reshape(5, 13, 32))
-    assert not onednn
+        batched = torch.vmap(lambda x: linear(layer, x))(inputs.reshape(count, 1, 32))
+    assert len(onednn) == 1
     graph = str(traced.inlined_graph)
     assert "aten::linear" in graph and "mkldnn" not in graph
     torch.testing.assert_close(batched.reshape(-1, 48), F.linear(inputs, layer.weight, layer.bias))
