@@ -9,11 +9,10 @@ copy of this module: there only the environment variables reach it.
 The paths, each with its flag and environment variable:
 - few-row linear layers on oneDNN during `generate()` (`few_row_linears`, `linear`), in eager mode and inside a
   compiled decoding step (`few_row_linear`; one row there as a reduction inductor generates, `_one_row_linear`):
-  `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK; with packed copies of the
-  weights for 2 rows or more only when asked (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default); on an
-  Intel CPU calls of few rows or little work stay with `F.linear` (`MKL_FEW_ROWS`, HF_VISIONTX_MKL_FEW_ROWS=0 or 1
-  to decide instead of the CPU's vendor); under the same switch, few rows through torchao's dynamic int8 weights on
-  fbgemm (`_int8_linear`);
+  `FEW_ROW_LINEARS`, HF_VISIONTX_PREPACK; with packed copies of the weights for 2 rows or more only when asked
+  (`PACK_WEIGHTS`, HF_VISIONTX_PACK_WEIGHTS=1: off by default); on an Intel CPU calls of few rows or little work stay
+  with `F.linear` (`MKL_FEW_ROWS`, HF_VISIONTX_MKL_FEW_ROWS=0 or 1 to decide instead of the CPU's vendor); under the
+  same switch, few rows through torchao's dynamic int8 weights on fbgemm (`_int8_linear`);
 - in inference outside decoding steps too, linear layers on oneDNN where it is the faster (`linear`), the MLP's first
   one over many rows with its non-linearity fused (`projected_and_activated`): `ONEDNN_LINEARS`,
   HF_VISIONTX_ONEDNN_LINEARS;
@@ -24,8 +23,8 @@ The paths, each with its flag and environment variable:
   HF_VISIONTX_DIRECT_SDPA;
 - attention masks left out where they mask nothing (`padding_free`, `causal_mask_needless`): `SKIP_NEEDLESS_MASKS`,
   HF_VISIONTX_SKIP_MASKS;
-- minimum-length logits processors that find the end-of-sequence columns once and fill only them (`FastDecodingMixin`):
-  `CACHED_EOS_MASKS`, HF_VISIONTX_CACHED_EOS_MASKS;
+- minimum-length logits processors that find the end-of-sequence columns once and fill only them
+  (`FastDecodingMixin`): `CACHED_EOS_MASKS`, HF_VISIONTX_CACHED_EOS_MASKS;
 - the MLP run in row pieces when its inner activation would be huge (`in_row_pieces`): `MLP_ROW_PIECES`,
   HF_VISIONTX_MLP_PIECES;
 - in inference, the MLP's activation written over the first projection's output (`activated_in_place`):
@@ -43,10 +42,10 @@ Some paths lean on private APIs of torch or transformers: torch's oneDNN operato
 (`torch.ops.mkldnn._linear_pointwise`, `torch.ops.mkldnn._reorder_linear_weight`) and `torch.nn.modules.module`'s
 global hook dictionaries (few-row linears); fbgemm's `quantized::linear_prepack` and
 `quantized::linear_with_input_q_dq_qweight_dq_output_fp32`, and the attributes of torchao's `Int8Tensor` (int8
-rows); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS`
-registry (direct sdpa); `Cache.is_compileable` (needless masks); `GenerationMixin._get_logits_processor` and the
-attributes of the minimum-length processors (cached end-of-sequence masks); `GenerationMixin._valid_auto_compile_criteria`
-and `CompileConfig._compile_all_devices` (compiled decoding on CPU); torch's
+rows); transformers' `sdpa_attention_forward` and the `ALL_ATTENTION_FUNCTIONS` registry (direct sdpa);
+`Cache.is_compileable` (needless masks); `GenerationMixin._get_logits_processor` and the attributes of the
+minimum-length processors (cached end-of-sequence columns); `GenerationMixin._valid_auto_compile_criteria` and
+`CompileConfig._compile_all_devices` (compiled decoding on CPU); torch's
 `_top_saved_tensors_default_hooks` (recomputed activations); `torch.ops.aten.gelu_` and the `act` attribute of
 transformers' `GELUActivation` (in-place activations); oneDNN's post-op names and the `act` attribute of
 transformers' `GELUTanh` (many-row linears). `tests/test_fast_paths.py` (for the int8 rows, which
@@ -129,10 +128,10 @@ MKL_FEW_ROWS = _mkl_few_rows_setting()
 # fast, `F.linear` keeps the calls of few rows or little work: `MKL_FEW_ROWS`). For 2 rows or more oneDNN is faster
 # still on a copy of the weight re-laid-out ("packed") for it, but the copies hold the decoder's weights a second
 # time for the duration of the block, which puts the peak memory of batched and beam decoding far above
-# transformers' models: they are made only when `PACK_WEIGHTS` asks for them, once per layer and block. Everything else takes the layer's own
-# forward: training, more rows, other dtypes and devices, and any layer that is not exactly `nn.Linear` or that
-# carries hooks or a replaced forward (quantized, PEFT-wrapped or offloaded layers stay untouched). The layers
-# themselves stay plain `nn.Linear` modules at all times.
+# transformers' models: they are made only when `PACK_WEIGHTS` asks for them, once per layer and block. Everything
+# else takes the layer's own forward: training, more rows, other dtypes and devices, and any layer that is not exactly
+# `nn.Linear` or that carries hooks or a replaced forward (quantized, PEFT-wrapped or offloaded layers stay
+# untouched). The layers themselves stay plain `nn.Linear` modules at all times.
 #
 # Under `torch.compile` (a decoding step that `generate()` compiles) inductor would run every projection through
 # MKL's sgemm (`addmm`), and it lowers oneDNN's operator only for weights frozen into the graph. So inside an open
@@ -368,9 +367,9 @@ MANY_ROW_LEAST_WORK = 1 << 24  # multiply-adds (rows x weight elements) from whi
 
 def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
     """Whether `linear` runs this call of `layer` on oneDNN outside the few-row path: a plain inference call
-    (`_plain_inference_call`), through a plain `nn.Linear` with a float32
-    weight on CPU (a plain parameter, not a tensor subclass); more than `FEW_ROWS_MAX` rows with at least
-    `MANY_ROW_LEAST_WORK` multiply-adds, or fewer where `_onednn_faster` says so and `FEW_ROW_LINEARS` is on."""
+    (`_plain_inference_call`), through a plain `nn.Linear` with a float32 weight on CPU (a plain parameter, not a
+    tensor subclass); more than `FEW_ROWS_MAX` rows with at least `MANY_ROW_LEAST_WORK` multiply-adds, or fewer
+    where `_onednn_faster` says so and `FEW_ROW_LINEARS` is on."""
     if not (ONEDNN_LINEARS and type(layer) is nn.Linear and type(inputs) is torch.Tensor):
         return False
     weight = layer.weight
@@ -687,8 +686,9 @@ def _one_query_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float
 ) -> torch.Tensor:
     """softmax(q k^T * scaling + mask) v for one float32 query per sequence and head, written as products summed
-    over the head and key dimensions, for a decoding step that `generate()` compiles: inductor generates fused reductions for
-    it, where sdpa's flash kernel spends more on its fixed work per call than on one query's attention.
+    over the head and key dimensions, for a decoding step that `generate()` compiles: inductor generates fused
+    reductions for it, where sdpa's flash kernel spends more on its fixed work per call than on one query's
+    attention.
 
     Args:
         query: [batch, heads, 1, head_dim]; key, value: [batch, heads, kv_len, head_dim].
@@ -738,7 +738,7 @@ def causal_mask_needless(query_length: int, cache: Cache | None, attention_mask:
     return query_length == 1 and not (cache is not None and cache.is_compileable) and padding_free(attention_mask)
 
 
-# --- minimum-length logits processors with their end-of-sequence mask built once --------------------------------
+# --- minimum-length logits processors with their end-of-sequence columns found once -----------------------------
 # transformers' `MinLengthLogitsProcessor` and `MinNewTokensLengthLogitsProcessor` rebuild the end-of-sequence mask
 # over the whole vocabulary at every step (`arange` + `isin` + `where`), even once the minimum length is reached.
 # The subclasses here find the end-of-sequence columns once per vocabulary size and device, and return the same
