@@ -599,7 +599,7 @@ def _compiled_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     one_row = inputs.numel() == layer.in_features
     weight = layer.weight
     if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's weight-only int8 has a one-row form
-        if one_row and _torchao_weight_only_int8(weight) and _few_row_inference_call(layer, inputs):
+        if one_row and _torchao_weight_only_int8(weight) and _plain_inference_call(layer, inputs):
             return _one_row_int8_linear(inputs, weight.qdata, weight.scale, layer.bias)
         return layer(inputs)
     if not _onednn_call(layer, inputs):
@@ -626,7 +626,7 @@ def _one_row_int8_linear(
     """`_one_row_linear` through int8 weights `qdata` [out, in] with one `scale` per output row (or one for all), as
     torchao computes its weight-only int8: (inputs @ qdata^T) * scale + bias. Inductor converts each int8 weight as it
     reads it, so the weights stream at a quarter of float32's bytes."""
-    product = (inputs.unsqueeze(-2) * qdata).sum(-1) * scale.flatten()  # [..., 1, in] * [out, in] -> [..., out]
+    product = _one_row_linear(inputs, qdata, None) * scale.flatten()  # [..., out]
     return product if bias is None else product + bias
 
 
@@ -672,8 +672,13 @@ def sdpa_attention_forward(
     Returns:
         output [batch, q_len, heads, head_dim] (a view: the caller's reshape copies when it must) and None.
     """
-    one_query = query.shape[2] == 1 and query.dtype == torch.float32 and dropout == 0.0
-    if one_query and _OPEN_BLOCKS and torch.compiler.is_compiling():
+    if (  # an eager decoding step calls this at every layer: the test that fails there comes first
+        torch.compiler.is_compiling()
+        and _OPEN_BLOCKS
+        and query.shape[2] == 1
+        and query.dtype == torch.float32
+        and dropout == 0.0
+    ):
         return _one_query_attention(query, key, value, attention_mask, scaling), None
     is_causal = module.is_causal and attention_mask is None and query.shape[2] > 1
     output = F.scaled_dot_product_attention(
@@ -746,7 +751,7 @@ def causal_mask_needless(query_length: int, cache: Cache | None, attention_mask:
 # them, where `where` passes over the whole [batch, vocabulary] mask), a copy of the scores otherwise.
 
 
-class _CachedEosMask:
+class _CachedEosColumns:
     """The end-of-sequence ids (`self.eos_token_id`) that lie in the vocabulary, as columns found on first use."""
 
     def _eos_columns(self, scores: torch.Tensor) -> torch.Tensor:
@@ -762,7 +767,7 @@ class _CachedEosMask:
         return scores.index_fill(-1, self._eos_columns(scores), -math.inf) if too_short else scores.clone()
 
 
-class CachedMinLengthLogitsProcessor(_CachedEosMask, MinLengthLogitsProcessor):
+class CachedMinLengthLogitsProcessor(_CachedEosColumns, MinLengthLogitsProcessor):
     """`MinLengthLogitsProcessor` with its end-of-sequence mask built once."""
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
@@ -770,7 +775,7 @@ class CachedMinLengthLogitsProcessor(_CachedEosMask, MinLengthLogitsProcessor):
         return self._forbid_eos(scores, input_ids.shape[-1] < self.min_length)
 
 
-class CachedMinNewTokensLengthLogitsProcessor(_CachedEosMask, MinNewTokensLengthLogitsProcessor):
+class CachedMinNewTokensLengthLogitsProcessor(_CachedEosColumns, MinNewTokensLengthLogitsProcessor):
     """`MinNewTokensLengthLogitsProcessor` with its end-of-sequence mask built once."""
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:

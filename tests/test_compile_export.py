@@ -24,6 +24,7 @@ from hf_visiontx import (
     VtxViTForMaskedImageModeling,
 )
 from hf_visiontx.modeling import fast_paths
+from support.operators import library_calls, profiled_operators
 from support.swin_tester import tiny_swin_config
 from support.transformer_tester import VOCAB_SIZE, padded_source_batch, target_labels, tiny_transformer_config
 from support.vit_tester import masked_positions, pixel_batch, tiny_vit_config
@@ -133,13 +134,6 @@ def test_compiled_beam_search_with_static_cache_gives_the_eager_tokens():
     assert torch.equal(compiled, eager)
 
 
-def profiled_operators(run: Callable[[], object]) -> list[str]:
-    """The names of the operators `run()` calls, as torch's profiler records them, one per call."""
-    with torch.profiler.profile() as profiler:
-        run()
-    return [event.name for event in profiler.events()]
-
-
 @pytest.mark.parametrize("head", ["translator", "causal lm"])
 def test_a_compile_config_compiles_the_decoding_step_on_cpu_without_private_flags(head):
     """transformers compiles the decoding step only on accelerators unless the private `_compile_all_devices` is
@@ -213,22 +207,6 @@ def test_a_compiled_greedy_step_runs_its_projections_on_onednn_or_as_reductions_
             {"hf_visiontx::few_row_linear": few_row_calls, "mkldnn::_linear_pointwise": few_row_calls}
         )
         assert library_calls(operators) == prefill + onednn_calls  # each call of ours runs oneDNN's matmul
-
-
-LIBRARY_KERNELS = (
-    "aten::addmm",
-    "aten::mm",
-    "aten::bmm",
-    "aten::mv",
-    "mkldnn::_linear_pointwise",
-    "hf_visiontx::few_row_linear",
-    "aten::_scaled_dot_product_flash_attention_for_cpu",
-)
-
-
-def library_calls(operators: list[str]) -> Counter:
-    """How often each library kernel of a decoding step (the matmuls, ours, sdpa's) appears in `operators`."""
-    return Counter(name for name in operators if name in LIBRARY_KERNELS)
 
 
 def test_a_graph_traced_outside_generate_keeps_the_plain_projections():
