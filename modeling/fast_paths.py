@@ -16,6 +16,8 @@ The paths, each with its flag and environment variable:
 - in inference outside decoding steps too, linear layers on oneDNN where it is the faster (`linear`), the MLP's first
   one over many rows with its non-linearity fused (`projected_and_activated`): `ONEDNN_LINEARS`,
   HF_VISIONTX_ONEDNN_LINEARS;
+- in inference, torchao's weight-only int8 weights converted to float32 a cache-sized piece at a time instead of
+  whole (`_weight_only_int8_linear`, through `linear`): `WEIGHT_ONLY_PIECES`, HF_VISIONTX_WEIGHT_ONLY_PIECES;
 - `generate()` compiles its decoding step on CPU when the caller passes a `compile_config` (`FastDecodingMixin`):
   `COMPILE_ON_CPU`, HF_VISIONTX_COMPILE_ON_CPU;
 - sdpa called directly, past transformers' wrapper (`direct_sdpa`, `sdpa_attention_forward`), and in a compiled
@@ -94,6 +96,7 @@ RECOMPUTE_ACTIVATIONS = _switch("HF_VISIONTX_RECOMPUTE_ACTIVATIONS")
 FUSED_CROSS_ENTROPY = _switch("HF_VISIONTX_FUSED_CROSS_ENTROPY")
 IN_PLACE_ACTIVATIONS = _switch("HF_VISIONTX_IN_PLACE_ACTIVATIONS")
 ONEDNN_LINEARS = _switch("HF_VISIONTX_ONEDNN_LINEARS")
+WEIGHT_ONLY_PIECES = _switch("HF_VISIONTX_WEIGHT_ONLY_PIECES")
 PACK_WEIGHTS = os.environ.get("HF_VISIONTX_PACK_WEIGHTS", "0") == "1"  # opt-in: trades memory for speed
 
 
@@ -307,7 +310,7 @@ def linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     weight, bias = layer.weight, layer.bias
     if type(weight) is not nn.Parameter:  # a tensor subclass: torchao's int8 weights, or another library's
         packed = _int8_packed_weights(layer) if _few_row_inference_call(layer, inputs) else None
-        return layer(inputs) if packed is None else _int8_linear(inputs, packed, bias)
+        return _inference_linear(layer, inputs) if packed is None else _int8_linear(inputs, packed, bias)
     if not _onednn_call(layer, inputs):
         return _inference_linear(layer, inputs)
     if PACK_WEIGHTS and inputs.numel() > layer.in_features:  # one row gains nothing from packing
@@ -390,9 +393,12 @@ def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
 
 
 def _inference_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """`layer(inputs)`, by oneDNN's matmul when `_onednn_inference_call` takes the call."""
+    """`layer(inputs)`, by oneDNN's matmul when `_onednn_inference_call` takes the call, and through torchao's
+    weight-only int8 weights a piece at a time when `_weight_only_int8_call` does."""
     if _onednn_inference_call(layer, inputs):
         return _onednn_linear(inputs.contiguous(), layer.weight, layer.bias)
+    if _weight_only_int8_call(layer, inputs):
+        return _weight_only_int8_linear(inputs, layer.weight.qdata, layer.weight.scale, layer.bias)
     return layer(inputs)
 
 
@@ -628,6 +634,53 @@ def _one_row_int8_linear(
     reads it, so the weights stream at a quarter of float32's bytes."""
     product = _one_row_linear(inputs, qdata, None) * scale.flatten()  # [..., out]
     return product if bias is None else product + bias
+
+
+# --- torchao's weight-only int8 in eager inference ---------------------------------------------------------------
+# torchao's weight-only int8 (`Int8WeightOnlyConfig`) multiplies by its int8 weights converted to float32 whole: a
+# call through the 32000-token output layer of a Transformer-base makes a 65 MB float32 copy of it, four times the
+# int8 weights, at every decoding step in eager mode, and once per `generate()` call in the prefill of a compiled
+# one, where it set the call's peak memory. In eager inference `linear` converts at most `WEIGHT_ONLY_PIECE_ELEMENTS`
+# weight elements at a time, a piece that stays in the CPU's cache, and multiplies the rows by each piece on oneDNN
+# (MKL's `F.linear` where this torch has no oneDNN), then applies torchao's scales and bias:
+# (inputs @ int8 weights^T) * scales + bias, torchao's result up to float rounding.
+
+WEIGHT_ONLY_PIECE_ELEMENTS = 1 << 18  # 1 MiB of float32: inside a core's cache
+
+
+def _weight_only_int8_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether `linear` runs this call of `layer` a piece of the weights at a time (`_weight_only_int8_linear`): a
+    plain `nn.Linear` holding torchao's weight-only int8 in the scheme that function computes, called with inputs
+    whose last size is the layer's, in a plain inference call (`_plain_inference_call`)."""
+    return (
+        WEIGHT_ONLY_PIECES
+        and type(layer) is nn.Linear
+        and type(layer.weight) is not nn.Parameter
+        and inputs.shape[-1:] == (layer.in_features,)
+        and _torchao_weight_only_int8(layer.weight)
+        and _plain_inference_call(layer, inputs)
+    )
+
+
+def _weight_only_int8_linear(
+    inputs: torch.Tensor, qdata: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """inputs [..., in] @ (int8 `qdata` [out, in] as float32)^T * `scale` (one per output row, or one) + bias, as
+    torchao computes its weight-only int8, converting at most `WEIGHT_ONLY_PIECE_ELEMENTS` weight elements to float32
+    at a time: [..., out]."""
+    rows = inputs.reshape(-1, inputs.shape[-1]).contiguous()  # [..., in] -> [M, in]
+    out_features, in_features = qdata.shape
+    piece = max(1, WEIGHT_ONLY_PIECE_ELEMENTS // in_features)  # output rows of the weights per piece
+    multiply = _onednn_linear if _onednn_linear_available() else F.linear  # rows @ weights^T
+    products = [
+        multiply(rows, qdata[start : start + piece].to(rows.dtype), None)  # [M, in] @ [piece, in]^T -> [M, piece]
+        for start in range(0, out_features, piece)
+    ]
+    outputs = products[0] if len(products) == 1 else torch.cat(products, dim=-1)  # [M, out]
+    outputs.mul_(scale.to(rows.dtype).flatten())
+    if bias is not None:
+        outputs += bias
+    return outputs.reshape(*inputs.shape[:-1], out_features)  # [M, out] -> [..., out]
 
 
 def _torchao_weight_only_int8(weight: torch.Tensor) -> bool:

@@ -119,6 +119,7 @@ SWITCHES = {
     "FUSED_CROSS_ENTROPY": "HF_VISIONTX_FUSED_CROSS_ENTROPY",
     "IN_PLACE_ACTIVATIONS": "HF_VISIONTX_IN_PLACE_ACTIVATIONS",
     "ONEDNN_LINEARS": "HF_VISIONTX_ONEDNN_LINEARS",
+    "WEIGHT_ONLY_PIECES": "HF_VISIONTX_WEIGHT_ONLY_PIECES",
 }
 
 
@@ -195,15 +196,17 @@ def test_few_row_linear_equals_f_linear_and_follows_weight_changes(packed, monke
 def test_the_onednn_paths_leave_the_call_to_the_layer_outside_their_domain(case, rows, monkeypatch):
     """Anything the fast paths cannot honour (gradients, other dtypes, autocast's lower precision, hooks of users
     and of accelerate, layers that are not exactly nn.Linear, as quantizers and PEFT make them, or whose weight
-    torchao replaced by an int8 tensor) runs the layer's own forward: in a decoding step's block and, for many rows,
-    anywhere."""
+    torchao replaced by an int8 tensor in a scheme no int8 path takes) runs the layer's own forward: in a decoding
+    step's block and, for many rows, anywhere."""
     monkeypatch.setattr(fast_paths, "MANY_ROW_LEAST_WORK", 0)
     layer = linear_layer()
     if case == "subclass":
         layer = type("WrappedLinear", (torch.nn.Linear,), {})(32, 48)
-    if case == "torchao":  # the layer stays an nn.Linear; its weight becomes a float32-typed int8 tensor subclass
+    if case == "torchao":  # the layer stays an nn.Linear; its weight becomes a float32-typed int8 tensor subclass,
+        # here in a scheme (one scale per group of 16 inputs) that no int8 path of fast_paths computes
         torchao_quantization = pytest.importorskip("torchao.quantization")
-        torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
+        grouped = torchao_quantization.Int8WeightOnlyConfig(granularity=torchao_quantization.PerGroup(16))
+        torchao_quantization.quantize_(layer, grouped)
     inputs = torch.randn(rows, 32)
     if case == "bfloat16":
         layer, inputs = layer.to(torch.bfloat16), inputs.to(torch.bfloat16)

@@ -294,14 +294,12 @@ def test_few_rows_through_fbgemm_equal_torchao_dynamic_int8(rows, monkeypatch):
 
 @needs_fbgemm
 @pytest.mark.parametrize(
-    "case", ["too many rows", "autograd", "weight-only", "asymmetric activations", "static activation scale", "hooked"]
+    "case", ["too many rows", "autograd", "asymmetric activations", "static activation scale", "hooked"]
 )
 def test_other_int8_calls_keep_torchaos_path(case, monkeypatch):
-    """Many rows, gradients, and every int8 scheme the fbgemm call does not reproduce run torchao's path."""
-    if case == "weight-only":
-        layer = nn.Linear(64, 96)
-        torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
-    elif case == "asymmetric activations":
+    """Many rows, gradients, and every dynamic int8 scheme the fbgemm call does not reproduce run torchao's path
+    (weight-only int8 has its own path: see below)."""
+    if case == "asymmetric activations":
         layer = dynamic_int8_layer(act_mapping_type=torchao_quantization.MappingType.ASYMMETRIC)
     else:
         layer = dynamic_int8_layer()
@@ -396,5 +394,102 @@ def test_compiled_decoding_in_weight_only_int8_gives_the_eager_tokens_without_a_
     assert torch.equal(compiled_generation(), eager)
     prefill_only = settings | dict(max_new_tokens=1, min_new_tokens=1)  # the uncompiled first token, encoder included
     prefill = library_calls(profiled_operators(lambda: model.generate(**batch, **prefill_only)))
-    assert prefill["aten::mm"] > 0  # torchao's weight-only layers, run eagerly
+    assert prefill["mkldnn::_linear_pointwise"] + prefill["aten::mm"] > 0  # the weight-only layers, run eagerly
     assert library_calls(profiled_operators(compiled_generation)) == prefill
+
+
+# --- torchao's weight-only int8 in eager inference, a piece of the weights at a time (`fast_paths`) ------------
+
+
+def weight_only_int8_layer(in_features: int = 64, out_features: int = 96, bias: bool = True) -> nn.Linear:
+    torch.manual_seed(0)
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
+    return layer
+
+
+class LargestFloatTensor(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the most elements of any float32 tensor an operator returns while the mode is on."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        for tensor in result if isinstance(result, (tuple, list)) else [result]:
+            if isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32:
+                self.elements = max(self.elements, tensor.numel())
+        return result
+
+
+def largest_float_tensor(run: Callable[[], object]) -> int:
+    """The most elements of a float32 tensor that `run()` makes (inputs and outputs included)."""
+    with LargestFloatTensor() as recorder:
+        run()
+    return recorder.elements
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("rows", [1, 3, FEW_ROWS_MAX + 6])
+def test_weight_only_int8_a_piece_at_a_time_equals_torchaos_layer(rows, bias, monkeypatch):
+    """In and out of a decoding block, `linear` multiplies by 640 x 256 weight-only int8 weights 4096 elements (16
+    rows) at a time, never making their float32 copy as torchao's own layer does; the output is torchao's up to
+    float rounding."""
+    monkeypatch.setattr(fast_paths, "WEIGHT_ONLY_PIECE_ELEMENTS", 4096)
+    layer, inputs = weight_only_int8_layer(256, 640, bias), torch.randn(2, rows, 256)
+    with torch.no_grad():
+        expected = layer(inputs)
+        assert largest_float_tensor(lambda: layer(inputs)) == 640 * 256  # torchao converts the whole weight
+        outputs = linear(layer, inputs)
+        largest = largest_float_tensor(lambda: linear(layer, inputs))
+        with few_row_linears(layer):
+            in_block = linear(layer, inputs)
+    assert largest == max(4096, inputs.numel(), outputs.numel())  # a piece, the inputs or the outputs
+    torch.testing.assert_close(outputs, expected, rtol=1e-5, atol=1e-5 * expected.abs().max())
+    assert torch.equal(in_block, outputs) and outputs.shape == (2, rows, 640)
+
+
+@pytest.mark.parametrize("case", ["switched off", "autograd", "hooked", "dynamic int8", "grouped scales"])
+def test_other_calls_keep_torchaos_weight_only_path(case, monkeypatch):
+    """With the switch off, with gradients, with a hook, and for int8 schemes other than weight-only with one scale
+    per row, `linear` runs torchao's own layer."""
+    monkeypatch.setattr(fast_paths, "WEIGHT_ONLY_PIECES", case != "switched off")
+    if case == "dynamic int8":
+        layer = dynamic_int8_layer(64, 640)
+    elif case == "grouped scales":
+        layer = nn.Linear(64, 640)
+        config = torchao_quantization.Int8WeightOnlyConfig(granularity=torchao_quantization.PerGroup(32))
+        torchao_quantization.quantize_(layer, config)
+    else:
+        layer = weight_only_int8_layer(64, 640)
+    if case == "hooked":
+        layer.register_forward_hook(lambda *_: None)
+    calls = record_calls(monkeypatch, fast_paths, "_weight_only_int8_linear", lambda *args: args)
+    inputs = torch.randn(FEW_ROWS_MAX + 1, 64)
+    with torch.enable_grad() if case == "autograd" else torch.no_grad():
+        assert torch.equal(linear(layer, inputs), layer(inputs))
+    assert not calls
+
+
+def test_decoding_in_weight_only_int8_gives_torchaos_tokens_a_piece_at_a_time(monkeypatch):
+    """Greedy and beam decoding through weight-only int8: the tokens of torchao's own layers, and no float32 copy of
+    the output layer's weights (vocabulary x d_model) is made."""
+    torch.manual_seed(0)
+    config = tiny_transformer_config(dropout=0.0, vocab_size=4000, **TOKEN_IDS)  # the output layer: 4000 x 32
+    model = VtxTransformerForConditionalGeneration(config).eval()
+    torchao_quantization.quantize_(model, torchao_quantization.Int8WeightOnlyConfig())
+    batch, output_weights = source_batch(), model.get_output_embeddings().weight.numel()
+    monkeypatch.setattr(fast_paths, "WEIGHT_ONLY_PIECE_ELEMENTS", output_weights // 4)
+    for beams in (1, 3):
+        settings = dict(max_new_tokens=6, min_new_tokens=6, num_beams=beams, do_sample=False)
+
+        def generation(settings=settings) -> torch.Tensor:
+            return model.generate(**batch, **settings)
+
+        assert largest_float_tensor(generation) < output_weights
+        pieces = generation()
+        monkeypatch.setattr(fast_paths, "WEIGHT_ONLY_PIECES", False)
+        assert largest_float_tensor(generation) == output_weights  # torchao's copy of the output layer's weights
+        assert torch.equal(pieces, generation())
+        monkeypatch.setattr(fast_paths, "WEIGHT_ONLY_PIECES", True)
