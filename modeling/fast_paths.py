@@ -642,7 +642,8 @@ def _one_row_int8_linear(
 # int8 weights, at every decoding step in eager mode, and once per `generate()` call in the prefill of a compiled
 # one, where it set the call's peak memory. In eager inference `linear` converts at most `WEIGHT_ONLY_PIECE_ELEMENTS`
 # weight elements at a time, a piece that stays in the CPU's cache, and multiplies the rows by each piece on oneDNN
-# (MKL's `F.linear` where this torch has no oneDNN), then applies torchao's scales and bias:
+# (with MKL's `F.linear` for small weights, as the few-row rule does, or where this torch has no oneDNN), then
+# applies torchao's scales and bias:
 # (inputs @ int8 weights^T) * scales + bias, torchao's result up to float rounding.
 
 WEIGHT_ONLY_PIECE_ELEMENTS = 1 << 18  # 1 MiB of float32: inside a core's cache
@@ -671,7 +672,8 @@ def _weight_only_int8_linear(
     rows = inputs.reshape(-1, inputs.shape[-1]).contiguous()  # [..., in] -> [M, in]
     out_features, in_features = qdata.shape
     piece = max(1, WEIGHT_ONLY_PIECE_ELEMENTS // in_features)  # output rows of the weights per piece
-    multiply = _onednn_linear if _onednn_linear_available() else F.linear  # rows @ weights^T
+    # rows @ weights^T; below `FEW_ROW_MIN_WEIGHT` elements oneDNN's fixed cost per call outweighs its gain
+    multiply = _onednn_linear if qdata.numel() >= FEW_ROW_MIN_WEIGHT and _onednn_linear_available() else F.linear
     products = [
         multiply(rows, qdata[start : start + piece].to(rows.dtype), None)  # [M, in] @ [piece, in]^T -> [M, piece]
         for start in range(0, out_features, piece)

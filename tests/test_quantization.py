@@ -432,22 +432,26 @@ def largest_float_tensor(run: Callable[[], object]) -> int:
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("rows", [1, 3, FEW_ROWS_MAX + 6])
-def test_weight_only_int8_a_piece_at_a_time_equals_torchaos_layer(rows, bias, monkeypatch):
-    """In and out of a decoding block, `linear` multiplies by 640 x 256 weight-only int8 weights 4096 elements (16
-    rows) at a time, never making their float32 copy as torchao's own layer does; the output is torchao's up to
-    float rounding."""
+@pytest.mark.parametrize("out_features", [640, 1024], ids=["small weights: F.linear", "2^18 weights: oneDNN"])
+def test_weight_only_int8_a_piece_at_a_time_equals_torchaos_layer(out_features, rows, bias, monkeypatch):
+    """In and out of a decoding block, `linear` multiplies by weight-only int8 weights [out_features, 256] 4096
+    elements (16 rows) at a time, never making their float32 copy as torchao's own layer does, on oneDNN from
+    `FEW_ROW_MIN_WEIGHT` weight elements on; the output is torchao's up to float rounding."""
     monkeypatch.setattr(fast_paths, "WEIGHT_ONLY_PIECE_ELEMENTS", 4096)
-    layer, inputs = weight_only_int8_layer(256, 640, bias), torch.randn(2, rows, 256)
+    layer, inputs = weight_only_int8_layer(256, out_features, bias), torch.randn(2, rows, 256)
+    onednn = record_calls(monkeypatch, fast_paths, "_onednn_linear", lambda inputs, weight, bias: weight.shape)
     with torch.no_grad():
         expected = layer(inputs)
-        assert largest_float_tensor(lambda: layer(inputs)) == 640 * 256  # torchao converts the whole weight
+        assert largest_float_tensor(lambda: layer(inputs)) == out_features * 256  # torchao converts the weight whole
         outputs = linear(layer, inputs)
         largest = largest_float_tensor(lambda: linear(layer, inputs))
         with few_row_linears(layer):
             in_block = linear(layer, inputs)
     assert largest == max(4096, inputs.numel(), outputs.numel())  # a piece, the inputs or the outputs
+    pieces = out_features // 16
+    assert onednn == ([(16, 256)] * 3 * pieces if out_features * 256 >= fast_paths.FEW_ROW_MIN_WEIGHT else [])
     torch.testing.assert_close(outputs, expected, rtol=1e-5, atol=1e-5 * expected.abs().max())
-    assert torch.equal(in_block, outputs) and outputs.shape == (2, rows, 640)
+    assert torch.equal(in_block, outputs) and outputs.shape == (2, rows, out_features)
 
 
 @pytest.mark.parametrize("case", ["switched off", "autograd", "hooked", "dynamic int8", "grouped scales"])
