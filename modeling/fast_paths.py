@@ -643,8 +643,7 @@ def _one_row_int8_linear(
 # one, where it set the call's peak memory. In eager inference `linear` converts at most `WEIGHT_ONLY_PIECE_ELEMENTS`
 # weight elements at a time, a piece that stays in the CPU's cache, and multiplies the rows by each piece on oneDNN
 # (with MKL's `F.linear` for small weights, as the few-row rule does, or where this torch has no oneDNN), then
-# applies torchao's scales and bias:
-# (inputs @ int8 weights^T) * scales + bias, torchao's result up to float rounding.
+# applies torchao's scales and bias: (inputs @ int8 weights^T) * scales + bias, torchao's result up to float rounding.
 
 WEIGHT_ONLY_PIECE_ELEMENTS = 1 << 18  # 1 MiB of float32: inside a core's cache
 
