@@ -395,10 +395,13 @@ def _onednn_inference_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
 def _inference_linear(layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """`layer(inputs)`, by oneDNN's matmul when `_onednn_inference_call` takes the call, and through torchao's
     weight-only int8 weights a piece at a time when `_weight_only_int8_call` does."""
+    if type(layer) is nn.Linear and type(layer.weight) is not nn.Parameter:  # a tensor subclass, which oneDNN's
+        # path never takes: torchao's int8 weights, or another library's
+        if _weight_only_int8_call(layer, inputs):
+            return _weight_only_int8_linear(inputs, layer.weight.qdata, layer.weight.scale, layer.bias)
+        return layer(inputs)
     if _onednn_inference_call(layer, inputs):
         return _onednn_linear(inputs.contiguous(), layer.weight, layer.bias)
-    if _weight_only_int8_call(layer, inputs):
-        return _weight_only_int8_linear(inputs, layer.weight.qdata, layer.weight.scale, layer.bias)
     return layer(inputs)
 
 
@@ -648,14 +651,13 @@ def _one_row_int8_linear(
 WEIGHT_ONLY_PIECE_ELEMENTS = 1 << 18  # 1 MiB of float32: inside a core's cache
 
 
-def _weight_only_int8_call(layer: nn.Module, inputs: torch.Tensor) -> bool:
-    """Whether `linear` runs this call of `layer` a piece of the weights at a time (`_weight_only_int8_linear`): a
-    plain `nn.Linear` holding torchao's weight-only int8 in the scheme that function computes, called with inputs
-    whose last size is the layer's, in a plain inference call (`_plain_inference_call`)."""
+def _weight_only_int8_call(layer: nn.Linear, inputs: torch.Tensor) -> bool:
+    """Whether `linear` runs this call of `layer`, a plain `nn.Linear` whose weight is a tensor subclass, a piece of
+    the weights at a time (`_weight_only_int8_linear`): torchao's weight-only int8 in the scheme that function
+    computes, called with inputs whose last size is the layer's, in a plain inference call
+    (`_plain_inference_call`)."""
     return (
         WEIGHT_ONLY_PIECES
-        and type(layer) is nn.Linear
-        and type(layer.weight) is not nn.Parameter
         and inputs.shape[-1:] == (layer.in_features,)
         and _torchao_weight_only_int8(layer.weight)
         and _plain_inference_call(layer, inputs)
