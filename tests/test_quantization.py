@@ -236,11 +236,20 @@ def fbgemm_calls(monkeypatch) -> list[torch.Tensor]:
     return record_calls(monkeypatch, fast_paths, "_int8_linear", lambda inputs, packed, bias: inputs)
 
 
-def dynamic_int8_layer(in_features: int = 64, out_features: int = 96, **config) -> nn.Linear:
+def int8_layer(config, in_features: int = 64, out_features: int = 96, bias: bool = True) -> nn.Linear:
+    """A seeded `nn.Linear` quantized by torchao's `quantize_` under `config`."""
     torch.manual_seed(0)
-    layer = nn.Linear(in_features, out_features)
-    torchao_quantization.quantize_(layer, torchao_quantization.Int8DynamicActivationInt8WeightConfig(**config))
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    torchao_quantization.quantize_(layer, config)
     return layer
+
+
+def dynamic_int8_layer(in_features: int = 64, out_features: int = 96, **config) -> nn.Linear:
+    return int8_layer(torchao_quantization.Int8DynamicActivationInt8WeightConfig(**config), in_features, out_features)
+
+
+def weight_only_int8_layer(in_features: int = 64, out_features: int = 96, bias: bool = True) -> nn.Linear:
+    return int8_layer(torchao_quantization.Int8WeightOnlyConfig(), in_features, out_features, bias)
 
 
 needs_fbgemm = pytest.mark.skipif(not fast_paths._int8_kernel_available(), reason="no fbgemm in this torch")
@@ -363,9 +372,7 @@ def test_one_int8_row_as_a_reduction_equals_torchaos_weight_only_layer():
     """A compiled decoding step computes a one-row projection through weight-only int8 as a sum over the int8
     weights (`_one_row_int8_linear`); it equals the quantized layer's own forward. The dynamic scheme, which also
     quantizes the activations, is not taken for it."""
-    torch.manual_seed(0)
-    layer = nn.Linear(64, 96)
-    torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
+    layer = weight_only_int8_layer()
     weight, row = layer.weight, torch.randn(1, 1, 64)
     assert fast_paths._torchao_weight_only_int8(weight) and not fast_paths._torchao_dynamic_int8(weight)
     assert not fast_paths._torchao_weight_only_int8(dynamic_int8_layer().weight)
@@ -399,13 +406,6 @@ def test_compiled_decoding_in_weight_only_int8_gives_the_eager_tokens_without_a_
 
 
 # --- torchao's weight-only int8 in eager inference, a piece of the weights at a time (`fast_paths`) ------------
-
-
-def weight_only_int8_layer(in_features: int = 64, out_features: int = 96, bias: bool = True) -> nn.Linear:
-    torch.manual_seed(0)
-    layer = nn.Linear(in_features, out_features, bias=bias)
-    torchao_quantization.quantize_(layer, torchao_quantization.Int8WeightOnlyConfig())
-    return layer
 
 
 class LargestFloatTensor(torch.utils._python_dispatch.TorchDispatchMode):
@@ -462,9 +462,8 @@ def test_other_calls_keep_torchaos_weight_only_path(case, monkeypatch):
     if case == "dynamic int8":
         layer = dynamic_int8_layer(64, 640)
     elif case == "grouped scales":
-        layer = nn.Linear(64, 640)
-        config = torchao_quantization.Int8WeightOnlyConfig(granularity=torchao_quantization.PerGroup(32))
-        torchao_quantization.quantize_(layer, config)
+        grouped = torchao_quantization.Int8WeightOnlyConfig(granularity=torchao_quantization.PerGroup(32))
+        layer = int8_layer(grouped, 64, 640)
     else:
         layer = weight_only_int8_layer(64, 640)
     if case == "hooked":
