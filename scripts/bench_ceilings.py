@@ -122,7 +122,13 @@ def greedy_ceiling(name: str, model: torch.nn.Module, args, read_gbs: float) -> 
 
 
 def main() -> None:
-    args = argument_parser(__doc__).parse_args()
+    parser = argument_parser(__doc__)  # bench.py's: its workloads' sizes, `--only`, `--repeats`, `--threads`
+    args = parser.parse_args()
+    if args.compile or args.int8 or args.engines or args.json:
+        parser.error(
+            "bench_ceilings.py measures ours in eager fp32 and prints lines: --compile, --int8, --engines "
+            "and --json do not apply"
+        )
     torch.set_num_threads(args.threads)
     steady_allocator()
     read_gbs = read_bandwidth_gbs()
